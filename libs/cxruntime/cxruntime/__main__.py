@@ -1,0 +1,5 @@
+import sys
+
+from cxruntime.cli import main
+
+sys.exit(main())

@@ -1,0 +1,103 @@
+"""Authentication of HTTP requests by API key, with a short-lived cache.
+
+Keys are looked up by id and verified in constant time; results (including misses) are cached
+for `ttl_s` so the ingest path does not query PostgreSQL per request. A revoked key stops
+working within that time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cxruntime import apikeys
+from cxruntime.apikeys import ApiKey
+from cxruntime.problems import Problem
+
+_BEARER = "bearer "
+
+
+def presented_key(request: Request) -> str | None:
+    """The key from `Authorization: Bearer ...` or `X-API-Key`, if any."""
+    header = request.headers.get("authorization")
+    if header and header[: len(_BEARER)].lower() == _BEARER:
+        return header[len(_BEARER) :].strip() or None
+    return request.headers.get("x-api-key") or None
+
+
+class Authenticator:
+    """Resolves presented keys to `ApiKey`s, caching answers for `ttl_s` seconds."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        ttl_s: float = 5.0,
+        max_entries: int = 10_000,
+    ) -> None:
+        self._sessions = sessions
+        self._ttl_s = ttl_s
+        self._max_entries = max_entries
+        self._cache: dict[str, tuple[float, ApiKey | None]] = {}
+
+    async def resolve(self, key: str) -> ApiKey | None:
+        """The live key for `key`, or None."""
+        now = time.monotonic()
+        hit = self._cache.get(key)
+        if hit is not None and now - hit[0] < self._ttl_s:
+            return hit[1]
+        async with self._sessions() as session:
+            found = await apikeys.authenticate(session, key)
+        if len(self._cache) >= self._max_entries:
+            self._cache.clear()
+        self._cache[key] = (now, found)
+        return found
+
+    async def require(self, request: Request, scope: str) -> ApiKey:
+        """The request's key if it carries `scope`; 401 or 403 problems otherwise."""
+        key = presented_key(request)
+        if key is None:
+            raise Problem(
+                401,
+                "Unauthorized",
+                "Send an API key as `Authorization: Bearer <key>` or `X-API-Key: <key>`.",
+                headers={"WWW-Authenticate": 'Bearer realm="cxloop"'},
+            )
+        found = await self.resolve(key)
+        if found is None:
+            raise Problem(
+                401,
+                "Unauthorized",
+                "The API key is unknown or revoked.",
+                headers={"WWW-Authenticate": 'Bearer realm="cxloop", error="invalid_token"'},
+            )
+        if not found.allows(scope):
+            raise Problem(403, "Forbidden", f"The key {found.name!r} lacks the scope {scope!r}.")
+        return found
+
+
+def authenticator(request: Request) -> Authenticator:
+    """The app's `Authenticator`, set on `app.state.authenticator` in its lifespan."""
+    auth = request.app.state.authenticator
+    assert isinstance(auth, Authenticator)
+    return auth
+
+
+def require_scope(scope: str) -> Callable[[Request], Awaitable[ApiKey]]:
+    """A dependency that authenticates the request and demands `scope`."""
+
+    async def dependency(request: Request) -> ApiKey:
+        return await authenticator(request).require(request, scope)
+
+    dependency.__name__ = f"require_{scope}"
+    return dependency
+
+
+IngestKey = Annotated[ApiKey, Depends(require_scope("ingest"))]
+ReadKey = Annotated[ApiKey, Depends(require_scope("read"))]
+CasesKey = Annotated[ApiKey, Depends(require_scope("cases"))]
+AdminKey = Annotated[ApiKey, Depends(require_scope("admin"))]

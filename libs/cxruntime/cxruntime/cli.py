@@ -1,0 +1,202 @@
+"""The `cxloop` command line (SPEC.md, "Command line").
+
+Each service package may add its own commands through a `cli` module with
+`register(commands)`, where `commands` is the argparse sub-parser collection and each parser
+sets `handler=callable(args) -> int`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import sys
+from collections.abc import Sequence
+
+from cxruntime import apikeys
+from cxruntime.db import make_engine, make_sessionmaker
+from cxruntime.errors import ConfigurationError
+from cxruntime.logs import configure_logging
+from cxruntime.services import SERVICES
+from cxruntime.settings import CommonSettings
+
+EXTENSIONS = ("cxloop_collector", "cxloop_enricher", "cxloop_metrics", "cxloop_closed_loop")
+
+
+def _up(args: argparse.Namespace) -> int:
+    from cxruntime.supervisor import Supervisor
+
+    settings = CommonSettings()
+    configure_logging("up", settings.log_level)
+    return Supervisor(settings).run()
+
+
+def _run_service(args: argparse.Namespace) -> int:
+    module = importlib.import_module(f"{args.package}.main")
+    status = module.run()
+    assert isinstance(status, int)
+    return status
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from cxruntime.migrations import migrate
+
+    settings = CommonSettings()
+    done = migrate(settings.database_dsn())
+    print(f"migrated: {', '.join(done)}")
+    return 0
+
+
+def _topics_create(args: argparse.Namespace) -> int:
+    from cxruntime.kafka import ensure_topics
+
+    settings = CommonSettings()
+    created = asyncio.run(
+        ensure_topics(
+            settings.kafka_bootstrap(),
+            partitions=args.partitions or settings.topic_partitions,
+            replication_factor=args.replication_factor or settings.topic_replication_factor,
+        )
+    )
+    print(f"created: {', '.join(created)}" if created else "all topics exist")
+    return 0
+
+
+def _split(value: str | None) -> list[str]:
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+def _keys(args: argparse.Namespace) -> int:
+    settings = CommonSettings()
+
+    async def act() -> int:
+        engine = make_engine(settings.database_dsn(), pool_size=1, max_overflow=0)
+        sessions = make_sessionmaker(engine)
+        try:
+            async with sessions() as session, session.begin():
+                if args.keys_command == "create":
+                    key, secret = await apikeys.create_key(
+                        session,
+                        name=args.name,
+                        scopes=_split(args.scopes),
+                        channels=_split(args.channels),
+                        origins=_split(args.origins),
+                        team=args.team,
+                        publishable=args.publishable,
+                    )
+                    print(
+                        f"created key {key.name!r} (scopes {', '.join(sorted(key.scopes))}; "
+                        f"channels {', '.join(sorted(key.channels)) or 'all'}); "
+                        "it is shown once and stored hashed:"
+                    )
+                    print(secret)
+                    return 0
+                if args.keys_command == "list":
+                    print(f"{'NAME':<28} {'SCOPES':<22} {'CHANNELS':<26} {'TEAM':<14} STATUS")
+                    for key in await apikeys.list_keys(session):
+                        status = "revoked" if key.revoked_at else "active"
+                        channels = ",".join(sorted(key.channels)) or "all"
+                        print(
+                            f"{key.name:<28} {','.join(sorted(key.scopes)):<22} "
+                            f"{channels:<26} {key.team or '-':<14} {status}"
+                        )
+                    return 0
+                if await apikeys.revoke_key(session, name=args.name):
+                    print(f"revoked key {args.name!r}")
+                    return 0
+                print(f"no active key named {args.name!r}", file=sys.stderr)
+                return 1
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(act())
+    except apikeys.ApiKeyRequestError as exc:
+        print(f"cxloop keys: {exc}", file=sys.stderr)
+        return 2
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from cxruntime.demo import run_demo
+
+    return run_demo(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole `cxloop` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="cxloop", description="cxloop: a self-hosted Voice-of-the-Customer pipeline."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = commands.add_parser("up", help="start the embedded servers and all four services")
+    up.set_defaults(handler=_up)
+
+    for service in SERVICES:
+        sub = commands.add_parser(service.name, help=f"run the {service.name} service alone")
+        sub.set_defaults(handler=_run_service, package=service.package)
+
+    mig = commands.add_parser("migrate", help="apply the database migrations")
+    mig.set_defaults(handler=_migrate)
+
+    topics = commands.add_parser("topics", help="Kafka topics")
+    topics_sub = topics.add_subparsers(dest="topics_command", required=True)
+    create = topics_sub.add_parser("create", help="create the cxloop topics that are missing")
+    create.add_argument("--partitions", type=int, default=None)
+    create.add_argument("--replication-factor", type=int, default=None)
+    create.set_defaults(handler=_topics_create)
+
+    keys = commands.add_parser("keys", help="API keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    kc = keys_sub.add_parser("create", help="create a key; prints it as the last line")
+    kc.add_argument("--name", required=True)
+    kc.add_argument("--scopes", required=True, help="comma-separated: ingest,read,cases,admin")
+    kc.add_argument("--channels", default="", help="comma-separated channels (default: all)")
+    kc.add_argument("--team", default=None, help="limit a cases key to one team's cases")
+    kc.add_argument("--origins", default="", help="allowed browser origins (publishable keys)")
+    kc.add_argument(
+        "--publishable", action="store_true", help="a browser key: ingest on web from --origins"
+    )
+    kc.set_defaults(handler=_keys)
+    kl = keys_sub.add_parser("list", help="list keys")
+    kl.set_defaults(handler=_keys)
+    kr = keys_sub.add_parser("revoke", help="revoke a key by name")
+    kr.add_argument("name")
+    kr.set_defaults(handler=_keys)
+
+    demo = commands.add_parser("demo", help="post a realistic stream to a running collector")
+    demo.add_argument("--collector", default=None, help="collector URL (default: local)")
+    demo.add_argument("--metrics", default=None, help="metrics URL (default: local)")
+    demo.add_argument("--closed-loop", default=None, help="closed-loop URL (default: local)")
+    demo.add_argument("--key", default=None, help="API key (default: the dev key of cxloop up)")
+    demo.add_argument("--events", type=int, default=120, help="how many events to post")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.set_defaults(handler=_demo)
+
+    for package in EXTENSIONS:
+        try:
+            module = importlib.import_module(f"{package}.cli")
+        except ModuleNotFoundError as exc:
+            if exc.name not in (package, f"{package}.cli"):
+                raise
+            continue
+        module.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `cxloop` script."""
+    args = build_parser().parse_args(argv)
+    try:
+        status = args.handler(args)
+    except ConfigurationError as exc:
+        print(f"cxloop: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    assert isinstance(status, int)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

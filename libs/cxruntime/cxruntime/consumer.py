@@ -1,0 +1,430 @@
+"""The consumer runner every consuming service runs on.
+
+A batch goes through a fixed chain of steps, each knowing only the next:
+
+    decode -> (dead-letter the invalid) -> handle -> produce and await acks -> commit
+
+Commit is the last step by construction, so an offset is never committed before the work it
+covers is durable. Nothing auto-commits; commits are throttled by count and time and forced on
+partition revocation and on shutdown.
+
+Two kinds of error:
+- `InvalidMessage` from `decode`: never retried. The original bytes go to the dead-letter topic
+  with the reason, and the offset is committed. If the invalid share of a sliding window exceeds
+  `max_invalid_ratio`, the runner stops with `DeadLetterRateExceeded` instead of dead-lettering
+  everything (a broken deploy stops; it does not empty the topic).
+- Anything else from `handle` or the producer: transient. Nothing is committed; the batch is
+  retried with exponential backoff and, after `max_retries`, the runner raises so the process
+  exits and the group rebalances.
+
+Processors that keep their offsets in their own database (exactly-once sinks) pass an
+`OffsetStore`: the runner seeks to the stored positions on every assignment, and `handle`
+receives the positions to store in the same transaction as its writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import random
+import time
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from cxschema import INVALID, Headers, invalid_headers
+from prometheus_client import Counter, Gauge, Histogram
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+RECORDS = Counter(
+    "cx_consumer_records_total",
+    "Records the consumer runner finished, by outcome (processed or dead_lettered).",
+    ["group", "topic", "outcome"],
+)
+BATCH_SECONDS = Histogram(
+    "cx_consumer_batch_seconds",
+    "Time to decode, handle, produce and acknowledge one batch.",
+    ["group"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+RETRIES = Counter(
+    "cx_consumer_retries_total", "Batches retried after a transient error.", ["group"]
+)
+LAG = Gauge(
+    "cx_consumer_lag",
+    "Records between the partition's high watermark and the consumer's position.",
+    ["group", "topic", "partition"],
+)
+COMMITS = Counter("cx_consumer_commits_total", "Offset commits to Kafka.", ["group", "outcome"])
+
+
+class InvalidMessage(Exception):
+    """A record that can never be processed; it goes to the dead-letter topic."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class DeadLetterRateExceeded(RuntimeError):
+    """Too large a share of recent records was invalid; the runner stops rather than drain."""
+
+
+@dataclass(frozen=True, slots=True)
+class Consumed:
+    """One record as read from Kafka."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+    timestamp_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Produce:
+    """One record to write; the runner waits for its acknowledgement before committing."""
+
+    topic: str
+    value: bytes
+    key: bytes | None = None
+    headers: Headers = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded(Generic[T_co]):
+    """A record and what `decode` made of it."""
+
+    record: Consumed
+    value: T_co
+
+
+Positions = Mapping[TopicPartition, int]
+"""For each partition, the offset of the next record to read (what Kafka calls committed)."""
+
+
+class Processor(Protocol[T]):
+    """The business side of a consumer: a pure `decode` and an idempotent `handle`."""
+
+    def decode(self, record: Consumed) -> T:
+        """Turn a record into a value, or raise `InvalidMessage`."""
+        ...
+
+    async def handle(self, batch: Sequence[Decoded[T]], positions: Positions) -> Sequence[Produce]:
+        """Apply the batch (idempotently) and return the records to produce.
+
+        `positions` are the offsets that will be committed once this returns and its records are
+        acknowledged; processors with an `OffsetStore` store them in their own transaction.
+        """
+        ...
+
+
+class OffsetStore(Protocol):
+    """Where a processor keeps its own consumer positions (for exactly-once sinks)."""
+
+    async def load(self, partitions: Collection[TopicPartition]) -> Positions:
+        """Stored positions of these partitions; a partition absent here starts per the policy."""
+        ...
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    """How a runner consumes; every field has a production default."""
+
+    bootstrap: str
+    group_id: str
+    topics: tuple[str, ...]
+    stage: str
+    client_id: str = "cxloop"
+    max_batch: int = 500
+    poll_timeout_ms: int = 200
+    commit_every: int = 1000
+    commit_interval_s: float = 1.0
+    max_retries: int = 8
+    retry_base_s: float = 0.2
+    retry_max_s: float = 10.0
+    max_invalid_ratio: float = 0.5
+    invalid_window: int = 200
+    auto_offset_reset: str = "earliest"
+    session_timeout_ms: int = 10_000
+    heartbeat_interval_ms: int = 2_000
+    max_poll_interval_ms: int = 300_000
+
+
+class ConsumerRunner(Generic[T]):
+    """Runs one `Processor` on one consumer until `stop()`; see the module docstring."""
+
+    def __init__(
+        self,
+        config: RunnerConfig,
+        processor: Processor[T],
+        producer: AIOKafkaProducer,
+        *,
+        offset_store: OffsetStore | None = None,
+    ) -> None:
+        self._config = config
+        self._processor = processor
+        self._producer = producer
+        self._offset_store = offset_store
+        self._stopping = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._pending: dict[TopicPartition, int] = {}
+        self._since_commit = 0
+        self._last_commit = time.monotonic()
+        self._recent_invalid: collections.deque[bool] = collections.deque(
+            maxlen=config.invalid_window
+        )
+        self._consumer: AIOKafkaConsumer | None = None
+        self._lag_observed_at = 0.0
+        self.running = False
+
+    @property
+    def assignment(self) -> frozenset[TopicPartition]:
+        """Partitions this runner currently owns."""
+        if self._consumer is None:
+            return frozenset()
+        return frozenset(self._consumer.assignment())
+
+    def stop(self) -> None:
+        """Ask the runner to finish its batch, commit and return."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Consume until `stop()`; raises on a fatal error after committing what is done."""
+        cfg = self._config
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=cfg.bootstrap,
+            group_id=cfg.group_id,
+            client_id=cfg.client_id,
+            enable_auto_commit=False,
+            auto_offset_reset=cfg.auto_offset_reset,
+            session_timeout_ms=cfg.session_timeout_ms,
+            heartbeat_interval_ms=cfg.heartbeat_interval_ms,
+            max_poll_interval_ms=cfg.max_poll_interval_ms,
+            isolation_level="read_uncommitted",
+        )
+        consumer.subscribe(list(cfg.topics), listener=_Rebalance(self))
+        self._consumer = consumer
+        await consumer.start()
+        self.running = True
+        log.info("consumer %s started on %s", cfg.group_id, ", ".join(cfg.topics))
+        try:
+            while not self._stopping.is_set():
+                batches = await consumer.getmany(
+                    timeout_ms=cfg.poll_timeout_ms, max_records=cfg.max_batch
+                )
+                records = [
+                    _consumed(message)
+                    for tp_messages in batches.values()
+                    for message in tp_messages
+                ]
+                async with self._lock:
+                    if records:
+                        await self._process_with_retry(records)
+                    await self._commit_if_due()
+                await self._observe_lag(consumer)
+        finally:
+            self.running = False
+            try:
+                async with self._lock:
+                    await self._commit(force=True)
+            finally:
+                await consumer.stop()
+                self._consumer = None
+                log.info("consumer %s stopped", cfg.group_id)
+
+    async def _process_with_retry(self, records: list[Consumed]) -> None:
+        cfg = self._config
+        attempt = 0
+        while True:
+            try:
+                await self._process(records)
+                return
+            except (InvalidMessage, DeadLetterRateExceeded):
+                raise
+            except Exception:
+                attempt += 1
+                if attempt > cfg.max_retries or self._stopping.is_set():
+                    log.exception("batch failed %d times; giving up", attempt)
+                    raise
+                RETRIES.labels(cfg.group_id).inc()
+                delay = min(cfg.retry_max_s, cfg.retry_base_s * 2 ** (attempt - 1))
+                delay *= 0.5 + random.random()
+                log.warning(
+                    "batch failed (attempt %d), retrying in %.2fs", attempt, delay, exc_info=True
+                )
+                await asyncio.sleep(delay)
+
+    async def _process(self, records: list[Consumed]) -> None:
+        cfg = self._config
+        started = time.perf_counter()
+        decoded: list[Decoded[T]] = []
+        dead: list[Produce] = []
+        for record in records:
+            try:
+                decoded.append(Decoded(record, self._processor.decode(record)))
+                self._recent_invalid.append(False)
+            except InvalidMessage as exc:
+                self._recent_invalid.append(True)
+                dead.append(_dead_letter(record, exc.reason, cfg.stage))
+        self._check_invalid_share()
+        positions = _next_positions(records)
+        # Dead letters first: if we crash after them, the batch is redone and the dead letters
+        # repeat, which a reader of the dead-letter topic tolerates (at-least-once).
+        await self._produce(dead)
+        outputs = await self._processor.handle(decoded, positions)
+        await self._produce(outputs)
+        self._pending.update(positions)
+        self._since_commit += len(records)
+        BATCH_SECONDS.labels(cfg.group_id).observe(time.perf_counter() - started)
+        for topic, n in collections.Counter(r.record.topic for r in decoded).items():
+            RECORDS.labels(cfg.group_id, topic, "processed").inc(n)
+        if dead:
+            RECORDS.labels(cfg.group_id, records[0].topic, "dead_lettered").inc(len(dead))
+
+    def _check_invalid_share(self) -> None:
+        cfg = self._config
+        window = self._recent_invalid
+        if len(window) < min(cfg.invalid_window, 50):
+            return
+        share = sum(window) / len(window)
+        if share > cfg.max_invalid_ratio:
+            raise DeadLetterRateExceeded(
+                f"{share:.0%} of the last {len(window)} records were invalid "
+                f"(limit {cfg.max_invalid_ratio:.0%}); stopping instead of dead-lettering them all"
+            )
+
+    async def _produce(self, records: Sequence[Produce]) -> None:
+        if not records:
+            return
+        futures = [
+            await self._producer.send(r.topic, r.value, key=r.key, headers=list(r.headers))
+            for r in records
+        ]
+        await asyncio.gather(*futures)
+
+    async def _commit_if_due(self) -> None:
+        cfg = self._config
+        due = self._since_commit >= cfg.commit_every or (
+            time.monotonic() - self._last_commit >= cfg.commit_interval_s
+        )
+        if due:
+            await self._commit(force=False)
+
+    async def _commit(self, *, force: bool, only: Collection[TopicPartition] | None = None) -> None:
+        consumer = self._consumer
+        if consumer is None or not self._pending:
+            self._last_commit = time.monotonic()
+            return
+        owned = consumer.assignment()
+        offsets = {
+            tp: offset
+            for tp, offset in self._pending.items()
+            if tp in owned and (only is None or tp in only)
+        }
+        if offsets:
+            try:
+                await consumer.commit(offsets)
+                COMMITS.labels(self._config.group_id, "ok").inc()
+            except (CommitFailedError, IllegalStateError, KafkaError) as exc:
+                COMMITS.labels(self._config.group_id, "failed").inc()
+                # The records will be delivered again to whoever owns the partition now;
+                # sinks are idempotent, so this costs work, not correctness.
+                log.warning("commit failed (%s); records will be redelivered", exc)
+                if force:
+                    log.info("final commit failed; continuing shutdown")
+        for tp in list(self._pending):
+            if only is None or tp in only or tp not in owned:
+                self._pending.pop(tp, None)
+        self._since_commit = 0
+        self._last_commit = time.monotonic()
+
+    async def on_revoked(self, revoked: Collection[TopicPartition]) -> None:
+        """Commit what is done for partitions about to move to another consumer."""
+        async with self._lock:
+            await self._commit(force=True, only=revoked)
+        for tp in revoked:
+            labels = (self._config.group_id, tp.topic, str(tp.partition))
+            if labels in LAG._metrics:
+                LAG.remove(*labels)
+
+    async def on_assigned(self, assigned: Collection[TopicPartition]) -> None:
+        """Seek to the processor's own stored positions, when it keeps them."""
+        if self._offset_store is None or self._consumer is None or not assigned:
+            return
+        positions = await self._offset_store.load(assigned)
+        for tp, offset in positions.items():
+            self._consumer.seek(tp, offset)
+        log.info("seeked %d partitions to stored positions", len(positions))
+
+    async def _observe_lag(self, consumer: AIOKafkaConsumer) -> None:
+        now = time.monotonic()
+        if now - self._lag_observed_at < 1.0:
+            return
+        self._lag_observed_at = now
+        group = self._config.group_id
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            if high is None:
+                continue
+            try:
+                position = await consumer.position(tp)
+            except (IllegalStateError, KafkaError):
+                continue
+            LAG.labels(group, tp.topic, str(tp.partition)).set(max(0, high - position))
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, runner: ConsumerRunner[Any]) -> None:
+        self._runner = runner
+
+    async def on_partitions_revoked(self, revoked: Collection[TopicPartition]) -> None:
+        await self._runner.on_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
+        await self._runner.on_assigned(assigned)
+
+
+def _consumed(message: Any) -> Consumed:
+    return Consumed(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value,
+        headers=tuple(message.headers or ()),
+        timestamp_ms=message.timestamp,
+    )
+
+
+def _next_positions(records: Sequence[Consumed]) -> dict[TopicPartition, int]:
+    positions: dict[TopicPartition, int] = {}
+    for record in records:
+        tp = TopicPartition(record.topic, record.partition)
+        positions[tp] = max(positions.get(tp, 0), record.offset + 1)
+    return positions
+
+
+def _dead_letter(record: Consumed, reason: str, stage: str) -> Produce:
+    return Produce(
+        topic=INVALID,
+        value=record.value or b"",
+        key=record.key,
+        headers=invalid_headers(
+            record.headers,
+            reason=reason,
+            stage=stage,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+        ),
+    )

@@ -1,0 +1,19 @@
+"""Logging: one line per record, to stderr, with the service name."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+
+def configure_logging(service: str, level: str = "INFO") -> None:
+    """Set up root logging for a cxloop process."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter(f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s")
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    logging.getLogger("aiokafka").setLevel(max(logging.WARNING, root.level))
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)

@@ -1,0 +1,44 @@
+"""Operations endpoints every service serves: `/healthz`, `/readyz`, `/metrics`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+ReadinessCheck = Callable[[], Awaitable[bool]]
+
+
+def ops_router(checks: Callable[[], Mapping[str, ReadinessCheck]]) -> APIRouter:
+    """Health, readiness and Prometheus endpoints.
+
+    `checks` is called per request (the checks exist only once the lifespan built the clients);
+    `/readyz` answers 503 while any check fails, naming which.
+    """
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz", summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz", summary="Kafka and the database are reachable")
+    async def readyz() -> Response:
+        named = dict(checks())
+        if not named:
+            return JSONResponse({"status": "starting", "checks": {}}, status_code=503)
+        results = await asyncio.gather(*(check() for check in named.values()))
+        status = dict(zip(named, results, strict=True))
+        ready = all(results)
+        return JSONResponse(
+            {"status": "ready" if ready else "unavailable", "checks": status},
+            status_code=200 if ready else 503,
+        )
+
+    @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def metrics() -> Response:
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    return router

@@ -1,0 +1,66 @@
+"""cxloop's event contract: models, topic names, encoding and CloudEvents Kafka headers.
+
+This package imports no Kafka client, database driver or web framework, so every service
+and every peer client can depend on it.
+"""
+
+from cxschema.codec import (
+    decode_enriched,
+    decode_received,
+    encode,
+    feedback_uid,
+    record_key,
+)
+from cxschema.events import (
+    CHANNELS,
+    Channel,
+    Customer,
+    FeedbackContext,
+    FeedbackEnriched,
+    FeedbackReceived,
+    FeedbackSubmission,
+    Scores,
+    Sentiment,
+    SentimentLabel,
+)
+from cxschema.headers import (
+    CE_SPECVERSION,
+    TYPE_ENRICHED,
+    TYPE_REJECTED,
+    TYPE_SUBMITTED,
+    Headers,
+    ce_headers,
+    header_value,
+    invalid_headers,
+)
+from cxschema.topics import ENRICHED, INVALID, RAW, TOPICS
+
+__all__ = [
+    "CE_SPECVERSION",
+    "CHANNELS",
+    "ENRICHED",
+    "INVALID",
+    "RAW",
+    "TOPICS",
+    "TYPE_ENRICHED",
+    "TYPE_REJECTED",
+    "TYPE_SUBMITTED",
+    "Channel",
+    "Customer",
+    "FeedbackContext",
+    "FeedbackEnriched",
+    "FeedbackReceived",
+    "FeedbackSubmission",
+    "Headers",
+    "Scores",
+    "Sentiment",
+    "SentimentLabel",
+    "ce_headers",
+    "decode_enriched",
+    "decode_received",
+    "encode",
+    "feedback_uid",
+    "header_value",
+    "invalid_headers",
+    "record_key",
+]

@@ -1,0 +1,43 @@
+"""JSON encoding of events, the record key and the downstream deduplication id."""
+
+from __future__ import annotations
+
+import hashlib
+
+from pydantic import BaseModel
+
+from cxschema.events import FeedbackEnriched, FeedbackReceived
+
+
+def encode(event: BaseModel) -> bytes:
+    """Serialise an event to compact JSON bytes (None fields left out)."""
+    return event.__pydantic_serializer__.to_json(event, exclude_none=True)
+
+
+def decode_received(value: bytes) -> FeedbackReceived:
+    """Parse a `cx.feedback.raw.v1` value; raises `pydantic.ValidationError`."""
+    return FeedbackReceived.model_validate_json(value)
+
+
+def decode_enriched(value: bytes) -> FeedbackEnriched:
+    """Parse a `cx.feedback.enriched.v1` value; raises `pydantic.ValidationError`."""
+    return FeedbackEnriched.model_validate_json(value)
+
+
+def feedback_uid(source: str, event_id: str) -> str:
+    """The idempotency key of an event: (source, id) hashed to 32 hex characters.
+
+    Every sink deduplicates on it, so a record delivered twice is counted once.
+    """
+    digest = hashlib.sha256(f"{source}\x00{event_id}".encode()).hexdigest()
+    return digest[:32]
+
+
+def record_key(event: FeedbackReceived) -> bytes:
+    """The Kafka record key: the customer id, so one customer's feedback stays in order.
+
+    Anonymous feedback is keyed by its own uid, which spreads it over the partitions.
+    """
+    if event.customer is not None:
+        return event.customer.id.encode()
+    return feedback_uid(event.source, event.id).encode()

@@ -1,0 +1,65 @@
+"""CloudEvents 1.0 Kafka protocol binding, binary content mode.
+
+The record value is the event data; the attributes travel as headers `ce_<name>`, and
+`content-type` carries the data's media type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final
+
+from cxschema.events import FeedbackReceived
+
+Headers = list[tuple[str, bytes]]
+
+CE_SPECVERSION: Final = "1.0"
+CONTENT_TYPE_JSON: Final = "application/json"
+TYPE_SUBMITTED: Final = "com.cxloop.feedback.submitted"
+TYPE_ENRICHED: Final = "com.cxloop.feedback.enriched"
+TYPE_REJECTED: Final = "com.cxloop.feedback.rejected"
+
+
+def ce_headers(event: FeedbackReceived, *, ce_type: str) -> Headers:
+    """The binary-mode CloudEvents headers of an event's Kafka record."""
+    headers: Headers = [
+        ("ce_specversion", CE_SPECVERSION.encode()),
+        ("ce_id", event.id.encode()),
+        ("ce_source", event.source.encode()),
+        ("ce_type", ce_type.encode()),
+        ("ce_time", event.occurred_at.isoformat().encode()),
+        ("content-type", CONTENT_TYPE_JSON.encode()),
+    ]
+    if event.customer is not None:
+        headers.append(("ce_subject", event.customer.id.encode()))
+    return headers
+
+
+def header_value(headers: Sequence[tuple[str, bytes]], name: str) -> str | None:
+    """The first header of that name decoded as UTF-8, or None."""
+    for key, value in headers:
+        if key == name:
+            return value.decode("utf-8", errors="replace")
+    return None
+
+
+def invalid_headers(
+    original: Sequence[tuple[str, bytes]],
+    *,
+    reason: str,
+    stage: str,
+    topic: str | None = None,
+    partition: int | None = None,
+    offset: int | None = None,
+) -> Headers:
+    """Headers of a dead letter: the original headers plus `cx_error_*` saying what and where."""
+    headers: Headers = [(k, v) for k, v in original if not k.startswith("cx_error_")]
+    headers.append(("cx_error_reason", reason[:4000].encode()))
+    headers.append(("cx_error_stage", stage.encode()))
+    if topic is not None:
+        headers.append(("cx_error_topic", topic.encode()))
+    if partition is not None:
+        headers.append(("cx_error_partition", str(partition).encode()))
+    if offset is not None:
+        headers.append(("cx_error_offset", str(offset).encode()))
+    return headers

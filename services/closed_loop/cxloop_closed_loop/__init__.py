@@ -1,0 +1,1 @@
+"""cxloop closed_loop service."""

@@ -1,0 +1,1 @@
+"""cxloop collector service."""
