@@ -10,12 +10,12 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from cxruntime.db import make_engine, make_sessionmaker
 from cxruntime.embedded import EmbeddedKafka, EmbeddedPostgres
 from cxruntime.kafka import ensure_topics
 from cxruntime.migrations import migrate
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 TEMPLATE_DB = "cxloop_template"
 

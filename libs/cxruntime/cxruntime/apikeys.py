@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final, Literal, get_args
 
-from cxschema import CHANNELS
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cxruntime.orm import ApiKeyRow
+from cxschema import CHANNELS
 
 Scope = Literal["ingest", "read", "cases", "admin"]
 SCOPES: Final[tuple[str, ...]] = get_args(Scope)

@@ -35,8 +35,9 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
-from cxschema import INVALID, Headers, invalid_headers
 from prometheus_client import Counter, Gauge, Histogram
+
+from cxschema import INVALID, Headers, invalid_headers
 
 log = logging.getLogger(__name__)
 

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
 from cxschema import TOPICS
 
 log = logging.getLogger(__name__)
