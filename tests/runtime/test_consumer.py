@@ -1,0 +1,249 @@
+"""The consumer runner against a real broker: order of steps, dead letters, commits, seeks."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Collection, Sequence
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from cxruntime.consumer import (
+    Consumed,
+    ConsumerRunner,
+    DeadLetterRateExceeded,
+    Decoded,
+    InvalidMessage,
+    Positions,
+    Produce,
+    RunnerConfig,
+)
+from cxruntime.embedded import EmbeddedKafka
+from cxruntime.kafka import make_producer
+from cxschema import ENRICHED, INVALID, RAW, header_value
+
+pytestmark = pytest.mark.integration
+
+
+class Doubler:
+    """Decodes {"n": int}; produces {"n": 2n} to ENRICHED; fails `failures` times first."""
+
+    def __init__(self, failures: int = 0) -> None:
+        self.failures = failures
+        self.handled: list[int] = []
+        self.positions: list[dict[TopicPartition, int]] = []
+
+    def decode(self, record: Consumed) -> int:
+        try:
+            return int(orjson.loads(record.value or b"")["n"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise InvalidMessage(f"not a number record: {exc}") from exc
+
+    async def handle(
+        self, batch: Sequence[Decoded[int]], positions: Positions
+    ) -> Sequence[Produce]:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("sink unavailable")
+        self.handled.extend(item.value for item in batch)
+        self.positions.append(dict(positions))
+        return [
+            Produce(ENRICHED, orjson.dumps({"n": item.value * 2}), key=item.record.key)
+            for item in batch
+        ]
+
+
+async def _produce(bootstrap: str, values: list[bytes]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for i, value in enumerate(values):
+            await producer.send_and_wait(RAW, value, key=str(i % 5).encode())
+    finally:
+        await producer.stop()
+
+
+async def _read_all(
+    bootstrap: str, topic: str, expect: int, timeout_s: float = 10
+) -> list[Consumed]:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    out: list[Consumed] = []
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while len(out) < expect and asyncio.get_running_loop().time() < deadline:
+            batches = await consumer.getmany(timeout_ms=200)
+            for messages in batches.values():
+                out.extend(
+                    Consumed(
+                        m.topic,
+                        m.partition,
+                        m.offset,
+                        m.key,
+                        m.value,
+                        tuple(m.headers),
+                        m.timestamp,
+                    )
+                    for m in messages
+                )
+        await asyncio.sleep(0.3)
+        for messages in (await consumer.getmany(timeout_ms=200)).values():
+            out.extend(
+                Consumed(
+                    m.topic, m.partition, m.offset, m.key, m.value, tuple(m.headers), m.timestamp
+                )
+                for m in messages
+            )
+    finally:
+        await consumer.stop()
+    return out
+
+
+def _config(bootstrap: str, **overrides: object) -> RunnerConfig:
+    base = {
+        "bootstrap": bootstrap,
+        "group_id": "test-group",
+        "topics": (RAW,),
+        "stage": "test",
+        "commit_interval_s": 0.1,
+        "retry_base_s": 0.01,
+        "session_timeout_ms": 6000,
+        "heartbeat_interval_ms": 500,
+    }
+    base.update(overrides)
+    return RunnerConfig(**base)  # type: ignore[arg-type]
+
+
+async def _run_until(runner: ConsumerRunner[int], condition: object, timeout_s: float = 15) -> None:
+    task = asyncio.create_task(runner.run())
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while not condition() and asyncio.get_running_loop().time() < deadline:  # type: ignore[operator]
+            if task.done():
+                await task
+            await asyncio.sleep(0.05)
+    finally:
+        runner.stop()
+        await asyncio.wait_for(task, 15)
+
+
+async def _committed(bootstrap: str, group: str) -> dict[int, int]:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(RAW) or set()
+        if not partitions:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(RAW) or set()
+        result = {}
+        for p in partitions:
+            offset = await consumer.committed(TopicPartition(RAW, p))
+            if offset is not None:
+                result[p] = offset
+        return result
+    finally:
+        await consumer.stop()
+
+
+async def test_processes_dead_letters_and_commits(kafka: EmbeddedKafka) -> None:
+    values = [orjson.dumps({"n": i}) for i in range(20)]
+    values.insert(7, b"\xff not json")
+    await _produce(kafka.bootstrap, values)
+    producer = make_producer(kafka.bootstrap, client_id="test")
+    await producer.start()
+    processor = Doubler()
+    runner = ConsumerRunner(_config(kafka.bootstrap), processor, producer)
+    await _run_until(runner, lambda: len(processor.handled) >= 20)
+    await producer.stop()
+
+    assert sorted(processor.handled) == list(range(20))
+    outputs = await _read_all(kafka.bootstrap, ENRICHED, 20)
+    assert sorted(orjson.loads(r.value or b"")["n"] for r in outputs) == [2 * i for i in range(20)]
+    dead = await _read_all(kafka.bootstrap, INVALID, 1)
+    assert len(dead) == 1
+    assert dead[0].value == b"\xff not json"
+    assert "not a number record" in (header_value(dead[0].headers, "cx_error_reason") or "")
+    assert header_value(dead[0].headers, "cx_error_topic") == RAW
+    assert header_value(dead[0].headers, "cx_error_stage") == "test"
+    committed = await _committed(kafka.bootstrap, "test-group")
+    assert sum(committed.values()) == 21
+
+
+async def test_restart_resumes_after_the_last_commit(kafka: EmbeddedKafka) -> None:
+    await _produce(kafka.bootstrap, [orjson.dumps({"n": i}) for i in range(10)])
+    producer = make_producer(kafka.bootstrap, client_id="test")
+    await producer.start()
+    first = Doubler()
+    await _run_until(
+        ConsumerRunner(_config(kafka.bootstrap), first, producer), lambda: len(first.handled) >= 10
+    )
+    await _produce(kafka.bootstrap, [orjson.dumps({"n": i}) for i in range(10, 15)])
+    second = Doubler()
+    await _run_until(
+        ConsumerRunner(_config(kafka.bootstrap), second, producer), lambda: len(second.handled) >= 5
+    )
+    await producer.stop()
+    assert sorted(second.handled) == list(range(10, 15))
+
+
+async def test_transient_errors_are_retried_without_commit(kafka: EmbeddedKafka) -> None:
+    await _produce(kafka.bootstrap, [orjson.dumps({"n": i}) for i in range(5)])
+    producer = make_producer(kafka.bootstrap, client_id="test")
+    await producer.start()
+    processor = Doubler(failures=2)
+    await _run_until(
+        ConsumerRunner(_config(kafka.bootstrap), processor, producer),
+        lambda: len(processor.handled) >= 5,
+    )
+    await producer.stop()
+    assert sorted(processor.handled) == list(range(5))
+    outputs = await _read_all(kafka.bootstrap, ENRICHED, 5)
+    assert len(outputs) == 5
+
+
+async def test_a_flood_of_invalid_records_stops_the_runner(kafka: EmbeddedKafka) -> None:
+    await _produce(kafka.bootstrap, [b"garbage"] * 120)
+    producer = make_producer(kafka.bootstrap, client_id="test")
+    await producer.start()
+    runner = ConsumerRunner(
+        _config(kafka.bootstrap, invalid_window=100, max_invalid_ratio=0.5), Doubler(), producer
+    )
+    with pytest.raises(DeadLetterRateExceeded):
+        await asyncio.wait_for(runner.run(), 20)
+    await producer.stop()
+    committed = await _committed(kafka.bootstrap, "test-group")
+    assert sum(committed.values()) < 120
+
+
+class StoredPositions:
+    def __init__(self, positions: dict[TopicPartition, int]) -> None:
+        self.positions = positions
+        self.loaded: list[TopicPartition] = []
+
+    async def load(self, partitions: Collection[TopicPartition]) -> Positions:
+        self.loaded.extend(partitions)
+        return {tp: self.positions[tp] for tp in partitions if tp in self.positions}
+
+
+async def test_offset_store_positions_win_over_kafka(kafka: EmbeddedKafka) -> None:
+    # All on one partition (same key) so the stored position means "skip the first 6".
+    producer0 = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all")
+    await producer0.start()
+    for i in range(10):
+        await producer0.send_and_wait(RAW, orjson.dumps({"n": i}), partition=0)
+    await producer0.stop()
+    producer = make_producer(kafka.bootstrap, client_id="test")
+    await producer.start()
+    processor = Doubler()
+    store = StoredPositions({TopicPartition(RAW, 0): 6})
+    runner = ConsumerRunner(_config(kafka.bootstrap), processor, producer, offset_store=store)
+    await _run_until(runner, lambda: len(processor.handled) >= 4)
+    await producer.stop()
+    assert sorted(processor.handled) == [6, 7, 8, 9]
+    assert TopicPartition(RAW, 0) in store.loaded
+    assert processor.positions[-1][TopicPartition(RAW, 0)] == 10
