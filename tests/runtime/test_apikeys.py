@@ -65,15 +65,18 @@ async def test_create_authenticate_revoke(db_sessions: async_sessionmaker[AsyncS
             session, name="web-widget", scopes=["ingest"], channels=["web", "app"]
         )
     assert secret.startswith("cxk_")
-    assert key.allows("ingest") and not key.allows("read")
-    assert key.allows_channel("web") and not key.allows_channel("email")
+    assert key.allows("ingest")
+    assert not key.allows("read")
+    assert key.allows_channel("web")
+    assert not key.allows_channel("email")
 
     async with db_sessions() as session:
         row = await session.scalar(select(ApiKeyRow).where(ApiKeyRow.name == "web-widget"))
         assert row is not None
         assert secret not in (row.key_hash, row.key_id)  # the secret itself is never stored
         found = await apikeys.authenticate(session, secret)
-        assert found is not None and found.name == "web-widget"
+        assert found is not None
+        assert found.name == "web-widget"
         assert await apikeys.authenticate(session, secret[:-1] + "x") is None
 
     async with db_sessions() as session, session.begin():
@@ -85,7 +88,8 @@ async def test_create_authenticate_revoke(db_sessions: async_sessionmaker[AsyncS
     async with db_sessions() as session:
         assert await apikeys.authenticate(session, secret) is None
         listed = await apikeys.list_keys(session)
-        assert [k.name for k in listed] == ["web-widget"] and listed[0].revoked_at is not None
+        assert [k.name for k in listed] == ["web-widget"]
+        assert listed[0].revoked_at is not None
 
 
 @pytest.mark.integration
