@@ -1,0 +1,100 @@
+"""docker-compose.yml cannot run here (no Docker engine), so it is kept correct by reading it:
+every service's command, port and environment against the CLI and the settings classes."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import shlex
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from cxruntime.cli import build_parser
+from cxruntime.services import SERVICES, ServiceInfo
+from cxruntime.settings import CommonSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    loaded = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def settings_class(service: ServiceInfo) -> type[CommonSettings]:
+    module = importlib.import_module(f"{service.package}.settings")
+    classes = [
+        obj
+        for obj in vars(module).values()
+        if inspect.isclass(obj) and issubclass(obj, CommonSettings) and obj is not CommonSettings
+    ]
+    assert len(classes) == 1, f"{module.__name__} should define one settings class"
+    return classes[0]
+
+
+def settings_variables(cls: type[CommonSettings]) -> set[str]:
+    return {f"CX_{name.upper()}" for name in cls.model_fields}
+
+
+@pytest.mark.parametrize("service", SERVICES, ids=lambda s: s.name)
+def test_service_command_port_and_environment(
+    compose: dict[str, Any], service: ServiceInfo
+) -> None:
+    spec = compose["services"][service.name]
+    assert spec["command"] == [service.name]
+    build_parser().parse_args(spec["command"])  # a real `cxloop` command
+    assert spec["ports"] == [f"{service.default_port}:{service.default_port}"]
+    env = spec["environment"]
+    assert env[service.port_variable] == str(service.default_port)
+    known = settings_variables(settings_class(service))
+    unknown = sorted(name for name in env if name not in known)
+    assert not unknown, f"{service.name}: variables no settings field reads: {unknown}"
+    assert env["CX_HOST"] == "0.0.0.0"
+    assert env["CX_DATABASE_URL"].startswith("postgresql+asyncpg://")
+    assert env["CX_KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+    assert f":{service.default_port}/readyz" in " ".join(spec["healthcheck"]["test"])
+    assert spec["depends_on"]["setup"]["condition"] == "service_completed_successfully"
+
+
+def test_setup_creates_topics_and_migrates_with_real_commands(compose: dict[str, Any]) -> None:
+    setup = compose["services"]["setup"]
+    script = setup["entrypoint"][-1]
+    for command in script.split("&&"):
+        argv = shlex.split(command)
+        assert argv[0] == "cxloop"
+        build_parser().parse_args(argv[1:])
+    assert "topics create" in script
+    assert "migrate" in script
+
+
+def test_kafka_runs_in_kraft_mode(compose: dict[str, Any]) -> None:
+    kafka = compose["services"]["kafka"]
+    assert kafka["image"].startswith("apache/kafka:")
+    env = kafka["environment"]
+    assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert "CONTROLLER" in env["KAFKA_CONTROLLER_LISTENER_NAMES"]
+    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+
+
+def test_prometheus_scrapes_every_service(compose: dict[str, Any]) -> None:
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+    targets = {
+        t for job in config["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]
+    }
+    assert targets == {f"{s.name}:{s.default_port}" for s in SERVICES}
+    mounted = " ".join(compose["services"]["prometheus"]["volumes"])
+    assert "deploy/prometheus.yml" in mounted
+    assert "deploy/alerts.yml" in mounted
+    alerts = yaml.safe_load((ROOT / "deploy" / "alerts.yml").read_text())
+    assert alerts["groups"][0]["rules"]
+
+
+def test_one_image_for_all_services() -> None:
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    assert 'ENTRYPOINT ["cxloop"]' in dockerfile
+    assert "pip install" in dockerfile
