@@ -1,0 +1,138 @@
+"""The collector's HTTP endpoints: thin handlers over the gate and the channel parsers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from pydantic import ValidationError
+
+from cxloop_collector import native
+from cxloop_collector.bodies import read_body
+from cxloop_collector.gate import Batch, Gate
+from cxloop_collector.intake import (
+    MAX_EVENT_BYTES,
+    field_errors,
+    is_malformed,
+    key_source,
+    receive,
+    to_record,
+)
+from cxruntime.apikeys import ApiKey
+from cxruntime.auth import IngestKey
+from cxruntime.problems import Problem
+from cxschema import FeedbackSubmission
+
+router = APIRouter(prefix="/v1", tags=["ingest"])
+
+_PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
+INGEST_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Malformed body", **_PROBLEM},
+    401: {"description": "Missing or unknown API key", **_PROBLEM},
+    403: {"description": "Key lacks the scope, channel or origin", **_PROBLEM},
+    413: {"description": "Body too large", **_PROBLEM},
+    422: {"description": "Invalid event; `errors` names each failing field", **_PROBLEM},
+    429: {"description": "Over the key's rate or the in-flight bound", **_PROBLEM},
+    503: {"description": "Kafka did not acknowledge in time; retry", **_PROBLEM},
+}
+
+
+def json_body(schema: str) -> dict[str, Any]:
+    """OpenAPI `requestBody` pointing at a component schema (bodies are parsed by hand)."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
+        }
+    }
+
+
+def gate_of(request: Request) -> Gate:
+    """The app's gate, built in its lifespan."""
+    gate = request.app.state.gate
+    assert isinstance(gate, Gate)
+    return gate
+
+
+def invalid(error: ValidationError) -> Problem:
+    """400 for a body that is not JSON, 422 naming each failing field otherwise."""
+    if is_malformed(error):
+        return Problem(
+            400, "Bad request", "The body is not valid JSON.", errors=field_errors(error)
+        )
+    return Problem(
+        422,
+        "Invalid event",
+        "The event does not match the schema; see errors.",
+        errors=field_errors(error),
+    )
+
+
+@router.post(
+    "/feedback",
+    status_code=202,
+    summary="Post one native feedback event",
+    responses={200: {"description": "Duplicate of an accepted event"}, **INGEST_RESPONSES},
+    openapi_extra=json_body("FeedbackSubmission"),
+)
+async def post_feedback(request: Request, key: IngestKey) -> Response:
+    """Accept one event; 202 only after Kafka acknowledged it."""
+    gate = gate_of(request)
+    decision = gate.admit(request, key)
+    body = await read_body(request, MAX_EVENT_BYTES)
+    try:
+        submission = FeedbackSubmission.model_validate_json(body)
+    except ValidationError as exc:
+        from cxloop_collector.telemetry import count_event
+
+        count_event("unknown", "rejected")
+        raise invalid(exc) from None
+    gate.check_channel(key, submission.channel)
+    event = receive(submission, source=key_source(key.name), received_at=gate.now())
+    return await gate.publish_one(to_record(event), decision)
+
+
+@router.post(
+    "/feedback/batch",
+    summary="Post up to 500 native events (1 MiB)",
+    responses=INGEST_RESPONSES,
+    openapi_extra=json_body("FeedbackBatch"),
+)
+async def post_feedback_batch(request: Request, key: IngestKey) -> Response:
+    """Accept a batch; per-item results, one bad item does not reject the others."""
+    gate = gate_of(request)
+    decision = gate.admit(request, key)
+    body = await read_body(request, native.MAX_BATCH_BYTES)
+    try:
+        items = native.parse_batch(body)
+    except native.BodyError as exc:
+        raise Problem(exc.status, "Invalid batch", str(exc), errors=exc.errors) from None
+    batch = admit_items(items, key=key, gate=gate, source=key_source(key.name))
+    return await gate.publish_batch(batch, decision)
+
+
+def admit_items(items: list[Any], *, key: ApiKey, gate: Gate, source: str) -> Batch:
+    """Validate each native item; records for the valid ones, errors for the others."""
+    batch = Batch(size=len(items))
+    received_at = gate.now()
+    for index, item in enumerate(items):
+        result = native.validate_item(item)
+        if isinstance(result, list):
+            channel = item.get("channel") if isinstance(item, dict) else None
+            batch.reject(index, result, channel if isinstance(channel, str) else "unknown")
+            continue
+        if not key.allows_channel(result.channel):
+            batch.reject(
+                index,
+                [{"field": "channel", "message": f"the key may not post to {result.channel!r}"}],
+                result.channel,
+            )
+            continue
+        record = to_record(receive(result, source=source, received_at=received_at))
+        errors = native.oversized(record.value)
+        if errors:
+            batch.reject(index, errors, result.channel)
+            continue
+        batch.records[index] = record
+    return batch

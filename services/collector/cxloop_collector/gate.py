@@ -1,0 +1,161 @@
+"""What every ingest request passes: rate limit, origin of browser keys, channel, then Kafka.
+
+`Gate` turns the publisher's outcomes into HTTP answers: 202/200 with the id, 503 with
+Retry-After when Kafka did not acknowledge in time, 429 when over the in-flight bound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from fastapi import Request
+from fastapi.responses import Response
+
+from cxloop_collector import telemetry
+from cxloop_collector.publisher import Outcome, Overloaded, Publisher, Record
+from cxloop_collector.ratelimit import Decision, RateLimiter
+from cxruntime.apikeys import ApiKey
+from cxruntime.problems import Problem
+
+JSON = "application/json"
+
+
+@dataclass
+class Batch:
+    """Items of a multi-event request: records to produce, and items rejected before that."""
+
+    size: int
+    records: dict[int, Record] = field(default_factory=dict)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    channels: dict[int, str] = field(default_factory=dict)
+
+    def reject(self, index: int, errors: list[dict[str, str]], channel: str = "unknown") -> None:
+        """Record item `index` as rejected with its field errors."""
+        self.rejected.append({"index": index, "errors": errors})
+        telemetry.count_event(channel, "rejected")
+
+
+class Gate:
+    """Admission and publishing shared by every ingest endpoint."""
+
+    def __init__(self, *, publisher: Publisher, limiter: RateLimiter) -> None:
+        self.publisher = publisher
+        self.limiter = limiter
+
+    @staticmethod
+    def now() -> datetime:
+        """The receive time stamped on events."""
+        return datetime.now(UTC)
+
+    def admit(self, request: Request, key: ApiKey) -> Decision:
+        """Take a rate-limit token and check a browser key's origin; 429 or 403 otherwise."""
+        decision = self.limiter.check(key.key_id)
+        if not decision.allowed:
+            telemetry.RATE_LIMITED.inc()
+            raise Problem(
+                429,
+                "Too many requests",
+                f"The key {key.name!r} is over its rate of {self.limiter.rate_per_s:g} "
+                "requests per second.",
+                headers=decision.headers(self.limiter.rate_per_s),
+            )
+        if key.publishable:
+            origin = request.headers.get("origin")
+            if origin is None or origin not in key.origins:
+                raise Problem(
+                    403,
+                    "Forbidden",
+                    f"The publishable key {key.name!r} may only be used from its allowed origins.",
+                )
+        return decision
+
+    def headers(self, decision: Decision) -> dict[str, str]:
+        """The RateLimit headers of a response."""
+        return decision.headers(self.limiter.rate_per_s)
+
+    @staticmethod
+    def check_channel(key: ApiKey, channel: str) -> None:
+        """403 when the key may not post to `channel`."""
+        if not key.allows_channel(channel):
+            telemetry.count_event(channel, "rejected")
+            raise Problem(
+                403, "Forbidden", f"The key {key.name!r} may not post to channel {channel!r}."
+            )
+
+    async def _publish(self, records: Sequence[Record], decision: Decision) -> list[Outcome]:
+        try:
+            return await self.publisher.publish(records)
+        except Overloaded:
+            for record in records:
+                telemetry.count_event(record.channel, "overloaded")
+            raise Problem(
+                429,
+                "Too many requests",
+                "Too many events are waiting for Kafka's acknowledgement; retry shortly.",
+                headers={**self.headers(decision), "Retry-After": "1"},
+            ) from None
+
+    async def publish_one(self, record: Record, decision: Decision) -> Response:
+        """Produce one record: 202 accepted, 200 duplicate, or 503."""
+        (outcome,) = await self._publish([record], decision)
+        telemetry.count_event(record.channel, outcome.value)
+        if outcome is Outcome.UNAVAILABLE:
+            raise unavailable(extra={"id": record.event_id})
+        body = orjson.dumps({"id": record.event_id, "status": outcome.value})
+        return Response(
+            body,
+            status_code=202 if outcome is Outcome.ACCEPTED else 200,
+            media_type=JSON,
+            headers=self.headers(decision),
+        )
+
+    async def publish_batch(self, batch: Batch, decision: Decision) -> Response:
+        """Produce a batch's valid records; per-item results, 503 if Kafka failed any."""
+        indexes = list(batch.records)
+        outcomes = await self._publish([batch.records[i] for i in indexes], decision)
+        accepted = duplicates = 0
+        unavailable_items: list[int] = []
+        for index, outcome in zip(indexes, outcomes, strict=True):
+            telemetry.count_event(batch.records[index].channel, outcome.value)
+            if outcome is Outcome.ACCEPTED:
+                accepted += 1
+            elif outcome is Outcome.DUPLICATE:
+                duplicates += 1
+            else:
+                unavailable_items.append(index)
+        ids: list[str | None] = [None] * batch.size
+        for index, record in batch.records.items():
+            ids[index] = record.event_id
+        result: dict[str, Any] = {
+            "accepted": accepted,
+            "duplicates": duplicates,
+            "rejected": sorted(batch.rejected, key=lambda item: int(item["index"])),
+            "ids": ids,
+        }
+        if unavailable_items:
+            result["unavailable"] = unavailable_items
+            raise unavailable(
+                detail=f"Kafka did not acknowledge {len(unavailable_items)} of the items in "
+                "time; retry them (items already accepted are answered as duplicates).",
+                extra=result,
+            )
+        return Response(
+            orjson.dumps(result), status_code=200, media_type=JSON, headers=self.headers(decision)
+        )
+
+
+def unavailable(*, detail: str | None = None, extra: dict[str, Any] | None = None) -> Problem:
+    """The 503 answer when Kafka did not acknowledge in time."""
+    return Problem(
+        503,
+        "Service unavailable",
+        detail
+        or "Kafka did not acknowledge the event in time; it was not accepted. Retry with the "
+        "same id.",
+        headers={"Retry-After": "2"},
+        extra=extra,
+    )

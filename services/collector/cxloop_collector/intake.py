@@ -1,0 +1,76 @@
+"""Turning a validated submission into the record the collector writes (pure functions)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Final
+from urllib.parse import quote
+
+from pydantic import ValidationError
+
+from cxloop_collector.publisher import Record
+from cxschema import (
+    TYPE_SUBMITTED,
+    FeedbackReceived,
+    FeedbackSubmission,
+    ce_headers,
+    encode,
+    feedback_uid,
+    record_key,
+)
+
+MAX_EVENT_BYTES: Final = 32 * 1024
+MAX_SOURCE_CHARS: Final = 500
+KEY_SOURCE_PREFIX: Final = "/cxloop/keys/"
+
+
+def key_source(key_name: str) -> str:
+    """The CloudEvents `source` of events posted natively with the key named `key_name`."""
+    return KEY_SOURCE_PREFIX + quote(key_name, safe="")[: MAX_SOURCE_CHARS - len(KEY_SOURCE_PREFIX)]
+
+
+def receive(
+    submission: FeedbackSubmission,
+    *,
+    source: str,
+    received_at: datetime,
+    event_id: str | None = None,
+) -> FeedbackReceived:
+    """The accepted event: its id (the given one, the submission's, or a new UUID), its source,
+    and `occurred_at` defaulting to the time it was received."""
+    fields: dict[str, Any] = dict(submission.__dict__)
+    fields["id"] = event_id or submission.id or str(uuid.uuid4())
+    fields["occurred_at"] = submission.occurred_at or received_at
+    fields["source"] = source
+    fields["received_at"] = received_at
+    # The submission is validated already; only id, source and times are new, and they are
+    # built here within their constraints, so validating the whole event again is wasted work.
+    return FeedbackReceived.model_construct(**fields)
+
+
+def to_record(event: FeedbackReceived) -> Record:
+    """The Kafka record of an accepted event, with the CloudEvents binary-mode headers."""
+    return Record(
+        uid=feedback_uid(event.source, event.id),
+        event_id=event.id,
+        channel=event.channel,
+        key=record_key(event),
+        value=encode(event),
+        headers=ce_headers(event, ce_type=TYPE_SUBMITTED),
+    )
+
+
+def field_errors(error: ValidationError, *, prefix: str = "") -> list[dict[str, str]]:
+    """Each failing field of a validation error as `{"field", "message", "type"}`."""
+    out = []
+    for item in error.errors(include_url=False, include_input=False):
+        loc = ".".join(str(part) for part in item["loc"])
+        field = f"{prefix}.{loc}" if prefix and loc else (prefix or loc or "(body)")
+        out.append({"field": field, "message": item["msg"], "type": item["type"]})
+    return out
+
+
+def is_malformed(error: ValidationError) -> bool:
+    """True when the body is not JSON at all (400) rather than JSON that fails the schema (422)."""
+    return any(item["type"] == "json_invalid" for item in error.errors(include_url=False))

@@ -1,0 +1,130 @@
+"""The collector process: `cxloop collector` runs `run()`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from fastapi import FastAPI
+
+from cxloop_collector import api
+from cxloop_collector.gate import Gate
+from cxloop_collector.openapi import install_openapi
+from cxloop_collector.publisher import Publisher
+from cxloop_collector.ratelimit import RateLimiter
+from cxloop_collector.settings import CollectorSettings
+from cxruntime.auth import Authenticator
+from cxruntime.db import DatabaseProbe, make_engine, make_sessionmaker
+from cxruntime.kafka import KafkaProbe, make_producer
+from cxruntime.logs import configure_logging
+from cxruntime.ops import ReadinessCheck, ops_router
+from cxruntime.problems import install_problem_handlers
+from cxruntime.serve import serve
+
+log = logging.getLogger(__name__)
+
+
+async def _connect(settings: CollectorSettings, publisher: Publisher) -> AIOKafkaProducer:
+    """Start a producer, retrying until the broker answers; hand it to the publisher."""
+    bootstrap = settings.kafka_bootstrap()
+    delay = 0.2
+    while True:
+        producer = make_producer(
+            bootstrap, client_id="cxloop-collector", linger_ms=settings.collector_linger_ms
+        )
+        try:
+            await producer.start()
+        except (KafkaError, OSError) as exc:
+            log.warning("Kafka at %s not reachable yet (%r); retrying", bootstrap, exc)
+            with contextlib.suppress(Exception):
+                await producer.stop()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+            continue
+        publisher.producer = producer
+        log.info("producing to Kafka at %s", bootstrap)
+        return producer
+
+
+def create_app(settings: CollectorSettings) -> FastAPI:
+    """The collector's FastAPI app; clients are built in its lifespan."""
+    checks: dict[str, ReadinessCheck] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_dsn(), pool_size=5, max_overflow=5)
+        sessions = make_sessionmaker(engine)
+        app.state.sessions = sessions
+        app.state.authenticator = Authenticator(sessions, ttl_s=settings.collector_auth_cache_s)
+        publisher = Publisher(
+            timeout_s=settings.collector_produce_timeout_s,
+            max_in_flight=settings.collector_max_in_flight,
+            memo_size=settings.collector_dedup_memo_size,
+        )
+        app.state.gate = Gate(
+            publisher=publisher,
+            limiter=RateLimiter(
+                rate_per_s=settings.collector_rate_limit_per_s,
+                burst=settings.rate_limit_burst(),
+            ),
+        )
+        connecting = asyncio.create_task(_connect(settings, publisher), name="kafka-connect")
+        db_probe = DatabaseProbe(engine)
+
+        kafka_probe: KafkaProbe | None = None
+
+        def on_connected(task: asyncio.Task[AIOKafkaProducer]) -> None:
+            nonlocal kafka_probe
+            if not task.cancelled() and task.exception() is None:
+                kafka_probe = KafkaProbe(task.result())
+
+        connecting.add_done_callback(on_connected)
+
+        async def kafka_check() -> bool:
+            return kafka_probe is not None and await kafka_probe()
+
+        checks["kafka"] = kafka_check
+        checks["database"] = db_probe
+        try:
+            yield
+        finally:
+            checks.clear()
+            if connecting.done() and not connecting.cancelled() and not connecting.exception():
+                producer = connecting.result()
+                try:
+                    await asyncio.wait_for(producer.stop(), timeout=10)
+                except (TimeoutError, KafkaError):
+                    log.warning("the producer did not flush within 10 s")
+            else:
+                connecting.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await connecting
+            await engine.dispose()
+
+    def current_checks() -> Mapping[str, ReadinessCheck]:
+        return checks
+
+    app = FastAPI(
+        title="cxloop collector",
+        version="1.0",
+        summary="Feedback ingestion: native JSON, CloudEvents, e-mail and contact-centre.",
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    app.include_router(ops_router(current_checks))
+    app.include_router(api.router)
+    install_openapi(app)
+    return app
+
+
+def run() -> int:
+    """Entry point of `cxloop collector`."""
+    settings = CollectorSettings()
+    configure_logging("collector", settings.log_level)
+    settings.kafka_bootstrap()
+    settings.database_dsn()
+    return serve(create_app(settings), host=settings.host, port=settings.collector_port)

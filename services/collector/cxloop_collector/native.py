@@ -1,0 +1,80 @@
+"""The native JSON event and batch: parsing and validation (pure)."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import orjson
+from pydantic import ValidationError
+
+from cxloop_collector.intake import MAX_EVENT_BYTES, field_errors
+from cxschema import FeedbackSubmission
+
+MAX_BATCH_EVENTS: Final = 500
+MAX_BATCH_BYTES: Final = 1024 * 1024
+
+
+class BodyError(ValueError):
+    """A body that cannot be read as the expected JSON shape; `status` is 400 or 422."""
+
+    def __init__(self, status: int, message: str, errors: list[dict[str, str]]) -> None:
+        super().__init__(message)
+        self.status = status
+        self.errors = errors
+
+
+def parse_batch(body: bytes) -> list[Any]:
+    """The `events` list of a batch body, at most `MAX_BATCH_EVENTS` long."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BodyError(
+            400, "The body is not valid JSON.", [{"field": "(body)", "message": str(exc)}]
+        ) from None
+    if not isinstance(document, dict) or not isinstance(document.get("events"), list):
+        raise BodyError(
+            422,
+            'The body must be {"events": [...]}.',
+            [{"field": "events", "message": "a list of events is required"}],
+        )
+    extra = sorted(set(document) - {"events"})
+    if extra:
+        raise BodyError(
+            422,
+            "Unknown fields in the batch.",
+            [{"field": name, "message": "extra inputs are not permitted"} for name in extra],
+        )
+    events: list[Any] = document["events"]
+    if len(events) > MAX_BATCH_EVENTS:
+        raise BodyError(
+            422,
+            f"A batch holds at most {MAX_BATCH_EVENTS} events.",
+            [
+                {
+                    "field": "events",
+                    "message": f"{len(events)} events; at most {MAX_BATCH_EVENTS} allowed",
+                }
+            ],
+        )
+    return events
+
+
+def validate_item(item: Any, *, prefix: str = "") -> FeedbackSubmission | list[dict[str, str]]:
+    """An item of a batch as a submission, or its field errors."""
+    try:
+        return FeedbackSubmission.model_validate(item)
+    except ValidationError as exc:
+        return field_errors(exc, prefix=prefix)
+
+
+def oversized(value: bytes) -> list[dict[str, str]] | None:
+    """Errors when an encoded event is beyond the size limit (with room for added fields)."""
+    if len(value) <= MAX_EVENT_BYTES + 1024:
+        return None
+    return [
+        {
+            "field": "(event)",
+            "message": f"the event's JSON exceeds {MAX_EVENT_BYTES} bytes",
+            "type": "too_large",
+        }
+    ]

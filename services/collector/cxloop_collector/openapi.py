@@ -1,0 +1,49 @@
+"""The OpenAPI document: bodies are parsed by hand for speed, so their schemas are added here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel, Field
+
+from cxschema import FeedbackSubmission
+
+REF = "#/components/schemas/{model}"
+
+
+class FeedbackBatch(BaseModel):
+    """Up to 500 native events, at most 1 MiB."""
+
+    events: list[FeedbackSubmission] = Field(max_length=500)
+
+
+def _schemas(*models: type[BaseModel]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for model in models:
+        schema = model.model_json_schema(ref_template=REF)
+        out.update(schema.pop("$defs", {}))
+        out[model.__name__] = schema
+    return out
+
+
+def install_openapi(app: FastAPI, *extra_models: type[BaseModel]) -> None:
+    """Generate the document once, with the hand-parsed bodies' schemas as components."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = get_openapi(
+            title=app.title,
+            version=app.version,
+            summary=app.summary,
+            description=app.description,
+            routes=app.routes,
+        )
+        components = document.setdefault("components", {}).setdefault("schemas", {})
+        components.update(_schemas(FeedbackSubmission, FeedbackBatch, *extra_models))
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
