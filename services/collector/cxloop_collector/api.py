@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
+from cxloop_collector import cloudevents_http as ce
 from cxloop_collector import native
 from cxloop_collector.bodies import read_body
 from cxloop_collector.gate import Batch, Gate
@@ -19,6 +22,7 @@ from cxloop_collector.intake import (
     receive,
     to_record,
 )
+from cxloop_collector.telemetry import count_event
 from cxruntime.apikeys import ApiKey
 from cxruntime.auth import IngestKey
 from cxruntime.problems import Problem
@@ -84,8 +88,6 @@ async def post_feedback(request: Request, key: IngestKey) -> Response:
     try:
         submission = FeedbackSubmission.model_validate_json(body)
     except ValidationError as exc:
-        from cxloop_collector.telemetry import count_event
-
         count_event("unknown", "rejected")
         raise invalid(exc) from None
     gate.check_channel(key, submission.channel)
@@ -136,3 +138,114 @@ def admit_items(items: list[Any], *, key: ApiKey, gate: Gate, source: str) -> Ba
             continue
         batch.records[index] = record
     return batch
+
+
+_CE_ENVELOPE_BYTES = 4096
+
+
+@router.post(
+    "/cloudevents",
+    status_code=202,
+    summary="Post CloudEvents 1.0 (structured, binary or batched mode)",
+    responses={
+        200: {"description": "Duplicate, or the per-item results of a batch"},
+        415: {"description": "Not a CloudEvents content mode", **_PROBLEM},
+        **INGEST_RESPONSES,
+    },
+)
+async def post_cloudevents(request: Request, key: IngestKey) -> Response:
+    """`type` com.cxloop.feedback.submitted, `data` the native event; source + id dedupe."""
+    gate = gate_of(request)
+    decision = gate.admit(request, key)
+    mode = ce.media_type(request.headers.get("content-type"))
+    if mode == ce.BATCH:
+        body = await read_body(request, native.MAX_BATCH_BYTES)
+        items = _ce_batch(body)
+        batch = Batch(size=len(items))
+        received_at = gate.now()
+        for index, item in enumerate(items):
+            parsed = ce.from_structured(item)
+            _admit_cloudevent(parsed, index=index, batch=batch, key=key, received_at=received_at)
+        return await gate.publish_batch(batch, decision)
+    if mode == ce.STRUCTURED:
+        body = await read_body(request, MAX_EVENT_BYTES + _CE_ENVELOPE_BYTES)
+        try:
+            document = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise Problem(400, "Bad request", "The body is not valid JSON.") from None
+        parsed = ce.from_structured(document)
+    elif "ce-specversion" in request.headers:
+        body = await read_body(request, MAX_EVENT_BYTES)
+        parsed = ce.from_binary(request.headers, body)
+    else:
+        raise Problem(
+            415,
+            "Unsupported media type",
+            f"Send {ce.STRUCTURED}, {ce.BATCH}, or a binary-mode event with ce-* headers.",
+        )
+    if isinstance(parsed, list):
+        count_event("unknown", "rejected")
+        raise Problem(422, "Invalid CloudEvent", "See errors.", errors=parsed)
+    gate.check_channel(key, parsed.submission.channel)
+    event = receive(
+        parsed.submission,
+        source=parsed.source,
+        received_at=gate.now(),
+        event_id=parsed.id,
+        occurred_at=parsed.time,
+    )
+    return await gate.publish_one(to_record(event), decision)
+
+
+def _ce_batch(body: bytes) -> list[Any]:
+    try:
+        items = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise Problem(400, "Bad request", "The body is not valid JSON.") from None
+    if not isinstance(items, list):
+        raise Problem(
+            422,
+            "Invalid batch",
+            "A batch is a JSON array of CloudEvents.",
+            errors=[{"field": "(body)", "message": "a JSON array is required"}],
+        )
+    if len(items) > native.MAX_BATCH_EVENTS:
+        raise Problem(
+            422,
+            "Invalid batch",
+            f"A batch holds at most {native.MAX_BATCH_EVENTS} events.",
+            errors=[{"field": "(body)", "message": f"{len(items)} events"}],
+        )
+    return items
+
+
+def _admit_cloudevent(
+    parsed: ce.CloudEvent | list[dict[str, str]],
+    *,
+    index: int,
+    batch: Batch,
+    key: ApiKey,
+    received_at: datetime,
+) -> None:
+    if isinstance(parsed, list):
+        batch.reject(index, parsed)
+        return
+    channel = parsed.submission.channel
+    if not key.allows_channel(channel):
+        batch.reject(
+            index, [{"field": "data.channel", "message": f"the key may not post to {channel!r}"}]
+        )
+        return
+    event = receive(
+        parsed.submission,
+        source=parsed.source,
+        received_at=received_at,
+        event_id=parsed.id,
+        occurred_at=parsed.time,
+    )
+    record = to_record(event)
+    errors = native.oversized(record.value)
+    if errors:
+        batch.reject(index, errors, channel)
+        return
+    batch.records[index] = record

@@ -36,12 +36,13 @@ def receive(
     source: str,
     received_at: datetime,
     event_id: str | None = None,
+    occurred_at: datetime | None = None,
 ) -> FeedbackReceived:
     """The accepted event: its id (the given one, the submission's, or a new UUID), its source,
-    and `occurred_at` defaulting to the time it was received."""
+    and `occurred_at` defaulting to `occurred_at`, then to the time it was received."""
     fields: dict[str, Any] = dict(submission.__dict__)
     fields["id"] = event_id or submission.id or str(uuid.uuid4())
-    fields["occurred_at"] = submission.occurred_at or received_at
+    fields["occurred_at"] = submission.occurred_at or occurred_at or received_at
     fields["source"] = source
     fields["received_at"] = received_at
     # The submission is validated already; only id, source and times are new, and they are
