@@ -1,0 +1,82 @@
+"""The sentiment analyzer the enricher calls: the shipped lexicon tagger or a trained model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cxloop_enricher.sentiment.engine import LexiconScore, score_text
+from cxloop_enricher.sentiment.model import LinearModel
+from cxloop_enricher.sentiment.result import LABELS, Label, SentimentResult, clamp
+
+_LABEL_NAMES: dict[str, Label] = {name: name for name in LABELS}
+
+# Compound scores inside (NEGATIVE, POSITIVE) are neutral. The band is wider than VADER's
+# +-0.05 because customer comments state facts ("Paket kam am Dienstag") that a single mildly
+# valenced word should not turn into an opinion.
+POSITIVE = 0.35
+NEGATIVE = -0.30
+# Mixed: both sides carry at least this much valence and the weaker is at least this share
+# of the stronger.
+MIXED_MASS = 1.2
+MIXED_RATIO = 0.5
+# A trained model calls a text mixed when both polar classes are at least this likely.
+MIXED_PROBABILITY = 0.30
+
+
+def label_lexicon(result: LexiconScore) -> SentimentResult:
+    """Label and score from the lexicon engine's output."""
+    score = round(clamp(result.compound), 4)
+    weaker = min(result.positive, result.negative)
+    stronger = max(result.positive, result.negative)
+    label: Label
+    if weaker >= MIXED_MASS and weaker >= MIXED_RATIO * stronger:
+        label = "mixed"
+    elif score >= POSITIVE:
+        label = "positive"
+    elif score <= NEGATIVE:
+        label = "negative"
+    else:
+        label = "neutral"
+    return SentimentResult(label, score)
+
+
+class SentimentAnalyzer:
+    """Labels texts negative, neutral, positive or mixed with a score in [-1, 1]."""
+
+    def __init__(self, model: LinearModel | None = None) -> None:
+        self._model = model
+
+    @classmethod
+    def default(cls) -> SentimentAnalyzer:
+        """The shipped tagger: hand-written German and VADER-based English lexicons with rules."""
+        return cls()
+
+    @classmethod
+    def load(cls, path: str | Path) -> SentimentAnalyzer:
+        """An analyzer using a model written by `cxloop sentiment train`."""
+        return cls(LinearModel.load(path))
+
+    @property
+    def model(self) -> LinearModel | None:
+        """The trained model, None for the shipped tagger."""
+        return self._model
+
+    def analyze(self, text: str, language: str) -> SentimentResult:
+        """Sentiment of `text` written in `language` (ISO 639-1)."""
+        if self._model is None:
+            return label_lexicon(score_text(text, language))
+        return self._label_model(text, language, self._model)
+
+    @staticmethod
+    def _label_model(text: str, language: str, model: LinearModel) -> SentimentResult:
+        probabilities = dict(zip(model.classes, model.probabilities(text, language), strict=True))
+        positive = float(probabilities.get("positive", 0.0))
+        negative = float(probabilities.get("negative", 0.0))
+        score = round(clamp(positive - negative), 4)
+        best = max(probabilities, key=lambda name: probabilities[name])
+        label: Label
+        if min(positive, negative) >= MIXED_PROBABILITY:
+            label = "mixed"
+        else:
+            label = _LABEL_NAMES.get(best, "neutral")
+        return SentimentResult(label, score)

@@ -1,0 +1,147 @@
+"""`cxloop sentiment score|eval|train`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from cxloop_enricher.language import detect_language
+from cxloop_enricher.sentiment.analyzer import SentimentAnalyzer
+from cxloop_enricher.sentiment.evaluation import (
+    EVALUATED,
+    Example,
+    folds,
+    majority_baseline,
+    read_tsv,
+    score,
+)
+from cxloop_enricher.sentiment.model import ModelFormatError
+from cxloop_enricher.sentiment.training import TrainingConfig, train
+
+
+def register_sentiment(commands: Any) -> None:
+    """Add `sentiment` with its sub-commands to the `cxloop` sub-parser collection."""
+    parser = commands.add_parser("sentiment", help="score, evaluate and train sentiment models")
+    sub = parser.add_subparsers(dest="sentiment_command", required=True, metavar="COMMAND")
+
+    scorer = sub.add_parser("score", help="stdin: one text per line; stdout: one JSON line each")
+    scorer.add_argument("--model", default=None, help="a model from `cxloop sentiment train`")
+    scorer.add_argument("--language", default=None, help="ISO 639-1 code (default: detect)")
+    scorer.add_argument("--hint", default=None, help="language hint for detection")
+    scorer.set_defaults(handler=_score)
+
+    evaluator = sub.add_parser("eval", help="macro-F1 against a labelled text<TAB>label file")
+    evaluator.add_argument("file", help="TSV with columns text and label")
+    evaluator.add_argument("--model", default=None, help="a model (default: shipped tagger)")
+    evaluator.add_argument("--language", default=None, help="ISO 639-1 code (default: detect)")
+    evaluator.set_defaults(handler=_eval)
+
+    trainer = sub.add_parser("train", help="train a model on labelled comments")
+    trainer.add_argument("--data", required=True, help="TSV with columns text and label")
+    trainer.add_argument("--out", required=True, help="where to write the model")
+    trainer.add_argument("--language", default=None, help="ISO 639-1 code (default: detect)")
+    trainer.add_argument("--epochs", type=int, default=TrainingConfig.epochs)
+    trainer.add_argument("--l2", type=float, default=TrainingConfig.l2)
+    trainer.add_argument(
+        "--cv", type=int, default=0, metavar="K", help="also report K-fold cross-validation"
+    )
+    trainer.set_defaults(handler=_train)
+
+
+def _analyzer(model: str | None) -> SentimentAnalyzer:
+    return SentimentAnalyzer.load(model) if model else SentimentAnalyzer.default()
+
+
+def _languages(examples: list[Example], language: str | None) -> list[str]:
+    return [language or detect_language(example.text) for example in examples]
+
+
+def _score(args: argparse.Namespace) -> int:
+    try:
+        analyzer = _analyzer(args.model)
+    except ModelFormatError as exc:
+        print(f"cxloop sentiment: {exc}", file=sys.stderr)
+        return 2
+    out = sys.stdout
+    for line in sys.stdin:
+        text = line.rstrip("\r\n")
+        language = args.language or detect_language(text, args.hint)
+        result = analyzer.analyze(text, language)
+        record = {"label": result.label, "score": result.score, "language": language}
+        out.write(orjson.dumps(record).decode() + "\n")
+    out.flush()
+    return 0
+
+
+def format_report(gold: Sequence[str], predicted: Sequence[str]) -> str:
+    """The text `cxloop sentiment eval` prints."""
+    scores = score(gold, predicted)
+    majority, baseline = majority_baseline(gold)
+    lines = [f"examples: {len(gold)}", f"macro-F1: {scores.macro_f1:.3f}", "per-class F1:"]
+    for name in EVALUATED:
+        if name in scores.per_class:
+            lines.append(
+                f"  {name:<9} {scores.per_class[name]:.3f}  (support {scores.support[name]})"
+            )
+    lines.append(f"majority-class baseline ({majority}): macro-F1 {baseline.macro_f1:.3f}")
+    return "\n".join(lines)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    try:
+        analyzer = _analyzer(args.model)
+        examples = read_tsv(args.file)
+    except (ModelFormatError, OSError, ValueError) as exc:
+        print(f"cxloop sentiment: {exc}", file=sys.stderr)
+        return 2
+    if not examples:
+        print(f"cxloop sentiment: {args.file}: no examples", file=sys.stderr)
+        return 2
+    languages = _languages(examples, args.language)
+    predicted = [
+        analyzer.analyze(example.text, language).label
+        for example, language in zip(examples, languages, strict=True)
+    ]
+    print(format_report([example.label for example in examples], predicted))
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    try:
+        examples = read_tsv(args.data)
+    except (OSError, ValueError) as exc:
+        print(f"cxloop sentiment: {exc}", file=sys.stderr)
+        return 2
+    texts = [example.text for example in examples]
+    labels = [example.label for example in examples]
+    languages = _languages(examples, args.language)
+    config = TrainingConfig(epochs=args.epochs, l2=args.l2)
+    if len(set(labels)) < 2:
+        print("cxloop sentiment: need at least two different labels", file=sys.stderr)
+        return 2
+    if args.cv > 1:
+        predicted = [""] * len(examples)
+        for train_rows, test_rows in folds(len(examples), args.cv):
+            model = train(
+                [texts[i] for i in train_rows],
+                [labels[i] for i in train_rows],
+                [languages[i] for i in train_rows],
+                training=config,
+            )
+            analyzer = SentimentAnalyzer(model)
+            for row in test_rows:
+                predicted[row] = analyzer.analyze(texts[row], languages[row]).label
+        print(f"{args.cv}-fold cross-validation")
+        print(format_report(labels, predicted))
+    started = time.perf_counter()
+    model = train(texts, labels, languages, training=config)
+    model.save(args.out)
+    elapsed = time.perf_counter() - started
+    print(f"trained on {len(texts)} examples ({', '.join(model.classes)}) in {elapsed:.1f} s")
+    print(f"wrote {args.out}")
+    return 0

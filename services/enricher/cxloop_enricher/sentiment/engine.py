@@ -1,0 +1,146 @@
+"""A rule-based sentiment scorer in the style of VADER (Hutto and Gilbert 2014).
+
+Valences come from the lexicons; rules adjust them: negation flips and damps, intensifiers
+scale, a contrast word ("aber", "but") weights the clause after it over what came before,
+capitals and exclamation marks amplify. The sum is squashed into [-1, 1].
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from cxloop_enricher.sentiment.lexicon import Language, Rules, for_language
+from cxloop_enricher.sentiment.tokens import Kind, Token, tokenize
+
+NEGATION = -0.74  # VADER's factor: "not good" is less bad than "bad"
+NEGATION_WINDOW = 3
+SHOUT = 1.25
+BEFORE_CONTRAST = 0.5
+AFTER_CONTRAST = 1.5
+EXCLAMATION = 0.29  # per "!", at most four
+SQUASH = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class LexiconScore:
+    """The engine's view of a text: compound in [-1, 1] and the positive and negative mass."""
+
+    compound: float
+    positive: float
+    negative: float
+    hits: int
+
+
+def _squash(total: float) -> float:
+    return total / math.sqrt(total * total + SQUASH)
+
+
+def score_tokens(tokens: list[Token], language: Language) -> LexiconScore:
+    """Score a tokenised text with one language's lexicon and rules."""
+    lexicon, rules = language.lexicon, language.rules
+    values: list[float] = []  # one per valenced word, already weighted
+    weight = 1.0
+    exclamations = 0
+    words: list[str] = []  # words of the current clause: the scope of negators and boosters
+    skip = 0
+    count = len(tokens)
+    for index, token in enumerate(tokens):
+        kind = token.kind
+        if kind is not Kind.WORD:
+            if kind is Kind.SYMBOL:
+                value = lexicon.symbol(token.text)
+                if value:
+                    values.append(value * weight)
+            elif kind is Kind.EXCLAMATION:
+                exclamations += len(token.text)
+            words.clear()
+            continue
+        if skip:
+            skip -= 1
+            words.append(token.text)
+            continue
+        word = token.text
+        if word in rules.contrasts:
+            values = [value * BEFORE_CONTRAST for value in values]
+            weight = AFTER_CONTRAST
+            words.clear()
+            continue
+        if word in rules.clause_words:
+            words.clear()
+            continue
+
+        value = 0.0
+        if word in lexicon.phrase_starts:
+            value, used = _phrase(tokens, index, lexicon.phrases)
+            if used:
+                skip = used - 1
+                values.append(value * weight * _boost(words, rules.boosters))
+                words.append(word)
+                continue
+        if word in rules.negators:
+            words.append(word)
+            continue
+        value = lexicon.valence(word)
+        if value:
+            value *= _boost(words, rules.boosters)
+            if token.shouted:
+                value *= SHOUT
+            if _negated(words, rules.negators) or (
+                rules.trailing_negators and _negated_after(tokens, index, count, rules)
+            ):
+                value *= NEGATION
+            values.append(value * weight)
+        words.append(word)
+
+    total = sum(values)
+    if total and exclamations:
+        total += math.copysign(min(exclamations, 4) * EXCLAMATION, total)
+    positive = sum(value for value in values if value > 0)
+    negative = -sum(value for value in values if value < 0)
+    return LexiconScore(_squash(total), positive, negative, len(values))
+
+
+def _phrase(
+    tokens: list[Token], index: int, phrases: dict[tuple[str, ...], float]
+) -> tuple[float, int]:
+    for length in (4, 3, 2):
+        end = index + length
+        if end > len(tokens):
+            continue
+        window = tokens[index:end]
+        if any(token.kind is not Kind.WORD for token in window):
+            continue
+        value = phrases.get(tuple(token.text for token in window))
+        if value is not None:
+            return value, length
+    return 0.0, 0
+
+
+def _boost(words: list[str], boosters: dict[str, float]) -> float:
+    factor = 1.0
+    for word in words[-2:]:
+        factor *= boosters.get(word, 1.0)
+    return factor
+
+
+def _negated(words: list[str], negators: frozenset[str]) -> bool:
+    return any(word in negators for word in words[-NEGATION_WINDOW:])
+
+
+def _negated_after(tokens: list[Token], index: int, count: int, rules: Rules) -> bool:
+    """German clause-final negation: "das gefällt mir nicht", "funktioniert leider nicht"."""
+    trailing = rules.trailing_negators
+    for ahead in range(index + 1, min(index + 4, count)):
+        token = tokens[ahead]
+        if token.kind is not Kind.WORD:
+            return False
+        if token.text in trailing:
+            following = tokens[ahead + 1] if ahead + 1 < count else None
+            return following is None or following.kind is not Kind.WORD
+    return False
+
+
+def score_text(text: str, language: str) -> LexiconScore:
+    """Score `text` with the lexicon of `language` (ISO 639-1)."""
+    return score_tokens(tokenize(text), for_language(language))

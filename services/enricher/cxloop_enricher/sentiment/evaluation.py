@@ -1,0 +1,81 @@
+"""Reading labelled TSV files and scoring predictions (macro-F1, per-class F1, baselines)."""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+EVALUATED = ("negative", "neutral", "positive")
+
+
+@dataclass(frozen=True)
+class Example:
+    """One labelled text."""
+
+    text: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Per-class and macro-averaged F1 over the classes present in the gold labels."""
+
+    macro_f1: float
+    per_class: dict[str, float]
+    support: dict[str, int]
+
+
+def read_tsv(path: str | Path) -> list[Example]:
+    """Examples from `text<TAB>label` lines; a header line `text<TAB>label` is skipped."""
+    examples: list[Example] = []
+    with Path(path).open(encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
+        for number, row in enumerate(reader, start=1):
+            if not row or (number == 1 and row[:2] == ["text", "label"]):
+                continue
+            if len(row) < 2:
+                raise ValueError(f"{path}:{number}: expected text<TAB>label")
+            text, label = "\t".join(row[:-1]), row[-1].strip().lower()
+            examples.append(Example(text, label))
+    return examples
+
+
+def collapse(label: str) -> str:
+    """The label as evaluated: mixed counts as neutral."""
+    return "neutral" if label == "mixed" else label
+
+
+def score(gold: Sequence[str], predicted: Sequence[str]) -> Scores:
+    """F1 per gold class and their unweighted mean (mixed counts as neutral)."""
+    gold = [collapse(label) for label in gold]
+    predicted = [collapse(label) for label in predicted]
+    classes = sorted(set(gold))
+    per_class: dict[str, float] = {}
+    for name in classes:
+        tp = sum(1 for g, p in zip(gold, predicted, strict=True) if g == name and p == name)
+        fp = sum(1 for g, p in zip(gold, predicted, strict=True) if g != name and p == name)
+        fn = sum(1 for g, p in zip(gold, predicted, strict=True) if g == name and p != name)
+        per_class[name] = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+    macro = sum(per_class.values()) / len(per_class) if per_class else 0.0
+    return Scores(macro, per_class, dict(Counter(gold)))
+
+
+def majority_baseline(gold: Sequence[str]) -> tuple[str, Scores]:
+    """The most frequent gold class and the scores of always answering it."""
+    majority = Counter(collapse(label) for label in gold).most_common(1)[0][0]
+    return majority, score(gold, [majority] * len(gold))
+
+
+def folds(count: int, k: int, seed: int = 13) -> Iterable[tuple[list[int], list[int]]]:
+    """Shuffled k-fold (train, test) index splits."""
+    import random
+
+    order = list(range(count))
+    random.Random(seed).shuffle(order)
+    for fold in range(k):
+        test = order[fold::k]
+        chosen = set(test)
+        yield [index for index in order if index not in chosen], test

@@ -1,0 +1,115 @@
+"""Hashed word and character n-gram features, with the lexicon engine's view appended.
+
+Hashes are stable across processes (CRC-32 for words, a fixed polynomial for characters),
+so a model trained in one process scores the same in another.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from cxloop_enricher.sentiment.engine import score_tokens
+from cxloop_enricher.sentiment.lexicon import for_language
+from cxloop_enricher.sentiment.tokens import Kind, Token, tokenize
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float32]
+
+_PRIME = np.uint64(1_000_003)
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+_SHIFT = np.uint64(29)
+DENSE = 8  # bias and lexicon features after the hashed block
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureConfig:
+    """How texts become feature vectors; stored in the model file."""
+
+    bits: int = 18
+    char_min: int = 2
+    char_max: int = 5
+    char_weight: float = 0.5
+    lexicon: bool = True
+
+    @property
+    def hashed(self) -> int:
+        """Size of the hashed block."""
+        return 1 << self.bits
+
+    @property
+    def size(self) -> int:
+        """Length of a feature vector."""
+        return self.hashed + DENSE
+
+
+def _word_features(tokens: list[Token], negators: frozenset[str]) -> list[int]:
+    # Words in the scope of a negator get their own features ("nicht gut" != "gut").
+    hashes: list[int] = []
+    previous = "<s>"
+    negated = False
+    for token in tokens:
+        if token.kind is Kind.WORD or token.kind is Kind.SYMBOL:
+            text = token.text
+            if text in negators:
+                negated = True
+            unigram = ("~" + text) if negated else text
+            hashes.append(zlib.crc32(unigram.encode()))
+            hashes.append(zlib.crc32(f"{previous} {text}".encode()))
+            previous = text
+        else:
+            negated = False
+            previous = token.text
+    return hashes
+
+
+def _char_features(text: str, low: int, high: int) -> npt.NDArray[np.uint64]:
+    codes = np.frombuffer(f" {text} ".encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    parts: list[npt.NDArray[np.uint64]] = []
+    for size in range(low, high + 1):
+        count = len(codes) - size + 1
+        if count <= 0:
+            break
+        hashed = np.full(count, size, dtype=np.uint64)
+        for offset in range(size):
+            hashed = hashed * _PRIME + codes[offset : offset + count]
+        parts.append(hashed)
+    if not parts:
+        return np.zeros(0, dtype=np.uint64)
+    joined = np.concatenate(parts) * _MIX
+    return joined ^ (joined >> _SHIFT)
+
+
+def featurize(text: str, language: str, config: FeatureConfig) -> tuple[IntArray, FloatArray]:
+    """Indices and values of the sparse feature vector of `text` (L2-normalised block)."""
+    lang = for_language(language)
+    tokens = tokenize(text)
+    mask = np.uint64(config.hashed - 1)
+    words = np.asarray(_word_features(tokens, lang.rules.negators), dtype=np.uint64)
+    normalised = " ".join(token.text for token in tokens if token.kind is not Kind.BREAK)
+    chars = _char_features(normalised, config.char_min, config.char_max)
+    word_index, word_count = np.unique((words * _MIX >> _SHIFT) & mask, return_counts=True)
+    char_index, char_count = np.unique(chars & mask, return_counts=True)
+    index = np.concatenate([word_index, char_index]).astype(np.int64)
+    value = np.concatenate(
+        [np.log1p(word_count), np.log1p(char_count) * config.char_weight]
+    ).astype(np.float32)
+    norm = float(np.sqrt(np.dot(value, value)))
+    if norm > 0:
+        value /= norm
+    dense = np.zeros(DENSE, dtype=np.float32)
+    dense[0] = 1.0
+    if config.lexicon:
+        lexical = score_tokens(tokens, lang)
+        dense[1] = lexical.compound
+        dense[2] = min(lexical.positive, 8.0) / 4.0
+        dense[3] = min(lexical.negative, 8.0) / 4.0
+        dense[4] = 1.0 if lexical.hits == 0 else 0.0
+        dense[5] = 1.0 if any(token.kind is Kind.QUESTION for token in tokens) else 0.0
+        dense[6] = 1.0 if any(token.kind is Kind.EXCLAMATION for token in tokens) else 0.0
+        dense[7] = min(len(tokens), 60) / 60.0
+    dense_index = np.arange(config.hashed, config.size, dtype=np.int64)
+    return np.concatenate([index, dense_index]), np.concatenate([value, dense])

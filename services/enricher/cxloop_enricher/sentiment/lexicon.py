@@ -1,0 +1,248 @@
+"""Sentiment lexicons (package data) and the per-language words the rules need."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+
+_ADJECTIVE_ENDINGS = ("", "e", "er", "es", "en", "em")
+_MIN_AFFIX = 4
+_MAX_PHRASE = 4
+
+
+def words(text: str) -> frozenset[str]:
+    """The whitespace-separated words of `text`."""
+    return frozenset(text.split())
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Function words that change the valence of their neighbours."""
+
+    negators: frozenset[str]
+    # Negators that may follow the word they negate at the end of a clause (German verb-second
+    # order: "das gefällt mir nicht").
+    trailing_negators: frozenset[str]
+    # Multipliers for the valence of the next (or next but one) valenced word.
+    boosters: dict[str, float]
+    # Words after which the rest of the text weighs more and everything before less.
+    contrasts: frozenset[str]
+    # Words that end the window in which a negator acts.
+    clause_words: frozenset[str]
+
+
+@dataclass
+class Lexicon:
+    """Valences of words, stems, compound heads and phrases of one language."""
+
+    words: dict[str, float] = field(default_factory=dict)
+    prefixes: dict[str, float] = field(default_factory=dict)
+    suffixes: dict[str, float] = field(default_factory=dict)
+    phrases: dict[tuple[str, ...], float] = field(default_factory=dict)
+    phrase_starts: set[str] = field(default_factory=set)
+    symbols: dict[str, float] = field(default_factory=dict)
+    _cache: dict[str, float] = field(default_factory=dict, repr=False)
+
+    def add(self, term: str, valence: float) -> None:
+        """Add one entry in the file syntax (see data/de_cx.tsv)."""
+        term = term.strip()
+        if " " in term:
+            parts = tuple(term.lower().split())[:_MAX_PHRASE]
+            self.phrases[parts] = valence
+            self.phrase_starts.add(parts[0])
+        elif term.endswith("~"):
+            for ending in _ADJECTIVE_ENDINGS:
+                self.words.setdefault(term[:-1].lower() + ending, valence)
+        elif term.endswith("*") and len(term) > _MIN_AFFIX:
+            self.prefixes[term[:-1].lower()] = valence
+        elif term.startswith("*") and len(term) > _MIN_AFFIX:
+            self.suffixes[term[1:].lower()] = valence
+        elif any(char.isalpha() for char in term) and term[0] not in ":;<>^-":
+            self.words[term.lower()] = valence
+        else:
+            self.symbols[term] = valence
+
+    def valence(self, word: str) -> float:
+        """Valence of a lower-case word (0.0 when unknown)."""
+        cached = self._cache.get(word)
+        if cached is not None:
+            return cached
+        value = self.words.get(word)
+        if value is None:
+            value = self._affix(word)
+        if len(self._cache) > 200_000:  # bound memory in a long-running process
+            self._cache.clear()
+        self._cache[word] = value
+        return value
+
+    def _affix(self, word: str) -> float:
+        if self.prefixes:
+            for end in range(len(word), _MIN_AFFIX - 1, -1):
+                value = self.prefixes.get(word[:end])
+                if value is not None:
+                    return value
+        if self.suffixes:
+            for start in range(1, len(word) - _MIN_AFFIX + 1):
+                value = self.suffixes.get(word[start:])
+                if value is not None:
+                    return value
+        return 0.0
+
+    def symbol(self, text: str) -> float:
+        """Valence of an emoji or emoticon (0.0 when unknown)."""
+        value = self.symbols.get(text)
+        if value is None and len(text) > 1:
+            value = self.symbols.get(text[0])
+        return value or 0.0
+
+
+def _read(name: str, into: Lexicon, skip: frozenset[str] = frozenset()) -> None:
+    text = resources.files(__package__).joinpath("data", name).read_text(encoding="utf-8")
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        term, _, valence = line.partition("\t")
+        if term.lower() not in skip:
+            into.add(term, float(valence.split("\t")[0]))
+
+
+GERMAN_RULES = Rules(
+    negators=words(
+        "nicht nichts nie niemals kein keine keinen keinem keiner keines ohne weder nirgends "
+        "nimmer null"
+    ),
+    trailing_negators=words("nicht nie niemals"),
+    boosters={
+        "sehr": 1.3,
+        "extrem": 1.5,
+        "total": 1.4,
+        "absolut": 1.4,
+        "echt": 1.25,
+        "wirklich": 1.25,
+        "richtig": 1.2,
+        "voll": 1.25,
+        "super": 1.3,
+        "mega": 1.4,
+        "äußerst": 1.5,
+        "äusserst": 1.5,
+        "besonders": 1.25,
+        "höchst": 1.4,
+        "unglaublich": 1.4,
+        "ungemein": 1.4,
+        "enorm": 1.4,
+        "sowas": 1.3,
+        "so": 1.15,
+        "zu": 1.1,
+        "viel": 1.15,
+        "völlig": 1.4,
+        "komplett": 1.4,
+        "ganz": 1.15,
+        "durchaus": 1.1,
+        "immer": 1.1,
+        "ziemlich": 1.1,
+        "recht": 1.05,
+        "überaus": 1.5,
+        "einfach": 1.1,
+        "krass": 1.3,
+        "etwas": 0.7,
+        "bisschen": 0.7,
+        "wenig": 0.7,
+        "eher": 0.7,
+        "relativ": 0.8,
+        "halbwegs": 0.6,
+        "einigermaßen": 0.6,
+        "mäßig": 0.6,
+        "fast": 0.8,
+        "teilweise": 0.7,
+    },
+    contrasts=words("aber jedoch allerdings trotzdem dennoch"),
+    clause_words=words("und oder weil dass denn sondern wenn als obwohl"),
+)
+
+ENGLISH_RULES = Rules(
+    negators=words(
+        "not no never none nobody nothing nowhere neither nor without cannot isn't aren't "
+        "wasn't weren't don't doesn't didn't won't wouldn't can't couldn't shouldn't hasn't "
+        "haven't hadn't ain't isnt arent wasnt werent dont doesnt didnt wont wouldnt cant "
+        "couldnt shouldnt hasnt havent hadnt"
+    ),
+    trailing_negators=frozenset(),
+    boosters={
+        "very": 1.3,
+        "extremely": 1.5,
+        "totally": 1.4,
+        "absolutely": 1.4,
+        "really": 1.25,
+        "so": 1.2,
+        "too": 1.1,
+        "incredibly": 1.4,
+        "completely": 1.4,
+        "utterly": 1.5,
+        "highly": 1.3,
+        "super": 1.3,
+        "truly": 1.25,
+        "especially": 1.2,
+        "most": 1.2,
+        "quite": 1.1,
+        "pretty": 1.1,
+        "such": 1.15,
+        "fucking": 1.4,
+        "damn": 1.2,
+        "somewhat": 0.7,
+        "slightly": 0.6,
+        "little": 0.7,
+        "bit": 0.7,
+        "barely": 0.5,
+        "hardly": 0.5,
+        "kinda": 0.7,
+        "fairly": 0.8,
+        "rather": 0.9,
+        "almost": 0.8,
+    },
+    contrasts=words("but however yet nevertheless nonetheless"),
+    clause_words=words("and or because that since which who when while"),
+)
+
+
+@dataclass(frozen=True)
+class Language:
+    """A lexicon with its rules."""
+
+    lexicon: Lexicon
+    rules: Rules
+
+
+@cache
+def _symbols() -> Lexicon:
+    lexicon = Lexicon()
+    _read("emoji.tsv", lexicon)
+    return lexicon
+
+
+def _with_symbols(lexicon: Lexicon) -> Lexicon:
+    lexicon.symbols.update(_symbols().symbols)
+    return lexicon
+
+
+@cache
+def german() -> Language:
+    """The shipped German lexicon (hand-written CX vocabulary) and rules."""
+    lexicon = Lexicon()
+    _read("de_cx.tsv", lexicon)
+    return Language(_with_symbols(lexicon), GERMAN_RULES)
+
+
+@cache
+def english() -> Language:
+    """VADER's lexicon (MIT) with CX additions, and rules."""
+    lexicon = Lexicon()
+    # Negators are rules here, not valenced words (VADER itself scores "no" at -1.2).
+    _read("en_vader.tsv", lexicon, skip=ENGLISH_RULES.negators)
+    _read("en_cx.tsv", lexicon)
+    return Language(_with_symbols(lexicon), ENGLISH_RULES)
+
+
+def for_language(code: str) -> Language:
+    """The lexicon for an ISO 639-1 code; English (emoji included) for other languages."""
+    return german() if code == "de" else english()

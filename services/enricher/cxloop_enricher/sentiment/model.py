@@ -1,0 +1,74 @@
+"""The trainable linear model and its file format.
+
+A model file is a NumPy `.npz` archive (no pickle) with two members: `weights`, a float32 matrix
+(features x classes), and `header`, a JSON document: format version, class names and the
+feature configuration. Loading takes milliseconds and needs only NumPy.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from cxloop_enricher.sentiment.features import FeatureConfig, featurize
+
+FORMAT = "cxloop-sentiment-linear"
+VERSION = 1
+
+
+class ModelFormatError(ValueError):
+    """The file is not a sentiment model this version can read."""
+
+
+@dataclass(frozen=True)
+class LinearModel:
+    """Multinomial logistic regression over hashed n-gram features."""
+
+    classes: tuple[str, ...]
+    config: FeatureConfig
+    weights: npt.NDArray[np.float32]
+
+    def probabilities(self, text: str, language: str) -> npt.NDArray[np.float64]:
+        """Class probabilities of `text`, in the order of `classes`."""
+        index, value = featurize(text, language, self.config)
+        logits = (value @ self.weights[index]).astype(np.float64)
+        logits -= logits.max()
+        exp = np.exp(logits)
+        result: npt.NDArray[np.float64] = exp / exp.sum()
+        return result
+
+    def save(self, path: str | Path) -> None:
+        """Write the model to `path` (an .npz archive, whatever the name)."""
+        header = {
+            "format": FORMAT,
+            "version": VERSION,
+            "classes": list(self.classes),
+            "features": asdict(self.config),
+        }
+        buffer = io.BytesIO()
+        np.savez_compressed(
+            buffer, weights=self.weights.astype(np.float32), header=np.array(json.dumps(header))
+        )
+        Path(path).write_bytes(buffer.getvalue())
+
+    @classmethod
+    def load(cls, path: str | Path) -> LinearModel:
+        """Read a model written by `save`."""
+        try:
+            with np.load(Path(path), allow_pickle=False) as archive:
+                header = json.loads(str(archive["header"]))
+                weights = np.ascontiguousarray(archive["weights"], dtype=np.float32)
+        except (OSError, ValueError, KeyError) as exc:
+            raise ModelFormatError(f"{path}: not a cxloop sentiment model ({exc})") from exc
+        if header.get("format") != FORMAT or header.get("version") != VERSION:
+            raise ModelFormatError(f"{path}: unsupported model format {header.get('format')!r}")
+        config = FeatureConfig(**header["features"])
+        classes = tuple(str(name) for name in header["classes"])
+        if weights.shape != (config.size, len(classes)):
+            raise ModelFormatError(f"{path}: weights of shape {weights.shape} do not match")
+        return cls(classes, config, weights)
