@@ -1,0 +1,100 @@
+"""The enricher's `cxloop` commands: `touchpoints test` and the `sentiment` family."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from cxloop_enricher.pii import Redactor
+from cxloop_enricher.sentiment.cli import register_sentiment
+from cxloop_enricher.settings import EnricherSettings
+from cxloop_enricher.taxonomy import load_taxonomy
+from cxloop_enricher.touchpoints import Tagging, TouchpointTagger
+from cxschema import FeedbackReceived, FeedbackSubmission
+
+
+def register(commands: Any) -> None:
+    """Add `touchpoints` and `sentiment` to the `cxloop` sub-parser collection."""
+    parser = commands.add_parser("touchpoints", help="the touchpoint taxonomy and its rules")
+    sub = parser.add_subparsers(dest="touchpoints_command", required=True, metavar="COMMAND")
+    test = sub.add_parser(
+        "test", help="print the touchpoint an event would be tagged with, and which rule decided"
+    )
+    test.add_argument(
+        "--event",
+        required=True,
+        help="a JSON file with one native feedback event or a list of them ('-' for stdin)",
+    )
+    test.add_argument("--json", action="store_true", help="one JSON line per event")
+    test.set_defaults(handler=_test)
+    register_sentiment(commands)
+
+
+def _read_events(source: str) -> list[FeedbackSubmission]:
+    text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    data = json.loads(text)
+    items = data if isinstance(data, list) else [data]
+    events: list[FeedbackSubmission] = []
+    for item in items:
+        try:
+            events.append(FeedbackReceived.model_validate(item))
+        except ValidationError:
+            events.append(FeedbackSubmission.model_validate(item))
+    return events
+
+
+def _as_json(tagging: Tagging) -> dict[str, Any]:
+    tp = tagging.touchpoint
+    return {
+        "touchpoint": tp.id,
+        "name": tp.name,
+        "journey_stage": tp.stage,
+        "owner_team": tp.team,
+        "via": tagging.via,
+        "rule": tagging.rule,
+        "reasons": list(tagging.reasons),
+    }
+
+
+def _as_text(tagging: Tagging) -> str:
+    tp = tagging.touchpoint
+    return "\n".join(
+        [
+            f"touchpoint:     {tp.id} ({tp.name})",
+            f"journey stage:  {tp.stage}",
+            f"owner team:     {tp.team or '-'}",
+            f"decided by:     {tagging.explain()}",
+        ]
+    )
+
+
+def _test(args: argparse.Namespace) -> int:
+    settings = EnricherSettings()
+    taxonomy = load_taxonomy(settings.config_dir)
+    try:
+        events = _read_events(args.event)
+    except (OSError, json.JSONDecodeError) as exc:
+        print(f"cxloop touchpoints test: cannot read {args.event}: {exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:
+        print(f"cxloop touchpoints test: not a feedback event:\n{exc}", file=sys.stderr)
+        return 2
+    tagger = TouchpointTagger(taxonomy)
+    redactor = Redactor([*taxonomy.pii_patterns, *settings.enricher_pii_patterns])
+    blocks = []
+    for event in events:
+        comment = redactor.redact(event.comment).text if event.comment else None
+        tagging = tagger.tag(event, comment=comment)
+        if args.json:
+            print(json.dumps(_as_json(tagging), ensure_ascii=False))
+        else:
+            blocks.append(_as_text(tagging))
+    if blocks:
+        print(f"taxonomy:       {taxonomy.source}")
+        print("\n\n".join(blocks))
+    return 0

@@ -1,0 +1,32 @@
+"""The enricher's configuration, read from `CX_*` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cxruntime.settings import CommonSettings
+
+
+class PiiPatternSetting(BaseModel):
+    """One extra PII pattern: matches of `regex` become `placeholder`, counted as `name`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1, max_length=40, pattern=r"^[a-z][a-z0-9_]*$")
+    regex: str = Field(min_length=1)
+    placeholder: str | None = None
+
+
+class EnricherSettings(CommonSettings):
+    """`CX_ENRICHER_*` plus the common variables (SPEC.md, "Configuration")."""
+
+    enricher_port: int = 8001
+    enricher_sentiment_model: Path | None = None
+    """A model trained with `cxloop sentiment train`; unset: the built-in tagger."""
+    enricher_pii_patterns: list[PiiPatternSetting] = Field(default_factory=list)
+    """Extra PII patterns as JSON, added to the `pii` section of `touchpoints.yaml`."""
+    enricher_group_id: str = "cxloop-enricher"
+    enricher_max_batch: int = 500
+    enricher_max_invalid_ratio: float = 0.5
