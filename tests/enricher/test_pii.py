@@ -1,0 +1,155 @@
+"""PII redaction: what must be replaced, and the look-alikes that must stay."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cxloop_enricher.pii import Redactor, iban_valid, luhn_valid
+from cxloop_enricher.settings import PiiPatternSetting
+
+
+@pytest.fixture(scope="module")
+def redactor() -> Redactor:
+    return Redactor()
+
+
+REDACTED: list[tuple[str, str, dict[str, int]]] = [
+    # e-mail
+    ("Schreiben Sie an max.mustermann@example.de", "Schreiben Sie an [EMAIL]", {"email": 1}),
+    ("mail: Jane_Doe+shop@mail.co.uk.", "mail: [EMAIL].", {"email": 1}),
+    ("a@b.de und c.d@e-f.com", "[EMAIL] und [EMAIL]", {"email": 2}),
+    ("jürgen.müller@beispiel.de", "[EMAIL]", {"email": 1}),
+    # phone: German national and international formats
+    ("Ruf mich an: 0171 1234567", "Ruf mich an: [PHONE]", {"phone": 1}),
+    ("Tel. 030/12345678", "Tel. [PHONE]", {"phone": 1}),
+    ("erreichbar unter (0171) 123 45 67", "erreichbar unter [PHONE]", {"phone": 1}),
+    ("unter 089-1234567 tagsüber", "unter [PHONE] tagsüber", {"phone": 1}),
+    ("+49 (0) 30 12345678", "[PHONE]", {"phone": 1}),
+    ("+49 171 1234567", "[PHONE]", {"phone": 1}),
+    ("0049 171 1234567", "[PHONE]", {"phone": 1}),
+    ("call +44 20 7946 0958 please", "call [PHONE] please", {"phone": 1}),
+    ("my number is (555) 123-4567", "my number is [PHONE]", {"phone": 1}),
+    ("+1 555-123-4567", "[PHONE]", {"phone": 1}),
+    ("Telefon: 1234567", "Telefon: [PHONE]", {"phone": 1}),
+    ("Handy 01711234567!", "Handy [PHONE]!", {"phone": 1}),
+    ("Das Paket kam nicht. 0171 1234567", "Das Paket kam nicht. [PHONE]", {"phone": 1}),
+    # IBAN: checksum-validated, with or without spaces
+    ("IBAN DE89 3704 0044 0532 0130 00 bitte", "IBAN [IBAN] bitte", {"iban": 1}),
+    ("DE89370400440532013000", "[IBAN]", {"iban": 1}),
+    ("GB82 WEST 1234 5698 7654 32", "[IBAN]", {"iban": 1}),
+    ("auf AT611904300234573201 überwiesen", "auf [IBAN] überwiesen", {"iban": 1}),
+    ("de89 3704 0044 0532 0130 00", "[IBAN]", {"iban": 1}),
+    # card: Luhn-validated, common issuer prefixes
+    ("Karte 4111 1111 1111 1111 belastet", "Karte [CARD] belastet", {"card": 1}),
+    ("5555-5555-5555-4444", "[CARD]", {"card": 1}),
+    ("Amex 378282246310005", "Amex [CARD]", {"card": 1}),
+    ("card 4012888888881881 was charged", "card [CARD] was charged", {"card": 1}),
+    # several kinds at once
+    (
+        "max@example.de, 0171 1234567, DE89 3704 0044 0532 0130 00, 4111111111111111",
+        "[EMAIL], [PHONE], [IBAN], [CARD]",
+        {"email": 1, "phone": 1, "iban": 1, "card": 1},
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "expected", "counts"), REDACTED)
+def test_personal_data_is_replaced(
+    redactor: Redactor, text: str, expected: str, counts: dict[str, int]
+) -> None:
+    result = redactor.redact(text)
+    assert result.text == expected
+    assert result.counts == counts
+
+
+LOOK_ALIKES = [
+    "Bestellnummer 4111111111111111",  # Luhn-valid, but an order number
+    "Bestellung 0012345678 vom 03.11.2026",
+    "Order #123456789 arrived",
+    "order no. 0171234567 is missing",
+    "Rechnungsnummer: 0123456789",
+    "Kundennummer 0301234567",
+    "am 23.11.2026 um 14:30 Uhr",
+    "am 03.11.2026",
+    "2026-11-23",
+    "11/23/2026",
+    "Preis 1.299,00 EUR statt 49,99 €",
+    "it cost $1,299.99",
+    "0,99 € Versand",
+    "PLZ 80331 München",
+    "Artikel 0815-4711 defekt",
+    "Sendung 00340434161094042557",
+    "IBAN DE89 3704 0044 0532 0130 01",  # wrong check digits
+    "DE00 1234 5678 9012 3456 78",
+    "Karte 4111 1111 1111 1112",  # fails Luhn
+    "1234 5678 9012 3456",  # fails Luhn
+    "Version 10.2.3 der App",
+    "3 Tage, 14 Stunden",
+    "KW 47, 2 Pakete",
+    "Ticket 0815123456 offen",
+]
+
+
+@pytest.mark.parametrize("text", LOOK_ALIKES)
+def test_look_alikes_stay(redactor: Redactor, text: str) -> None:
+    result = redactor.redact(text)
+    assert (result.text, result.counts) == (text, {})
+
+
+def test_configured_patterns_are_replaced_and_counted() -> None:
+    redactor = Redactor(
+        [
+            PiiPatternSetting(name="customer_number", regex=r"\bKD-\d{6,}\b"),
+            PiiPatternSetting(name="plate", regex=r"\bM-[A-Z]{2} \d{3,4}\b", placeholder="[KFZ]"),
+        ]
+    )
+    result = redactor.redact("Kunde KD-123456, Auto M-AB 1234, KD-654321")
+    assert result.text == "Kunde [CUSTOMER_NUMBER], Auto [KFZ], [CUSTOMER_NUMBER]"
+    assert result.counts == {"customer_number": 2, "plate": 1}
+    assert redactor.kinds == ("email", "phone", "iban", "card", "customer_number", "plate")
+
+
+def test_an_invalid_configured_pattern_is_refused() -> None:
+    with pytest.raises(ValueError, match="'broken': invalid regex"):
+        Redactor([PiiPatternSetting(name="broken", regex="(")])
+
+
+def test_urls_lose_only_email_addresses(redactor: Redactor) -> None:
+    result = redactor.redact_emails(
+        "https://shop.example/account?email=max@example.de&id=0171234567"
+    )
+    assert result.text == "https://shop.example/account?email=[EMAIL]&id=0171234567"
+
+
+def test_checksums() -> None:
+    assert iban_valid("DE89 3704 0044 0532 0130 00")
+    assert not iban_valid("DE89 3704 0044 0532 0130 01")
+    assert not iban_valid("DE89 3704 0044 0532 0130")  # wrong length for DE
+    assert luhn_valid("79927398713")
+    assert not luhn_valid("79927398710")
+
+
+def _luhn_digit(body: str) -> str:
+    for digit in "0123456789":
+        if luhn_valid(body + digit):
+            return digit
+    raise AssertionError("unreachable")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.from_regex(r"4[0-9]{14}", fullmatch=True), st.integers(1, 9))
+def test_cards_failing_luhn_are_never_redacted(body: str, offset: int) -> None:
+    valid = body + _luhn_digit(body)
+    wrong = body + str((int(valid[-1]) + offset) % 10)
+    redactor = Redactor()
+    assert redactor.redact(f"Karte {valid}").counts == {"card": 1}
+    assert redactor.redact(f"Karte {wrong}").counts == {}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.sampled_from("0123456789 .,-:/€$abcKD"), max_size=80))
+def test_redaction_never_grows_digits(text: str) -> None:
+    result = Redactor().redact(text)
+    assert sum(ch.isdigit() for ch in result.text) <= sum(ch.isdigit() for ch in text)
