@@ -10,7 +10,7 @@ import pytest
 from cxloop_enricher.main import runner_config
 from cxloop_enricher.processor import EnrichProcessor
 from cxloop_enricher.settings import EnricherSettings
-from cxruntime.consumer import Consumed, ConsumerRunner
+from cxruntime.consumer import ConsumerRunner
 from cxruntime.embedded import EmbeddedKafka
 from cxruntime.kafka import make_producer
 from cxschema import ENRICHED, INVALID, TYPE_ENRICHED, decode_enriched, header_value
