@@ -1,0 +1,226 @@
+"""HTTP API of the metrics service: thin routes over `reports`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cxloop_metrics import reports
+from cxloop_metrics.buckets import Interval
+from cxloop_metrics.measures import DIMENSIONS
+from cxloop_metrics.reports import Metric, ReportContext, ReportError, Slice
+from cxloop_metrics.repository import Filters
+from cxloop_metrics.schemas import ComparisonReport, KpiReport, TimeSeriesReport
+from cxruntime.auth import ReadKey
+from cxruntime.problems import Problem
+
+Window = Literal["1h", "24h", "7d", "28d", "90d"]
+
+
+async def _session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.sessions() as session:
+        yield session
+
+
+def _context(request: Request) -> ReportContext:
+    ctx = request.app.state.report_context
+    assert isinstance(ctx, ReportContext)
+    return ctx
+
+
+SessionDep = Annotated[AsyncSession, Depends(_session)]
+ContextDep = Annotated[ReportContext, Depends(_context)]
+
+
+def _split(value: str | None) -> frozenset[str]:
+    return frozenset(part.strip() for part in (value or "").split(",") if part.strip())
+
+
+def _problem(field: str, message: str) -> Problem:
+    return Problem(
+        422,
+        "Invalid request",
+        message,
+        errors=[{"field": field, "message": message, "type": "value_error"}],
+    )
+
+
+class SliceParams:
+    """Query parameters shared by every KPI endpoint: grouping and filters."""
+
+    def __init__(
+        self,
+        *,
+        ctx: ContextDep,
+        group_by: Annotated[
+            str | None,
+            Query(description="up to two of: " + ", ".join(DIMENSIONS), examples=["touchpoint"]),
+        ] = None,
+        touchpoint: Annotated[
+            str | None, Query(description="comma-separated; includes descendants")
+        ] = None,
+        channel: Annotated[str | None, Query(description="comma-separated")] = None,
+        journey_stage: Annotated[str | None, Query(description="comma-separated")] = None,
+        region: Annotated[str | None, Query(description="comma-separated")] = None,
+        segment: Annotated[str | None, Query(description="comma-separated")] = None,
+        touchpoint_level: Annotated[
+            int | None,
+            Query(ge=1, le=10, description="roll touchpoints up to this taxonomy depth (1=root)"),
+        ] = None,
+    ) -> None:
+        dims = [d.strip() for d in (group_by or "").split(",") if d.strip()]
+        unknown = [d for d in dims if d not in DIMENSIONS]
+        if unknown:
+            raise _problem("group_by", f"unknown dimension(s) {unknown}; use {list(DIMENSIONS)}")
+        if len(dims) > 2 or len(set(dims)) != len(dims):
+            raise _problem("group_by", "group by at most two distinct dimensions")
+        tps = _split(touchpoint)
+        children = set()
+        for tp in tps:
+            children |= ctx.config.taxonomy.children_of(tp)
+        self.slice = Slice(
+            group_by=tuple(dims),
+            filters=Filters(
+                values={
+                    "touchpoint": frozenset(tps | children),
+                    "channel": _split(channel),
+                    "journey_stage": _split(journey_stage),
+                    "region": _split(region),
+                    "segment": _split(segment),
+                },
+                touchpoint_subtrees=frozenset(tps | children),
+            ),
+            touchpoint_level=touchpoint_level,
+        )
+
+
+SliceDep = Annotated[SliceParams, Depends()]
+router = APIRouter(prefix="/v1/kpis", tags=["kpis"])
+
+
+@router.get("", response_model=KpiReport, response_model_by_alias=True, summary="KPIs per group")
+async def get_kpis(
+    *,
+    _key: ReadKey,
+    session: SessionDep,
+    ctx: ContextDep,
+    params: SliceDep,
+    window: Annotated[Window, Query(description="rolling window ending now")] = "7d",
+    from_: Annotated[datetime | None, Query(alias="from", description="instead of window")] = None,
+    to: Annotated[datetime | None, Query(description="with `from`")] = None,
+) -> KpiReport:
+    """NPS, CSAT, CES and sentiment, each with its n and 95% interval, per group.
+
+    Counted by `occurred_at`. `from`/`to` in the answer are the range actually covered: older
+    parts are answered from hour or day buckets, so an old `from` is moved back to the hour or
+    the local day.
+    """
+    try:
+        return await reports.kpi_report(
+            session, ctx, window=window, start=from_, end=to, sl=params.slice
+        )
+    except ReportError as exc:
+        raise _problem("from", str(exc)) from exc
+
+
+@router.get(
+    "/timeseries",
+    response_model=TimeSeriesReport,
+    response_model_by_alias=True,
+    summary="One KPI over time",
+)
+async def get_timeseries(
+    *,
+    _key: ReadKey,
+    session: SessionDep,
+    ctx: ContextDep,
+    params: SliceDep,
+    metric: Metric = "nps",
+    interval: Interval = "day",
+    from_: Annotated[datetime | None, Query(alias="from")] = None,
+    to: datetime | None = None,
+) -> TimeSeriesReport:
+    """A KPI per local hour, day, week (from Monday) or month of CX_METRICS_TIMEZONE.
+
+    Every interval in the range is listed (n = 0 and value null where nothing was counted), so
+    gaps show. Default range: 48 hours, 28 days, 12 weeks or a year back from now.
+    """
+    try:
+        return await reports.timeseries_report(
+            session,
+            ctx,
+            metric=metric,
+            interval=interval,
+            start=from_,
+            end=to,
+            sl=params.slice,
+        )
+    except ReportError as exc:
+        raise _problem("from", str(exc)) from exc
+
+
+@router.get(
+    "/compare",
+    response_model=ComparisonReport,
+    response_model_by_alias=True,
+    summary="Compare two periods or two segments",
+)
+async def get_compare(
+    *,
+    _key: ReadKey,
+    session: SessionDep,
+    ctx: ContextDep,
+    params: SliceDep,
+    window: Window = "7d",
+    dimension: Annotated[
+        str | None,
+        Query(description="segment mode: the dimension whose values `a` and `b` compare"),
+    ] = None,
+    a: Annotated[str | None, Query(description="segment mode: value(s) of side a")] = None,
+    b: Annotated[str | None, Query(description="segment mode: value(s) of side b")] = None,
+) -> ComparisonReport:
+    """Each KPI's change with its 95% interval and a significance flag.
+
+    Period mode (no `dimension`): the window against the window of the same length just before
+    it (a = previous, b = current). Segment mode: `dimension=channel&a=web&b=app` compares two
+    slices over the same window. NPS differences use the adjusted-Wald method, proportions
+    Newcombe's score interval and means Welch's t; significant means the interval excludes 0.
+    """
+    sl = params.slice
+    if dimension is None:
+        return await reports.compare_report(
+            session, ctx, window=window, sl=sl, b_slice=None, a_label="previous", b_label="current"
+        )
+    if dimension not in DIMENSIONS:
+        raise _problem("dimension", f"unknown dimension {dimension!r}; use {list(DIMENSIONS)}")
+    if dimension in sl.group_by:
+        raise _problem("dimension", "do not group by the dimension being compared")
+    a_values, b_values = _split(a), _split(b)
+    if not a_values or not b_values:
+        raise _problem("a", "segment mode needs values for both `a` and `b`")
+
+    def side(values: frozenset[str]) -> Slice:
+        filters = dict(sl.filters.values)
+        filters[dimension] = values
+        subtrees = sl.filters.touchpoint_subtrees
+        if dimension == "touchpoint":
+            subtrees = values
+        return Slice(
+            group_by=sl.group_by,
+            filters=Filters(values=filters, touchpoint_subtrees=subtrees),
+            touchpoint_level=sl.touchpoint_level,
+        )
+
+    return await reports.compare_report(
+        session,
+        ctx,
+        window=window,
+        sl=side(a_values),
+        b_slice=side(b_values),
+        a_label=",".join(sorted(a_values)),
+        b_label=",".join(sorted(b_values)),
+    )
