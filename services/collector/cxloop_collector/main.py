@@ -11,11 +11,12 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from fastapi import FastAPI
 
-from cxloop_collector import api
+from cxloop_collector import api, channels_api
 from cxloop_collector.gate import Gate
 from cxloop_collector.openapi import install_openapi
 from cxloop_collector.publisher import Publisher
 from cxloop_collector.ratelimit import RateLimiter
+from cxloop_collector.rating import RatingSigner, load_secret
 from cxloop_collector.settings import CollectorSettings
 from cxruntime.auth import Authenticator
 from cxruntime.db import DatabaseProbe, make_engine, make_sessionmaker
@@ -59,6 +60,10 @@ def create_app(settings: CollectorSettings) -> FastAPI:
         engine = make_engine(settings.database_dsn(), pool_size=5, max_overflow=5)
         sessions = make_sessionmaker(engine)
         app.state.sessions = sessions
+        secret = settings.collector_rating_secret
+        app.state.rating_signer = RatingSigner(
+            load_secret(secret.get_secret_value() if secret else None, settings.data_dir)
+        )
         app.state.authenticator = Authenticator(sessions, ttl_s=settings.collector_auth_cache_s)
         publisher = Publisher(
             timeout_s=settings.collector_produce_timeout_s,
@@ -117,6 +122,7 @@ def create_app(settings: CollectorSettings) -> FastAPI:
     install_problem_handlers(app)
     app.include_router(ops_router(current_checks))
     app.include_router(api.router)
+    app.include_router(channels_api.router)
     install_openapi(app)
     return app
 

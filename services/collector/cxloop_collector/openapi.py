@@ -19,10 +19,23 @@ class FeedbackBatch(BaseModel):
     events: list[FeedbackSubmission] = Field(max_length=500)
 
 
+class InboundMail(BaseModel):
+    """An inbound e-mail as mail providers post it (SendGrid, Mailgun, Postmark style)."""
+
+    sender: str = Field(alias="from", description="`Name <address>` or an address")
+    to: str | None = None
+    subject: str | None = None
+    text: str | None = None
+    html: str | None = None
+    headers: dict[str, str] | list[list[str]] | None = Field(
+        default=None, description="Message-ID and Date are used when present"
+    )
+
+
 def _schemas(*models: type[BaseModel]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for model in models:
-        schema = model.model_json_schema(ref_template=REF)
+        schema = model.model_json_schema(ref_template=REF, by_alias=True)
         out.update(schema.pop("$defs", {}))
         out[model.__name__] = schema
     return out
@@ -42,7 +55,7 @@ def install_openapi(app: FastAPI, *extra_models: type[BaseModel]) -> None:
             routes=app.routes,
         )
         components = document.setdefault("components", {}).setdefault("schemas", {})
-        components.update(_schemas(FeedbackSubmission, FeedbackBatch, *extra_models))
+        components.update(_schemas(FeedbackSubmission, FeedbackBatch, InboundMail, *extra_models))
         app.openapi_schema = document
         return document
 
