@@ -10,11 +10,11 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from cxloop_collector import email_channel, pages, rating, repository
+from cxloop_collector import contact_centre, email_channel, native, pages, rating, repository
 from cxloop_collector.api import INGEST_RESPONSES, gate_of, invalid
 from cxloop_collector.bodies import read_body
 from cxloop_collector.cloudevents_http import media_type
-from cxloop_collector.gate import Gate
+from cxloop_collector.gate import Batch, Gate
 from cxloop_collector.intake import key_source, receive, to_record
 from cxloop_collector.publisher import Outcome, Overloaded
 from cxloop_collector.telemetry import count_event
@@ -152,3 +152,57 @@ async def _publish_rating(gate: Gate, claim: rating.RatingClaim, score: int, eve
         outcome = Outcome.UNAVAILABLE
     count_event("email", outcome.value)
     return outcome is not Outcome.UNAVAILABLE
+
+
+MAX_CSV_BYTES: Final = 2 * 1024 * 1024
+
+
+@router.post(
+    "/contact-centre",
+    summary="Post post-call survey records: JSON (one or a list) or a CSV export",
+    responses={415: {"description": "Neither JSON nor CSV"}, **INGEST_RESPONSES},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "text/csv": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
+async def post_contact_centre(request: Request, key: IngestKey) -> Response:
+    """Per-row results; the call id is the event id, so a re-uploaded export is deduplicated."""
+    gate = gate_of(request)
+    decision = gate.admit(request, key)
+    gate.check_channel(key, "contact_centre")
+    kind = media_type(request.headers.get("content-type"))
+    zone = request.app.state.csv_zone
+    body = await read_body(request, MAX_CSV_BYTES)
+    try:
+        if kind in ("text/csv", "application/csv", "text/plain"):
+            rows = contact_centre.parse_csv(body, zone)
+        elif kind in ("application/json", ""):
+            try:
+                document = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                raise Problem(400, "Bad request", "The body is not valid JSON.") from None
+            rows = contact_centre.parse_json(document, zone)
+        else:
+            raise Problem(415, "Unsupported media type", "Send JSON or text/csv.")
+    except ValueError as exc:
+        raise Problem(413, "Content too large", str(exc)) from None
+    batch = Batch(size=len(rows))
+    source = key_source(key.name)
+    received_at = gate.now()
+    for row in rows:
+        if isinstance(row.result, list):
+            batch.reject(row.index, row.result, "contact_centre", row=row.line)
+            continue
+        record = to_record(receive(row.result, source=source, received_at=received_at))
+        errors = native.oversized(record.value)
+        if errors:
+            batch.reject(row.index, errors, "contact_centre", row=row.line)
+            continue
+        batch.records[row.index] = record
+    return await gate.publish_batch(batch, decision)

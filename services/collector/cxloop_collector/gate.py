@@ -33,9 +33,19 @@ class Batch:
     rejected: list[dict[str, Any]] = field(default_factory=list)
     channels: dict[int, str] = field(default_factory=dict)
 
-    def reject(self, index: int, errors: list[dict[str, str]], channel: str = "unknown") -> None:
-        """Record item `index` as rejected with its field errors."""
-        self.rejected.append({"index": index, "errors": errors})
+    def reject(
+        self,
+        index: int,
+        errors: list[dict[str, str]],
+        channel: str = "unknown",
+        *,
+        row: int | None = None,
+    ) -> None:
+        """Record item `index` (CSV line `row`) as rejected with its field errors."""
+        item: dict[str, Any] = {"index": index, "errors": errors}
+        if row is not None:
+            item["row"] = row
+        self.rejected.append(item)
         telemetry.count_event(channel, "rejected")
 
 

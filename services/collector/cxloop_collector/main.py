@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
+from zoneinfo import ZoneInfo
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -60,6 +61,7 @@ def create_app(settings: CollectorSettings) -> FastAPI:
         engine = make_engine(settings.database_dsn(), pool_size=5, max_overflow=5)
         sessions = make_sessionmaker(engine)
         app.state.sessions = sessions
+        app.state.csv_zone = ZoneInfo(settings.collector_csv_timezone)
         secret = settings.collector_rating_secret
         app.state.rating_signer = RatingSigner(
             load_secret(secret.get_secret_value() if secret else None, settings.data_dir)
