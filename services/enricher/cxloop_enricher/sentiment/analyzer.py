@@ -14,10 +14,10 @@ _LABEL_NAMES: dict[str, Label] = {name: name for name in LABELS}
 # +-0.05 because customer comments state facts ("Paket kam am Dienstag") that a single mildly
 # valenced word should not turn into an opinion.
 POSITIVE = 0.35
-NEGATIVE = -0.30
+NEGATIVE = -0.05
 # Mixed: both sides carry at least this much valence and the weaker is at least this share
 # of the stronger.
-MIXED_MASS = 1.2
+MIXED_MASS = 2.0
 MIXED_RATIO = 0.5
 # A trained model calls a text mixed when both polar classes are at least this likely.
 MIXED_PROBABILITY = 0.30

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 
 from cxloop_enricher.sentiment.lexicon import Language, Rules, for_language
-from cxloop_enricher.sentiment.tokens import Kind, Token, tokenize
+from cxloop_enricher.sentiment.tokens import BREAKS, EMOTICONS, tokenize
 
 NEGATION = -0.74  # VADER's factor: "not good" is less bad than "bad"
 NEGATION_WINDOW = 3
@@ -36,8 +36,12 @@ def _squash(total: float) -> float:
     return total / math.sqrt(total * total + SQUASH)
 
 
-def score_tokens(tokens: list[Token], language: Language) -> LexiconScore:
-    """Score a tokenised text with one language's lexicon and rules."""
+def _is_word(token: str) -> bool:
+    return token[0].isalnum() and token not in EMOTICONS
+
+
+def score_tokens(tokens: list[str], language: Language) -> LexiconScore:
+    """Score the tokens of a text (from `tokenize`) with one language's lexicon and rules."""
     lexicon, rules = language.lexicon, language.rules
     values: list[float] = []  # one per valenced word, already weighted
     weight = 1.0
@@ -46,21 +50,21 @@ def score_tokens(tokens: list[Token], language: Language) -> LexiconScore:
     skip = 0
     count = len(tokens)
     for index, token in enumerate(tokens):
-        kind = token.kind
-        if kind is not Kind.WORD:
-            if kind is Kind.SYMBOL:
-                value = lexicon.symbol(token.text)
+        if not _is_word(token):
+            first = token[0]
+            if first == "!":
+                exclamations += len(token)
+            elif first != "?" and token.strip(BREAKS):
+                value = lexicon.symbol(token)
                 if value:
                     values.append(value * weight)
-            elif kind is Kind.EXCLAMATION:
-                exclamations += len(token.text)
             words.clear()
             continue
+        word = token.lower()
         if skip:
             skip -= 1
-            words.append(token.text)
+            words.append(word)
             continue
-        word = token.text
         if word in rules.contrasts:
             values = [value * BEFORE_CONTRAST for value in values]
             weight = AFTER_CONTRAST
@@ -69,8 +73,6 @@ def score_tokens(tokens: list[Token], language: Language) -> LexiconScore:
         if word in rules.clause_words:
             words.clear()
             continue
-
-        value = 0.0
         if word in lexicon.phrase_starts:
             value, used = _phrase(tokens, index, lexicon.phrases)
             if used:
@@ -81,10 +83,14 @@ def score_tokens(tokens: list[Token], language: Language) -> LexiconScore:
         if word in rules.negators:
             words.append(word)
             continue
+        if word in rules.boosters and index + 1 < count and _is_word(tokens[index + 1]):
+            # "super freundlich", "pretty good": an intensifier here, not an opinion itself.
+            words.append(word)
+            continue
         value = lexicon.valence(word)
         if value:
             value *= _boost(words, rules.boosters)
-            if token.shouted:
+            if len(token) > 1 and token.isupper():
                 value *= SHOUT
             if _negated(words, rules.negators) or (
                 rules.trailing_negators and _negated_after(tokens, index, count, rules)
@@ -102,16 +108,16 @@ def score_tokens(tokens: list[Token], language: Language) -> LexiconScore:
 
 
 def _phrase(
-    tokens: list[Token], index: int, phrases: dict[tuple[str, ...], float]
+    tokens: list[str], index: int, phrases: dict[tuple[str, ...], float]
 ) -> tuple[float, int]:
     for length in (4, 3, 2):
         end = index + length
         if end > len(tokens):
             continue
         window = tokens[index:end]
-        if any(token.kind is not Kind.WORD for token in window):
+        if not all(_is_word(token) for token in window):
             continue
-        value = phrases.get(tuple(token.text for token in window))
+        value = phrases.get(tuple(token.lower() for token in window))
         if value is not None:
             return value, length
     return 0.0, 0
@@ -128,16 +134,14 @@ def _negated(words: list[str], negators: frozenset[str]) -> bool:
     return any(word in negators for word in words[-NEGATION_WINDOW:])
 
 
-def _negated_after(tokens: list[Token], index: int, count: int, rules: Rules) -> bool:
+def _negated_after(tokens: list[str], index: int, count: int, rules: Rules) -> bool:
     """German clause-final negation: "das gefällt mir nicht", "funktioniert leider nicht"."""
-    trailing = rules.trailing_negators
     for ahead in range(index + 1, min(index + 4, count)):
         token = tokens[ahead]
-        if token.kind is not Kind.WORD:
+        if not _is_word(token):
             return False
-        if token.text in trailing:
-            following = tokens[ahead + 1] if ahead + 1 < count else None
-            return following is None or following.kind is not Kind.WORD
+        if token.lower() in rules.trailing_negators:
+            return ahead + 1 >= count or not _is_word(tokens[ahead + 1])
     return False
 
 

@@ -14,7 +14,7 @@ import numpy.typing as npt
 
 from cxloop_enricher.sentiment.engine import score_tokens
 from cxloop_enricher.sentiment.lexicon import for_language
-from cxloop_enricher.sentiment.tokens import Kind, Token, tokenize
+from cxloop_enricher.sentiment.tokens import Kind, kind, tokenize
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float32]
@@ -46,14 +46,15 @@ class FeatureConfig:
         return self.hashed + DENSE
 
 
-def _word_features(tokens: list[Token], negators: frozenset[str]) -> list[int]:
+def _word_features(tokens: list[str], negators: frozenset[str]) -> list[int]:
     # Words in the scope of a negator get their own features ("nicht gut" != "gut").
     hashes: list[int] = []
     previous = "<s>"
     negated = False
     for token in tokens:
-        if token.kind is Kind.WORD or token.kind is Kind.SYMBOL:
-            text = token.text
+        token_kind = kind(token)
+        if token_kind is Kind.WORD or token_kind is Kind.SYMBOL:
+            text = token.lower() if token_kind is Kind.WORD else token
             if text in negators:
                 negated = True
             unigram = ("~" + text) if negated else text
@@ -62,7 +63,7 @@ def _word_features(tokens: list[Token], negators: frozenset[str]) -> list[int]:
             previous = text
         else:
             negated = False
-            previous = token.text
+            previous = token[0]
     return hashes
 
 
@@ -89,7 +90,7 @@ def featurize(text: str, language: str, config: FeatureConfig) -> tuple[IntArray
     tokens = tokenize(text)
     mask = np.uint64(config.hashed - 1)
     words = np.asarray(_word_features(tokens, lang.rules.negators), dtype=np.uint64)
-    normalised = " ".join(token.text for token in tokens if token.kind is not Kind.BREAK)
+    normalised = " ".join(token.lower() for token in tokens if kind(token) is not Kind.BREAK)
     chars = _char_features(normalised, config.char_min, config.char_max)
     word_index, word_count = np.unique((words * _MIX >> _SHIFT) & mask, return_counts=True)
     char_index, char_count = np.unique(chars & mask, return_counts=True)
@@ -108,8 +109,8 @@ def featurize(text: str, language: str, config: FeatureConfig) -> tuple[IntArray
         dense[2] = min(lexical.positive, 8.0) / 4.0
         dense[3] = min(lexical.negative, 8.0) / 4.0
         dense[4] = 1.0 if lexical.hits == 0 else 0.0
-        dense[5] = 1.0 if any(token.kind is Kind.QUESTION for token in tokens) else 0.0
-        dense[6] = 1.0 if any(token.kind is Kind.EXCLAMATION for token in tokens) else 0.0
+        dense[5] = 1.0 if any(token[0] == "?" for token in tokens) else 0.0
+        dense[6] = 1.0 if any(token[0] == "!" for token in tokens) else 0.0
         dense[7] = min(len(tokens), 60) / 60.0
     dense_index = np.arange(config.hashed, config.size, dtype=np.int64)
     return np.concatenate([index, dense_index]), np.concatenate([value, dense])

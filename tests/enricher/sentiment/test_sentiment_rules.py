@@ -1,0 +1,139 @@
+"""The rule-based tagger: lexicon hits, negation, intensifiers, contrast, emoji, labels."""
+
+import pytest
+
+from cxloop_enricher.sentiment import LABELS, SentimentAnalyzer, SentimentResult
+from cxloop_enricher.sentiment.analyzer import NEGATIVE, POSITIVE, label_lexicon
+from cxloop_enricher.sentiment.engine import LexiconScore, score_text
+
+analyzer = SentimentAnalyzer.default()
+
+
+def label(text: str, language: str) -> str:
+    return analyzer.analyze(text, language).label
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "expected"),
+    [
+        ("Super Service, sehr freundliche Mitarbeiter!", "de", "positive"),
+        ("Lieferung kam pünktlich, alles bestens.", "de", "positive"),
+        ("Die Lieferung kam drei Tage zu spät.", "de", "negative"),
+        ("Unverschämt, nie wieder!", "de", "negative"),
+        ("Die Hotline ist eine Katastrophe, ewige Warteschleife.", "de", "negative"),
+        ("Ich habe am Dienstag bestellt.", "de", "neutral"),
+        ("Great service, the parcel arrived on time.", "en", "positive"),
+        ("Terrible support, I waited for hours.", "en", "negative"),
+        ("I ordered a blue jacket on Monday.", "en", "neutral"),
+    ],
+)
+def test_examples(text: str, language: str, expected: str) -> None:
+    assert label(text, language) == expected
+
+
+def test_negation_flips_and_damps() -> None:
+    good = score_text("gut", "de").compound
+    assert score_text("nicht gut", "de").compound < 0 < good
+    assert abs(score_text("nicht gut", "de").compound) < good
+    assert score_text("nicht schlecht", "de").compound > 0
+    assert score_text("not bad", "en").compound > 0
+    assert score_text("not good", "en").compound < 0
+    assert score_text("The app doesn't work well", "en").compound <= 0
+
+
+def test_german_clause_final_negation() -> None:
+    assert score_text("Das gefällt mir nicht.", "de").compound < 0
+    assert score_text("Das gefällt mir.", "de").compound > 0
+
+
+def test_negation_phrases() -> None:
+    assert label("Kein Problem, gerne wieder!", "de") == "positive"
+    assert label("no problem at all", "en") == "positive"
+    assert label("nie wieder", "de") == "negative"
+    assert label("never again", "en") == "negative"
+
+
+def test_intensifiers_scale() -> None:
+    plain, boosted = score_text("freundlich", "de").compound, score_text("sehr freundlich", "de")
+    assert boosted.compound > plain
+    assert (
+        score_text("extrem unfreundlich", "de").compound < score_text("unfreundlich", "de").compound
+    )
+    assert score_text("very good", "en").compound > score_text("good", "en").compound
+    assert score_text("etwas langsam", "de").compound > score_text("langsam", "de").compound
+
+
+def test_intensifier_alone_is_an_opinion() -> None:
+    assert label("super", "de") == "positive"
+    assert score_text("super freundlich", "de").hits == 1
+
+
+def test_contrast_weights_the_second_clause() -> None:
+    assert label("Die Ware ist gut, aber der Versand war eine Katastrophe.", "de") == "negative"
+    assert label("Der Versand dauerte lange, aber die Ware ist top!", "de") == "positive"
+    assert label("The food was good but the delivery was terrible", "en") == "negative"
+    assert label("Delivery was slow but the staff were wonderful", "en") == "positive"
+
+
+def test_emoji_and_emoticons() -> None:
+    assert label("😡😡", "de") == "negative"
+    assert label("Paket ist da 😍", "de") == "positive"
+    assert label("Danke :)", "de") == "positive"
+    assert label("Wieder kein Paket :(", "de") == "negative"
+    assert label("Delivered 👍", "en") == "positive"
+
+
+def test_capitals_and_exclamations_amplify() -> None:
+    assert score_text("SCHLECHT", "de").compound < score_text("schlecht", "de").compound
+    assert score_text("gut!!!", "de").compound > score_text("gut", "de").compound
+
+
+def test_compound_words() -> None:
+    assert score_text("Zugverspätung", "de").compound < 0
+    assert score_text("Servicewüste", "de").compound <= 0
+
+
+def test_mixed() -> None:
+    result = analyzer.analyze(
+        "Das Personal war super freundlich und hilfsbereit, aber die Lieferung war eine "
+        "absolute Katastrophe und total verspätet.",
+        "de",
+    )
+    assert result.label in {"mixed", "negative"}
+    assert label_lexicon(LexiconScore(0.0, 3.0, 2.5, 2)).label == "mixed"
+    assert label_lexicon(LexiconScore(0.6, 3.0, 0.5, 2)).label == "positive"
+
+
+@pytest.mark.parametrize(
+    ("compound", "expected"),
+    [
+        (POSITIVE, "positive"),
+        (POSITIVE - 0.01, "neutral"),
+        (0.0, "neutral"),
+        (NEGATIVE + 0.01, "neutral"),
+        (NEGATIVE, "negative"),
+        (-1.0, "negative"),
+        (1.0, "positive"),
+    ],
+)
+def test_label_thresholds(compound: float, expected: str) -> None:
+    result = label_lexicon(LexiconScore(compound, max(compound, 0) * 4, max(-compound, 0) * 4, 1))
+    assert result.label == expected
+    assert result.score == pytest.approx(compound, abs=1e-4)
+
+
+def test_results_are_bounded_and_frozen() -> None:
+    texts = ["", "!!!", "😡" * 50, "super " * 200, "schlecht " * 200, "http://x.y @someone"]
+    for text in texts:
+        result = analyzer.analyze(text, "de")
+        assert isinstance(result, SentimentResult)
+        assert result.label in LABELS
+        assert -1.0 <= result.score <= 1.0
+    assert analyzer.analyze("", "en") == SentimentResult("neutral", 0.0)
+    with pytest.raises(AttributeError):
+        result.score = 2.0  # type: ignore[misc]
+
+
+def test_unknown_language_uses_emoji_and_english() -> None:
+    assert label("👍👍", "fr") == "positive"
+    assert label("terrible", "xx") == "negative"
