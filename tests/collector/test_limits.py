@@ -1,0 +1,128 @@
+"""Rate limits, the in-flight bound and CORS for publishable browser keys."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from cxruntime.embedded import EmbeddedKafka
+from tests.collector.helpers import KeyMaker, collector_settings, start_collector
+
+pytestmark = pytest.mark.integration
+
+EVENT = {"channel": "web", "scores": {"nps": 8}}
+
+
+async def test_rate_limit_answers_429_with_ratelimit_headers(
+    kafka: EmbeddedKafka, database_url: str, tmp_path: Path, make_key: KeyMaker
+) -> None:
+    settings = collector_settings(
+        kafka, database_url, tmp_path, collector_rate_limit_per_s=1, collector_rate_limit_burst=3
+    )
+    key = await make_key()
+    other = await make_key(name="other")
+    async for collector in start_collector(settings):
+        statuses = []
+        for _ in range(4):
+            response = await collector.client.post(
+                "/v1/feedback", json=EVENT, headers={"X-API-Key": key}
+            )
+            statuses.append(response.status_code)
+        assert statuses == [202, 202, 202, 429]
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.headers["RateLimit-Limit"] == "3"
+        assert response.headers["RateLimit-Remaining"] == "0"
+        assert int(response.headers["RateLimit-Reset"]) >= 1
+        assert response.headers["Retry-After"] == "1"
+        assert response.headers["RateLimit-Policy"] == "3;w=3"
+        # Limits are per key.
+        response = await collector.client.post(
+            "/v1/feedback", json=EVENT, headers={"X-API-Key": other}
+        )
+        assert response.status_code == 202
+        assert response.headers["RateLimit-Remaining"] == "2"
+        metrics = await collector.client.get("/metrics")
+        assert "cx_collector_rate_limited_total 1.0" in metrics.text
+
+
+async def test_in_flight_bound_answers_429_rather_than_queueing(
+    kafka: EmbeddedKafka, database_url: str, tmp_path: Path, make_key: KeyMaker
+) -> None:
+    settings = collector_settings(kafka, database_url, tmp_path, collector_max_in_flight=2)
+    key = await make_key()
+    async for collector in start_collector(settings):
+        client = collector.client
+        headers = {"X-API-Key": key}
+        warm = await client.post("/v1/feedback", json=EVENT, headers=headers)
+        assert warm.status_code == 202
+        kafka.freeze()
+        try:
+            waiting = [
+                asyncio.create_task(client.post("/v1/feedback", json=EVENT, headers=headers))
+                for _ in range(2)
+            ]
+            await asyncio.sleep(0.3)
+            assert collector.gate.publisher.in_flight == 2
+            started = time.monotonic()
+            refused = await client.post("/v1/feedback", json=EVENT, headers=headers)
+            assert time.monotonic() - started < 0.5
+            assert refused.status_code == 429
+            assert refused.headers["Retry-After"] == "1"
+            assert "acknowledgement" in refused.json()["detail"]
+            metrics = (await client.get("/metrics")).text
+            assert "cx_collector_in_flight_events 2.0" in metrics
+            assert [r.status_code for r in await asyncio.gather(*waiting)] == [503, 503]
+        finally:
+            kafka.thaw()
+
+
+async def test_publishable_key_cors(
+    kafka: EmbeddedKafka, database_url: str, tmp_path: Path, make_key: KeyMaker
+) -> None:
+    shop = "https://shop.example"
+    key = await make_key(name="widget", channels=("web",), origins=(shop,), publishable=True)
+    async for collector in start_collector(collector_settings(kafka, database_url, tmp_path)):
+        client = collector.client
+        preflight = await client.options(
+            "/v1/feedback",
+            headers={
+                "Origin": shop,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "content-type, x-api-key",
+            },
+        )
+        assert preflight.status_code == 204
+        assert preflight.headers["access-control-allow-origin"] == shop
+        assert "POST" in preflight.headers["access-control-allow-methods"]
+        assert "x-api-key" in preflight.headers["access-control-allow-headers"]
+
+        evil = await client.options(
+            "/v1/feedback",
+            headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+        )
+        assert "access-control-allow-origin" not in evil.headers
+
+        posted = await client.post(
+            "/v1/feedback", json=EVENT, headers={"X-API-Key": key, "Origin": shop}
+        )
+        assert posted.status_code == 202
+        assert posted.headers["access-control-allow-origin"] == shop
+        assert "Origin" in posted.headers["vary"]
+        assert "RateLimit-Remaining" in posted.headers["access-control-expose-headers"]
+
+        wrong_origin = await client.post(
+            "/v1/feedback", json=EVENT, headers={"X-API-Key": key, "Origin": "https://evil.example"}
+        )
+        assert wrong_origin.status_code == 403
+        no_origin = await client.post("/v1/feedback", json=EVENT, headers={"X-API-Key": key})
+        assert no_origin.status_code == 403
+        other_channel = await client.post(
+            "/v1/feedback",
+            json={"channel": "app", "scores": {"nps": 1}},
+            headers={"X-API-Key": key, "Origin": shop},
+        )
+        assert other_channel.status_code == 403
+        assert other_channel.headers["access-control-allow-origin"] == shop
