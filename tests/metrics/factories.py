@@ -44,7 +44,7 @@ def enriched(
             "journey_stage": journey_stage,
             "source": source,
             "received_at": datetime.now(UTC),
-            "sentiment": Sentiment(label=sentiment[0], score=sentiment[1]),  # type: ignore[arg-type]
+            "sentiment": Sentiment(label=sentiment[0], score=sentiment[1]),
         }
     )
 

@@ -112,12 +112,21 @@ def cover(start: datetime, end: datetime, tz: ZoneInfo, horizons: Horizons) -> C
         a = floor_hour(a, tz)
     if a < horizons.hour:
         a = floor_day(a, tz)
-    if b < horizons.minute:
-        b = ceil_hour(b, tz)
-    if b < horizons.hour:
-        b = ceil_day(b, tz)
-    if b <= a:
-        return Coverage(a, a, ())
+    # A short range may still need fine buckets that are gone: widen its end until every
+    # piece is answerable (at most to the end of the local day).
+    while True:
+        if b <= a:
+            return Coverage(a, a, ())
+        ranges = _decompose(a, b, tz)
+        if any(g == "hour" and s < horizons.hour for g, s, _ in ranges):
+            b = ceil_day(b + MINUTE, tz) if ceil_day(b, tz) == b else ceil_day(b, tz)
+        elif any(g == "minute" and s < horizons.minute for g, s, _ in ranges):
+            b = ceil_hour(b + MINUTE, tz) if ceil_hour(b, tz) == b else ceil_hour(b, tz)
+        else:
+            return Coverage(a, b, tuple(ranges))
+
+
+def _decompose(a: datetime, b: datetime, tz: ZoneInfo) -> list[tuple[Grain, datetime, datetime]]:
     ranges: list[tuple[Grain, datetime, datetime]] = []
     d0 = ceil_day(a, tz)
     d1 = floor_day(b, tz)
@@ -127,7 +136,7 @@ def cover(start: datetime, end: datetime, tz: ZoneInfo, horizons: Horizons) -> C
         ranges += _cover_hours(d1, b, tz)
     else:
         ranges += _cover_hours(a, b, tz)
-    return Coverage(a, b, tuple(r for r in ranges if r[1] < r[2]))
+    return [r for r in ranges if r[1] < r[2]]
 
 
 def _cover_hours(a: datetime, b: datetime, tz: ZoneInfo) -> list[tuple[Grain, datetime, datetime]]:

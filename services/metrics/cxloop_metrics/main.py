@@ -72,6 +72,8 @@ def create_app(settings: MetricsSettings) -> FastAPI:
                     stage="metrics",
                     client_id="cxloop-metrics",
                     max_batch=settings.metrics_max_batch,
+                    session_timeout_ms=settings.metrics_session_timeout_ms,
+                    heartbeat_interval_ms=max(100, settings.metrics_session_timeout_ms // 5),
                 ),
                 processor,
                 producer,

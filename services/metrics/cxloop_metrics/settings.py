@@ -37,6 +37,8 @@ class MetricsSettings(CommonSettings):
     metrics_prune_interval: timedelta = timedelta(minutes=10)
     metrics_max_batch: int = 1000
     metrics_group_id: str = "cxloop-metrics"
+    metrics_session_timeout_ms: int = 10_000
+    """How soon the group notices a killed consumer and hands its partitions on."""
 
     @field_validator(
         "metrics_lateness",
