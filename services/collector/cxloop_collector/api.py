@@ -24,7 +24,7 @@ from cxloop_collector.intake import (
 )
 from cxloop_collector.telemetry import count_event
 from cxruntime.apikeys import ApiKey
-from cxruntime.auth import IngestKey
+from cxruntime.auth import authenticator
 from cxruntime.problems import Problem
 from cxschema import FeedbackSubmission
 
@@ -80,8 +80,9 @@ def invalid(error: ValidationError) -> Problem:
     responses={200: {"description": "Duplicate of an accepted event"}, **INGEST_RESPONSES},
     openapi_extra=json_body("FeedbackSubmission"),
 )
-async def post_feedback(request: Request, key: IngestKey) -> Response:
+async def post_feedback(request: Request) -> Response:
     """Accept one event; 202 only after Kafka acknowledged it."""
+    key = await authenticator(request).require(request, "ingest")
     gate = gate_of(request)
     decision = gate.admit(request, key)
     body = await read_body(request, MAX_EVENT_BYTES)
@@ -101,25 +102,31 @@ async def post_feedback(request: Request, key: IngestKey) -> Response:
     responses=INGEST_RESPONSES,
     openapi_extra=json_body("FeedbackBatch"),
 )
-async def post_feedback_batch(request: Request, key: IngestKey) -> Response:
+async def post_feedback_batch(request: Request) -> Response:
     """Accept a batch; per-item results, one bad item does not reject the others."""
+    key = await authenticator(request).require(request, "ingest")
     gate = gate_of(request)
     decision = gate.admit(request, key)
     body = await read_body(request, native.MAX_BATCH_BYTES)
-    try:
-        items = native.parse_batch(body)
-    except native.BodyError as exc:
-        raise Problem(exc.status, "Invalid batch", str(exc), errors=exc.errors) from None
+    valid = native.validate_batch(body)
+    if valid is not None:
+        items: list[Any] = list(valid)
+    else:
+        try:
+            items = native.parse_batch(body)
+        except native.BodyError as exc:
+            raise Problem(exc.status, "Invalid batch", str(exc), errors=exc.errors) from None
     batch = admit_items(items, key=key, gate=gate, source=key_source(key.name))
     return await gate.publish_batch(batch, decision)
 
 
 def admit_items(items: list[Any], *, key: ApiKey, gate: Gate, source: str) -> Batch:
-    """Validate each native item; records for the valid ones, errors for the others."""
+    """Validate each native item (unless validated already); records for the valid ones,
+    errors for the others."""
     batch = Batch(size=len(items))
     received_at = gate.now()
     for index, item in enumerate(items):
-        result = native.validate_item(item)
+        result = item if isinstance(item, FeedbackSubmission) else native.validate_item(item)
         if isinstance(result, list):
             channel = item.get("channel") if isinstance(item, dict) else None
             batch.reject(index, result, channel if isinstance(channel, str) else "unknown")
@@ -153,8 +160,9 @@ _CE_ENVELOPE_BYTES = 4096
         **INGEST_RESPONSES,
     },
 )
-async def post_cloudevents(request: Request, key: IngestKey) -> Response:
+async def post_cloudevents(request: Request) -> Response:
     """`type` com.cxloop.feedback.submitted, `data` the native event; source + id dedupe."""
+    key = await authenticator(request).require(request, "ingest")
     gate = gate_of(request)
     decision = gate.admit(request, key)
     mode = ce.media_type(request.headers.get("content-type"))

@@ -18,7 +18,7 @@ from cxloop_collector.gate import Batch, Gate
 from cxloop_collector.intake import key_source, receive, to_record
 from cxloop_collector.publisher import Outcome, Overloaded
 from cxloop_collector.telemetry import count_event
-from cxruntime.auth import IngestKey
+from cxruntime.auth import authenticator
 from cxruntime.problems import Problem
 from cxschema import FeedbackSubmission
 
@@ -48,9 +48,10 @@ _HTML_HEADERS: Final = {"Cache-Control": "no-store", "Referrer-Policy": "no-refe
         }
     },
 )
-async def post_email(request: Request, key: IngestKey) -> Response:
+async def post_email(request: Request) -> Response:
     """The reply text (no quotes, no signature) becomes the comment, the sender the customer,
     the subject `context.subject`, the Message-ID the event id."""
+    key = await authenticator(request).require(request, "ingest")
     gate = gate_of(request)
     decision = gate.admit(request, key)
     gate.check_channel(key, "email")
@@ -171,8 +172,9 @@ MAX_CSV_BYTES: Final = 2 * 1024 * 1024
         }
     },
 )
-async def post_contact_centre(request: Request, key: IngestKey) -> Response:
+async def post_contact_centre(request: Request) -> Response:
     """Per-row results; the call id is the event id, so a re-uploaded export is deduplicated."""
+    key = await authenticator(request).require(request, "ingest")
     gate = gate_of(request)
     decision = gate.admit(request, key)
     gate.check_channel(key, "contact_centre")

@@ -129,14 +129,18 @@ class Gate:
         outcomes = await self._publish([batch.records[i] for i in indexes], decision)
         accepted = duplicates = 0
         unavailable_items: list[int] = []
+        counts: dict[tuple[str, str], int] = {}
         for index, outcome in zip(indexes, outcomes, strict=True):
-            telemetry.count_event(batch.records[index].channel, outcome.value)
+            label = (batch.records[index].channel, outcome.value)
+            counts[label] = counts.get(label, 0) + 1
             if outcome is Outcome.ACCEPTED:
                 accepted += 1
             elif outcome is Outcome.DUPLICATE:
                 duplicates += 1
             else:
                 unavailable_items.append(index)
+        for (channel, outcome_name), amount in counts.items():
+            telemetry.count_event(channel, outcome_name, amount)
         ids: list[str | None] = [None] * batch.size
         for index, record in batch.records.items():
             ids[index] = record.event_id

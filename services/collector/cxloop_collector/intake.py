@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import uuid
 from datetime import datetime
 from typing import Any, Final
@@ -30,6 +31,19 @@ def key_source(key_name: str) -> str:
     return KEY_SOURCE_PREFIX + quote(key_name, safe="")[: MAX_SOURCE_CHARS - len(KEY_SOURCE_PREFIX)]
 
 
+_ids = random.SystemRandom()
+_fast = random.Random(_ids.getrandbits(128))
+
+
+def new_id() -> str:
+    """A random (version 4) UUID for an event posted without an id.
+
+    Drawn from a PRNG seeded once from the OS: ids must be unique, not secret, and reading
+    the OS source per request costs a system call on the hot path.
+    """
+    return str(uuid.UUID(int=_fast.getrandbits(128), version=4))
+
+
 def receive(
     submission: FeedbackSubmission,
     *,
@@ -41,7 +55,7 @@ def receive(
     """The accepted event: its id (the given one, the submission's, or a new UUID), its source,
     and `occurred_at` defaulting to `occurred_at`, then to the time it was received."""
     fields: dict[str, Any] = dict(submission.__dict__)
-    fields["id"] = event_id or submission.id or str(uuid.uuid4())
+    fields["id"] = event_id or submission.id or new_id()
     fields["occurred_at"] = submission.occurred_at or occurred_at or received_at
     fields["source"] = source
     fields["received_at"] = received_at

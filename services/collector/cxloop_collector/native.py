@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 import orjson
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from cxloop_collector.intake import MAX_EVENT_BYTES, field_errors
 from cxschema import FeedbackSubmission
@@ -21,6 +21,22 @@ class BodyError(ValueError):
         super().__init__(message)
         self.status = status
         self.errors = errors
+
+
+class _Batch(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    events: list[FeedbackSubmission]
+
+
+def validate_batch(body: bytes) -> list[FeedbackSubmission] | None:
+    """Every event of a batch in one validation pass, or None when any part is invalid (the
+    caller then validates item by item to report each failure)."""
+    try:
+        events = _Batch.model_validate_json(body).events
+    except ValidationError:
+        return None
+    return events if len(events) <= MAX_BATCH_EVENTS else None
 
 
 def parse_batch(body: bytes) -> list[Any]:

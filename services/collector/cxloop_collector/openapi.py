@@ -11,6 +11,11 @@ from pydantic import BaseModel, Field
 from cxschema import FeedbackSubmission
 
 REF = "#/components/schemas/{model}"
+SECURITY_SCHEMES: dict[str, Any] = {
+    "bearer": {"type": "http", "scheme": "bearer", "description": "an API key"},
+    "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+}
+UNAUTHENTICATED = frozenset({"/v1/channels/email/rate"})
 
 
 class FeedbackBatch(BaseModel):
@@ -54,8 +59,15 @@ def install_openapi(app: FastAPI, *extra_models: type[BaseModel]) -> None:
             description=app.description,
             routes=app.routes,
         )
-        components = document.setdefault("components", {}).setdefault("schemas", {})
-        components.update(_schemas(FeedbackSubmission, FeedbackBatch, InboundMail, *extra_models))
+        components = document.setdefault("components", {})
+        components.setdefault("schemas", {}).update(
+            _schemas(FeedbackSubmission, FeedbackBatch, InboundMail, *extra_models)
+        )
+        components["securitySchemes"] = SECURITY_SCHEMES
+        for path, operations in document.get("paths", {}).items():
+            if path.startswith("/v1/") and path not in UNAUTHENTICATED:
+                for operation in operations.values():
+                    operation["security"] = [{"bearer": []}, {"apiKey": []}]
         app.openapi_schema = document
         return document
 

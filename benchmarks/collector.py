@@ -1,0 +1,470 @@
+"""Collector benchmark: `python -m benchmarks.collector`.
+
+Starts the embedded PostgreSQL and Tansu broker, `cxloop collector` as its own process, and a
+bare FastAPI endpoint with the same validation and no Kafka (and no auth) as another process.
+Load comes from a third process (a raw HTTP/1.1 keep-alive client on asyncio), so it does not
+share the servers' event loops. In one run it measures, interleaving bare and collector rounds:
+
+- single-event requests/s and p50/p99 latency at a fixed concurrency (closed loop),
+- the same for the bare endpoint, and the ratio,
+- p50/p99 latency at a fixed offered rate of 1,000 requests/s (open loop, latency counted from
+  the scheduled send time, so queueing is not hidden),
+- batch throughput in events/s (500-event batches),
+- the collector's peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from pydantic import ValidationError
+
+from cxloop_collector.intake import field_errors, receive, to_record
+from cxschema import FeedbackSubmission
+
+HOST = "127.0.0.1"
+
+COMMENTS = (
+    "Die Lieferung kam drei Tage zu spät.",
+    "Super schneller Versand, gerne wieder!",
+    "The checkout kept failing with my credit card.",
+    "Kundenservice war freundlich, aber die Wartezeit war zu lang.",
+    "Great app, but the search is slow.",
+    None,
+)
+
+
+def make_events(count: int, *, seed: int = 7) -> list[dict[str, Any]]:
+    """Realistic native events without ids (the collector generates them)."""
+    rng = random.Random(seed)
+    events = []
+    for i in range(count):
+        event: dict[str, Any] = {
+            "channel": rng.choice(("web", "app")),
+            "customer": {"id": f"crm-{rng.randrange(100_000)}", "segment": "premium"},
+            "scores": {"nps": rng.randrange(11), "csat": rng.randrange(1, 6)},
+            "context": {"url": f"https://shop.example/orders/{i}"},
+            "occurred_at": "2026-11-23T10:15:00+01:00",
+        }
+        comment = rng.choice(COMMENTS)
+        if comment:
+            event["comment"] = comment
+        events.append(event)
+    return events
+
+
+def request_bytes(path: str, body: bytes, key: str | None) -> bytes:
+    """A complete HTTP/1.1 keep-alive POST."""
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n"
+    )
+    if key:
+        head += f"X-API-Key: {key}\r\n"
+    return head.encode() + b"\r\n" + body
+
+
+# --- load generator (runs in its own process) -------------------------------------------------
+
+
+class Connection:
+    """One keep-alive connection sending requests one after another."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def open(cls, port: int) -> Connection:
+        reader, writer = await asyncio.open_connection(HOST, port)
+        return cls(reader, writer)
+
+    async def send(self, raw: bytes) -> int:
+        self.writer.write(raw)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+                break
+        if length:
+            await self.reader.readexactly(length)
+        return status
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-quantile (0..1) of `values`, in the unit given."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def closed_loop(
+    port: int, requests: list[bytes], *, concurrency: int, duration_s: float, warmup_s: float
+) -> dict[str, Any]:
+    """`concurrency` connections sending back to back; throughput and latency."""
+    connections = [await Connection.open(port) for _ in range(concurrency)]
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    start = time.perf_counter()
+    measure_from = start + warmup_s
+    stop_at = measure_from + duration_s
+    counter = 0
+
+    async def worker(connection: Connection, offset: int) -> None:
+        nonlocal counter
+        index = offset
+        while True:
+            sent = time.perf_counter()
+            if sent >= stop_at:
+                return
+            status = await connection.send(requests[index % len(requests)])
+            index += concurrency
+            done = time.perf_counter()
+            if sent >= measure_from:
+                latencies.append(done - sent)
+                statuses[status] = statuses.get(status, 0) + 1
+                counter += 1
+
+    await asyncio.gather(*(worker(c, i) for i, c in enumerate(connections)))
+    for connection in connections:
+        connection.writer.close()
+    return {
+        "requests": counter,
+        "requests_per_s": counter / duration_s,
+        "p50_ms": percentile(latencies, 0.50) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+        "statuses": statuses,
+    }
+
+
+async def open_loop(
+    port: int, requests: list[bytes], *, rate: float, duration_s: float, warmup_s: float
+) -> dict[str, Any]:
+    """A fixed offered rate; latency from the scheduled send time (no coordinated omission)."""
+    pool: asyncio.Queue[Connection] = asyncio.Queue()
+    for _ in range(64):
+        pool.put_nowait(await Connection.open(port))
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    tasks: set[asyncio.Task[None]] = set()
+    total = int(rate * (warmup_s + duration_s))
+    start = time.perf_counter() + 0.05
+    measure_from = start + warmup_s
+
+    async def one(index: int, scheduled: float) -> None:
+        connection = await pool.get()
+        try:
+            status = await connection.send(requests[index % len(requests)])
+        finally:
+            pool.put_nowait(connection)
+        if scheduled >= measure_from:
+            latencies.append(time.perf_counter() - scheduled)
+            statuses[status] = statuses.get(status, 0) + 1
+
+    for index in range(total):
+        scheduled = start + index / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        task = asyncio.create_task(one(index, scheduled))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    await asyncio.gather(*tasks)
+    achieved = len(latencies) / duration_s
+    return {
+        "offered_per_s": rate,
+        "completed_per_s": achieved,
+        "p50_ms": percentile(latencies, 0.50) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+        "max_ms": max(latencies) * 1000 if latencies else float("nan"),
+        "statuses": statuses,
+    }
+
+
+def load_main(args: argparse.Namespace) -> int:
+    """Entry of the load-generator process: prints one JSON line of results."""
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    key = args.key or None
+    events = make_events(2000, seed=args.seed)
+    if args.kind == "batch":
+        bodies = [orjson.dumps({"events": events[i : i + 500]}) for i in range(0, len(events), 500)]
+        requests = [request_bytes("/v1/feedback/batch", b, key) for b in bodies]
+    else:
+        requests = [request_bytes("/v1/feedback", orjson.dumps(e), key) for e in events]
+    if args.rate:
+        result = asyncio.run(
+            open_loop(
+                args.port, requests, rate=args.rate, duration_s=args.duration, warmup_s=args.warmup
+            )
+        )
+    else:
+        result = asyncio.run(
+            closed_loop(
+                args.port,
+                requests,
+                concurrency=args.concurrency,
+                duration_s=args.duration,
+                warmup_s=args.warmup,
+            )
+        )
+    print(json.dumps(result))
+    return 0
+
+
+# --- the bare endpoint (runs in its own process) ----------------------------------------------
+
+
+def bare_main(args: argparse.Namespace) -> int:
+    """A FastAPI app validating like the collector, without auth and Kafka."""
+    import uvicorn
+
+    app = FastAPI()
+
+    @app.post("/v1/feedback", status_code=202)
+    async def post(request: Request) -> Response:
+        body = await request.body()
+        try:
+            submission = FeedbackSubmission.model_validate_json(body)
+        except ValidationError as exc:
+            return Response(orjson.dumps({"errors": field_errors(exc)}), status_code=422)
+        event = receive(submission, source="/bare", received_at=datetime.now(UTC))
+        record = to_record(event)
+        return Response(
+            orjson.dumps({"id": record.event_id, "status": "accepted"}),
+            status_code=202,
+            media_type="application/json",
+        )
+
+    uvicorn.run(app, host=HOST, port=args.port, log_config=None, access_log=False)
+    return 0
+
+
+# --- orchestration ----------------------------------------------------------------------------
+
+
+def _run_load(port: int, *, key: str | None, kind: str, **options: Any) -> dict[str, Any]:
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.collector",
+        "--load",
+        "--port",
+        str(port),
+        "--kind",
+        kind,
+        "--key",
+        key or "",
+    ]
+    for name, value in options.items():
+        command += [f"--{name.replace('_', '-')}", str(value)]
+    out = subprocess.run(command, capture_output=True, text=True, check=True)
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def _wait_ready(port: int, path: str, timeout_s: float = 60) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://{HOST}:{port}{path}", timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"nothing ready on port {port}{path}")
+
+
+def _peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _create_key(database_url: str) -> str:
+    from cxruntime import apikeys
+    from cxruntime.db import make_engine, make_sessionmaker
+
+    async def create() -> str:
+        engine = make_engine(database_url, pool_size=1)
+        try:
+            async with make_sessionmaker(engine)() as session, session.begin():
+                _, secret = await apikeys.create_key(session, name="bench", scopes=["ingest"])
+            return secret
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(create())
+
+
+def main_run(args: argparse.Namespace) -> int:
+    """Set everything up, measure, print the figures."""
+    from cxruntime.embedded import EmbeddedKafka, EmbeddedPostgres, free_port
+    from cxruntime.kafka import ensure_topics
+    from cxruntime.migrations import migrate
+
+    work = Path(tempfile.mkdtemp(prefix="cxbench-"))
+    postgres = EmbeddedPostgres(work / "pg")
+    kafka = EmbeddedKafka(log_path=work / "tansu.log")
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        postgres.start()
+        database_url = postgres.create_database("bench")
+        migrate(database_url)
+        key = _create_key(database_url)
+        kafka.start()
+        asyncio.run(ensure_topics(kafka.bootstrap, partitions=3))
+
+        collector_port, bare_port = free_port(), free_port()
+        env = {
+            **os.environ,
+            "CX_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap,
+            "CX_DATABASE_URL": database_url,
+            "CX_DATA_DIR": str(work / "data"),
+            "CX_COLLECTOR_PORT": str(collector_port),
+            "CX_COLLECTOR_RATE_LIMIT_PER_S": "1000000",
+            "CX_COLLECTOR_MAX_IN_FLIGHT": "50000",
+            "CX_LOG_LEVEL": "WARNING",
+        }
+        cxloop = str(Path(sys.executable).parent / "cxloop")
+        collector = subprocess.Popen([cxloop, "collector"], env=env)
+        processes.append(collector)
+        bare = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.collector", "--bare", "--port", str(bare_port)],
+            env=env,
+        )
+        processes.append(bare)
+        _wait_ready(collector_port, "/readyz")
+        _wait_ready(bare_port, "/docs")
+
+        closed = {
+            "concurrency": args.concurrency,
+            "duration": args.duration,
+            "warmup": 1.5,
+            "rate": 0,
+        }
+        rounds: dict[str, list[dict[str, Any]]] = {"bare": [], "collector": []}
+        for _ in range(args.rounds):
+            rounds["bare"].append(_run_load(bare_port, key=None, kind="single", **closed))
+            rounds["collector"].append(_run_load(collector_port, key=key, kind="single", **closed))
+        paced = _run_load(
+            collector_port,
+            key=key,
+            kind="single",
+            rate=args.rate,
+            duration=args.duration,
+            warmup=1.5,
+        )
+        batch = _run_load(
+            collector_port,
+            key=key,
+            kind="batch",
+            concurrency=4,
+            duration=args.duration,
+            warmup=1.5,
+            rate=0,
+        )
+        rss = _peak_rss_mb(collector.pid)
+        report(rounds, paced, batch, rss, args)
+        return 0
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        kafka.stop()
+        postgres.stop()
+
+
+def report(
+    rounds: dict[str, list[dict[str, Any]]],
+    paced: dict[str, Any],
+    batch: dict[str, Any],
+    rss_mb: float,
+    args: argparse.Namespace,
+) -> None:
+    """Print the figures and the targets of issue 3."""
+
+    def median(name: str, field: str) -> float:
+        return statistics.median(r[field] for r in rounds[name])
+
+    bare_rps, coll_rps = median("bare", "requests_per_s"), median("collector", "requests_per_s")
+    ratio = coll_rps / bare_rps
+    batch_events = batch["requests_per_s"] * 500
+    print(f"\ncollector benchmark on {os.cpu_count()} CPUs, load from a separate process")
+    print(
+        f"single event, closed loop, concurrency {args.concurrency}, {args.rounds} rounds "
+        f"of {args.duration:g} s each (median):"
+    )
+    for name in ("bare", "collector"):
+        each = ", ".join(f"{r['requests_per_s']:.0f}" for r in rounds[name])
+        print(
+            f"  {name:<9} {median(name, 'requests_per_s'):8.0f} req/s   "
+            f"p50 {median(name, 'p50_ms'):6.2f} ms   p99 {median(name, 'p99_ms'):6.2f} ms   "
+            f"(rounds: {each}; statuses {rounds[name][-1]['statuses']})"
+        )
+    print(f"  ratio collector/bare: {ratio:.2f}  (target >= 0.80)")
+    print(
+        f"paced {paced['offered_per_s']:.0f} req/s: completed {paced['completed_per_s']:.0f}/s, "
+        f"p50 {paced['p50_ms']:.2f} ms, p99 {paced['p99_ms']:.2f} ms, max {paced['max_ms']:.1f} ms"
+        f"  (target p99 < 25 ms; statuses {paced['statuses']})"
+    )
+    print(
+        f"batch of 500, concurrency 4: {batch['requests_per_s']:.1f} batches/s = "
+        f"{batch_events:.0f} events/s, p50 {batch['p50_ms']:.1f} ms, p99 {batch['p99_ms']:.1f} ms"
+        f"  (target >= 30000 events/s; statuses {batch['statuses']})"
+    )
+    print(f"collector peak RSS: {rss_mb:.0f} MB  (target < 256 MB)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Dispatch: the whole benchmark, or one of its helper processes."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.collector")
+    parser.add_argument("--load", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--bare", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--kind", default="single", help=argparse.SUPPRESS)
+    parser.add_argument("--key", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--warmup", type=float, default=1.5, help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, default=7, help=argparse.SUPPRESS)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds per measurement")
+    parser.add_argument("--rounds", type=int, default=2, help="bare/collector rounds")
+    parser.add_argument("--rate", type=float, default=1000.0, help="paced rate, requests/s")
+    args = parser.parse_args(argv)
+    if args.load:
+        return load_main(args)
+    if args.bare:
+        return bare_main(args)
+    return main_run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
