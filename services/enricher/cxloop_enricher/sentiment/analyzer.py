@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from functools import cache
+from importlib import resources
 from pathlib import Path
 
 from cxloop_enricher.sentiment.engine import LexiconScore, score_text
 from cxloop_enricher.sentiment.model import LinearModel
 from cxloop_enricher.sentiment.result import LABELS, Label, SentimentResult, clamp
 
+SHIPPED_SUFFIX = "_model.npz"
 _LABEL_NAMES: dict[str, Label] = {name: name for name in LABELS}
 
 # Compound scores inside (NEGATIVE, POSITIVE) are neutral. The band is wider than VADER's
@@ -40,16 +44,38 @@ def label_lexicon(result: LexiconScore) -> SentimentResult:
     return SentimentResult(label, score)
 
 
-class SentimentAnalyzer:
-    """Labels texts negative, neutral, positive or mixed with a score in [-1, 1]."""
+@cache
+def shipped_models() -> dict[str, LinearModel]:
+    """The models shipped as package data (data/<language>_model.npz), by language."""
+    models: dict[str, LinearModel] = {}
+    for entry in resources.files(__package__).joinpath("data").iterdir():
+        name = entry.name
+        if name.endswith(SHIPPED_SUFFIX):
+            with resources.as_file(entry) as path:
+                models[name.removesuffix(SHIPPED_SUFFIX)] = LinearModel.load(path)
+    return models
 
-    def __init__(self, model: LinearModel | None = None) -> None:
+
+class SentimentAnalyzer:
+    """Labels texts negative, neutral, positive or mixed with a score in [-1, 1].
+
+    With a `model`, every text goes through it; otherwise texts in a language with a model in
+    `language_models` go through that one and all others through the lexicon engine.
+    """
+
+    def __init__(
+        self,
+        model: LinearModel | None = None,
+        *,
+        language_models: Mapping[str, LinearModel] | None = None,
+    ) -> None:
         self._model = model
+        self._language_models = dict(language_models or {})
 
     @classmethod
     def default(cls) -> SentimentAnalyzer:
-        """The shipped tagger: hand-written German and VADER-based English lexicons with rules."""
-        return cls()
+        """The shipped tagger: lexicons with rules (German, English) and shipped models."""
+        return cls(language_models=shipped_models())
 
     @classmethod
     def load(cls, path: str | Path) -> SentimentAnalyzer:
@@ -63,9 +89,10 @@ class SentimentAnalyzer:
 
     def analyze(self, text: str, language: str) -> SentimentResult:
         """Sentiment of `text` written in `language` (ISO 639-1)."""
-        if self._model is None:
+        model = self._model or self._language_models.get(language)
+        if model is None:
             return label_lexicon(score_text(text, language))
-        return self._label_model(text, language, self._model)
+        return self._label_model(text, language, model)
 
     @staticmethod
     def _label_model(text: str, language: str, model: LinearModel) -> SentimentResult:

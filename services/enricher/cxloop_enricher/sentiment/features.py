@@ -14,7 +14,7 @@ import numpy.typing as npt
 
 from cxloop_enricher.sentiment.engine import score_tokens
 from cxloop_enricher.sentiment.lexicon import for_language
-from cxloop_enricher.sentiment.tokens import Kind, kind, tokenize
+from cxloop_enricher.sentiment.tokens import tokenize
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float32]
@@ -46,25 +46,38 @@ class FeatureConfig:
         return self.hashed + DENSE
 
 
-def _word_features(tokens: list[str], negators: frozenset[str]) -> list[int]:
-    # Words in the scope of a negator get their own features ("nicht gut" != "gut").
-    hashes: list[int] = []
-    previous = "<s>"
+_hashes: dict[str, int] = {}
+_NEGATED = np.uint64(0x5BD1E995)
+_BIGRAM = np.uint64(0x27D4EB2F)
+_PUNCTUATION = frozenset(".,;:!?-–—")
+
+
+def _hash(token: str) -> int:
+    value = _hashes.get(token)
+    if value is None:
+        if len(_hashes) > 500_000:  # bound memory in a long-running process
+            _hashes.clear()
+        value = _hashes[token] = zlib.crc32(token.encode())
+    return value
+
+
+def _word_features(lowered: list[str], negators: frozenset[str]) -> npt.NDArray[np.uint64]:
+    # Words in the scope of a negator get their own features ("nicht gut" != "gut"); the
+    # scope ends at punctuation.
+    if not lowered:
+        return np.zeros(0, dtype=np.uint64)
+    hashes = np.fromiter((_hash(token) for token in lowered), dtype=np.uint64, count=len(lowered))
+    scope: list[bool] = []
     negated = False
-    for token in tokens:
-        token_kind = kind(token)
-        if token_kind is Kind.WORD or token_kind is Kind.SYMBOL:
-            text = token.lower() if token_kind is Kind.WORD else token
-            if text in negators:
-                negated = True
-            unigram = ("~" + text) if negated else text
-            hashes.append(zlib.crc32(unigram.encode()))
-            hashes.append(zlib.crc32(f"{previous} {text}".encode()))
-            previous = text
-        else:
+    for token in lowered:
+        if token in negators:
+            negated = True
+        elif token[0] in _PUNCTUATION:
             negated = False
-            previous = token[0]
-    return hashes
+        scope.append(negated)
+    unigrams = np.where(np.array(scope), hashes ^ _NEGATED, hashes)
+    bigrams = (hashes[:-1] * _PRIME + hashes[1:]) ^ _BIGRAM
+    return np.concatenate([unigrams, bigrams])
 
 
 def _char_features(text: str, low: int, high: int) -> npt.NDArray[np.uint64]:
@@ -88,10 +101,10 @@ def featurize(text: str, language: str, config: FeatureConfig) -> tuple[IntArray
     """Indices and values of the sparse feature vector of `text` (L2-normalised block)."""
     lang = for_language(language)
     tokens = tokenize(text)
+    lowered = [token.lower() for token in tokens]
     mask = np.uint64(config.hashed - 1)
-    words = np.asarray(_word_features(tokens, lang.rules.negators), dtype=np.uint64)
-    normalised = " ".join(token.lower() for token in tokens if kind(token) is not Kind.BREAK)
-    chars = _char_features(normalised, config.char_min, config.char_max)
+    words = _word_features(lowered, lang.rules.negators)
+    chars = _char_features(" ".join(lowered), config.char_min, config.char_max)
     word_index, word_count = np.unique((words * _MIX >> _SHIFT) & mask, return_counts=True)
     char_index, char_count = np.unique(chars & mask, return_counts=True)
     index = np.concatenate([word_index, char_index]).astype(np.int64)

@@ -20,7 +20,7 @@ class TrainingConfig:
 
     epochs: int = 120
     learning_rate: float = 0.05
-    l2: float = 1e-5
+    l2: float = 1e-3
     balanced: bool = True
 
 

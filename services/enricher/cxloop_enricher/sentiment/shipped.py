@@ -1,0 +1,47 @@
+"""Rebuild the shipped English model from the MIT-licensed VADER data sets.
+
+    python -m cxloop_enricher.sentiment.shipped --data ../shared/data/sentiment
+
+Only the files listed in TRAINING may train a shipped artefact; the German files in the same
+directory are for evaluation only and are never read here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from cxloop_enricher.sentiment.analyzer import SHIPPED_SUFFIX
+from cxloop_enricher.sentiment.evaluation import read_tsv
+from cxloop_enricher.sentiment.training import train
+
+# VADER's human-rated English snippets (Hutto and Gilbert 2014), MIT licence.
+TRAINING = ("en_tweets_vader.tsv", "en_movies_vader.tsv", "en_amazon_vader.tsv")
+OUTPUT = Path(__file__).resolve().parent / "data" / f"en{SHIPPED_SUFFIX}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Train the English model on TRAINING and write it to the package data."""
+    parser = argparse.ArgumentParser(prog="python -m cxloop_enricher.sentiment.shipped")
+    parser.add_argument("--data", type=Path, required=True, help="directory with the en_* files")
+    parser.add_argument("--out", type=Path, default=OUTPUT)
+    args = parser.parse_args(argv)
+    examples = [example for name in TRAINING for example in read_tsv(args.data / name)]
+    started = time.perf_counter()
+    model = train(
+        [example.text for example in examples],
+        [example.label for example in examples],
+        ["en"] * len(examples),
+    )
+    model.save(args.out)
+    print(
+        f"trained on {len(examples)} examples in {time.perf_counter() - started:.0f} s; "
+        f"wrote {args.out} ({args.out.stat().st_size // 1024} KiB)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
