@@ -49,7 +49,7 @@ async def _connect(settings: CollectorSettings, publisher: Publisher) -> AIOKafk
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
             continue
-        publisher.producer = producer
+        publisher.attach(producer, linger_s=settings.collector_linger_ms / 1000)
         log.info("producing to Kafka at %s", bootstrap)
         return producer
 
@@ -105,6 +105,7 @@ def create_app(settings: CollectorSettings) -> FastAPI:
             checks.clear()
             if connecting.done() and not connecting.cancelled() and not connecting.exception():
                 producer = connecting.result()
+                await publisher.close()
                 try:
                     await asyncio.wait_for(producer.stop(), timeout=10)
                 except (TimeoutError, KafkaError):

@@ -15,20 +15,17 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Final
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from aiokafka.partitioner import murmur2
 
 from cxloop_collector import telemetry
+from cxloop_collector.framer import Framer
 from cxloop_collector.memo import UidMemo
 from cxschema import RAW, Headers
 
 log = logging.getLogger(__name__)
-
-BATCHED_FROM: Final = 8
-"""From this many records on, a request's records are framed into one batch per partition."""
 
 
 class Outcome(enum.Enum):
@@ -67,12 +64,23 @@ class Publisher:
         topic: str = RAW,
     ) -> None:
         self.producer: AIOKafkaProducer | None = None
+        self.framer: Framer | None = None
         self._timeout_s = timeout_s
         self._max_in_flight = max_in_flight
         self._topic = topic
         self._memo = UidMemo(memo_size)
         self._pending: dict[str, asyncio.Future[Any]] = {}
         self._in_flight = 0
+
+    def attach(self, producer: AIOKafkaProducer, *, linger_s: float) -> None:
+        """Start producing through `producer` (called once it connected)."""
+        self.framer = Framer(producer, self._topic, linger_s=linger_s)
+        self.producer = producer
+
+    async def close(self) -> None:
+        """Hand every framed record to the producer; call before stopping it."""
+        if self.framer is not None:
+            await self.framer.close()
 
     @property
     def in_flight(self) -> int:
@@ -102,15 +110,15 @@ class Publisher:
                 fresh.append(index)
         if fresh and self._in_flight + len(fresh) > self._max_in_flight:
             raise Overloaded
-        producer = self.producer
+        framer = self.framer
         deadline = time.monotonic() + self._timeout_s
         if fresh:
-            if producer is None:
+            if framer is None:
                 for index in fresh:
                     outcomes[index] = Outcome.UNAVAILABLE
             else:
                 await self._send(
-                    producer,
+                    framer,
                     records=records,
                     fresh=fresh,
                     waits=waits,
@@ -129,7 +137,7 @@ class Publisher:
 
     async def _send(
         self,
-        producer: AIOKafkaProducer,
+        framer: Framer,
         *,
         records: Sequence[Record],
         fresh: list[int],
@@ -137,65 +145,25 @@ class Publisher:
         outcomes: list[Outcome | None],
         deadline: float,
     ) -> None:
+        groups: dict[asyncio.Future[Any], list[str]] = {}
         try:
             async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-                if len(fresh) >= BATCHED_FROM:
-                    await self._send_batches(producer, records, fresh, waits)
-                    return
-                for index in fresh:
-                    record = records[index]
-                    future = await producer.send(
-                        self._topic, value=record.value, key=record.key, headers=record.headers
-                    )
-                    self._track([record.uid], future)
-                    waits.append((index, future, False))
+                await framer.refresh_partitions()
+            for index in fresh:
+                record = records[index]
+                future = framer.append(record.key, record.value, record.headers)
+                groups.setdefault(future, []).append(record.uid)
+                waits.append((index, future, False))
         except (TimeoutError, KafkaError, OSError) as exc:
-            # Records not handed over yet are refused; those handed over are awaited below.
+            # Records not handed over are refused; those handed over are awaited by the caller.
             log.warning("could not hand records to the producer: %r", exc)
             handed = {index for index, _, _ in waits}
             for index in fresh:
                 if index not in handed:
                     outcomes[index] = Outcome.UNAVAILABLE
-
-    async def _send_batches(
-        self,
-        producer: AIOKafkaProducer,
-        records: Sequence[Record],
-        fresh: list[int],
-        waits: list[tuple[int, asyncio.Future[Any], bool]],
-    ) -> None:
-        """Frame many records into one batch per partition: far cheaper than a `send()` each.
-
-        Partitions are chosen like the producer's default partitioner (murmur2 of the key), so
-        one customer's records land on the same partition on either path.
-        """
-        partitions = sorted(await producer.partitions_for(self._topic))
-        open_batches: dict[int, tuple[Any, list[int]]] = {}
-
-        async def flush(partition: int) -> None:
-            builder, indexes = open_batches.pop(partition)
-            future = await producer.send_batch(builder, self._topic, partition=partition)
-            self._track([records[i].uid for i in indexes], future)
-            waits.extend((i, future, False) for i in indexes)
-
-        for index in fresh:
-            record = records[index]
-            partition = partitions[(murmur2(record.key) & 0x7FFFFFFF) % len(partitions)]
-            for _attempt in range(2):
-                if partition not in open_batches:
-                    open_batches[partition] = (producer.create_batch(), [])
-                builder, indexes = open_batches[partition]
-                appended = builder.append(
-                    key=record.key, value=record.value, timestamp=None, headers=record.headers
-                )
-                if appended is not None:
-                    indexes.append(index)
-                    break
-                if not indexes:
-                    raise KafkaError("a record is larger than a whole batch")
-                await flush(partition)
-        for partition in list(open_batches):
-            await flush(partition)
+        finally:
+            for future, uids in groups.items():
+                self._track(uids, future)
 
     def _track(self, uids: list[str], future: asyncio.Future[Any]) -> None:
         for uid in uids:

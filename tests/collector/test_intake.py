@@ -1,0 +1,71 @@
+"""The pure intake functions: building the accepted event and its Kafka record."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from cxloop_collector.intake import key_source, new_id, receive, to_record
+from cxloop_collector.memo import UidMemo
+from cxloop_collector.ratelimit import RateLimiter
+from cxschema import FeedbackReceived, FeedbackSubmission, encode, feedback_uid
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def test_receive_equals_a_validated_event() -> None:
+    submission = FeedbackSubmission.model_validate_json(
+        b'{"channel":"web","customer":{"id":"crm-1","region":"DE-BY"},"scores":{"nps":3},'
+        b'"comment":" zu sp\xc3\xa4t ","context":{"url":"https://shop.example"}}'
+    )
+    lean = receive(submission, source="/cxloop/keys/web", received_at=NOW, event_id="e-1")
+    full = FeedbackReceived.model_validate(
+        {
+            **submission.model_dump(),
+            "id": "e-1",
+            "occurred_at": NOW,
+            "source": "/cxloop/keys/web",
+            "received_at": NOW,
+        }
+    )
+    assert lean == full
+    assert encode(lean) == encode(full)
+    assert lean.model_dump() == full.model_dump()
+    record = to_record(lean)
+    assert record.uid == feedback_uid("/cxloop/keys/web", "e-1")
+    assert record.key == b"crm-1"
+    assert FeedbackReceived.model_validate_json(record.value) == full
+
+
+def test_generated_ids_are_version_4_uuids() -> None:
+    ids = {new_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    for value in list(ids)[:50]:
+        parsed = uuid.UUID(value)
+        assert parsed.version == 4
+        assert str(parsed) == value
+
+
+def test_key_source_is_a_uri_reference() -> None:
+    assert key_source("web shop/DE") == "/cxloop/keys/web%20shop%2FDE"
+
+
+def test_memo_forgets_the_oldest() -> None:
+    memo = UidMemo(2)
+    for uid in ("a", "b", "c"):
+        memo.add(uid)
+    assert "a" not in memo
+    assert "b" in memo
+    assert "c" in memo
+    assert len(memo) == 2
+
+
+def test_token_bucket() -> None:
+    limiter = RateLimiter(rate_per_s=10, burst=2)
+    assert limiter.check("k", now=0.0).allowed
+    assert limiter.check("k", now=0.0).allowed
+    refused = limiter.check("k", now=0.0)
+    assert not refused.allowed
+    assert refused.retry_after_s == 1
+    assert limiter.check("k", now=0.1).allowed
+    assert limiter.check("other", now=0.1).allowed
