@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cxloop_metrics import repository
 from cxloop_metrics.buckets import Horizons, cover
-from cxloop_metrics.processor import observe, to_row
+from cxloop_metrics.processor import BucketCache, observe, to_row
 from cxloop_metrics.repository import Filters
 from tests.metrics.factories import enriched, value
 
@@ -25,7 +25,7 @@ NOW = datetime.now(UTC)
 def _rows(events: list[bytes]) -> list[repository.EventRow]:
     return [
         to_row(
-            observe(v, BERLIN),
+            observe(v, BucketCache(BERLIN)),
             now=NOW,
             lateness=timedelta(days=7),
             hour_retention=timedelta(days=35),

@@ -85,6 +85,7 @@ def create_app(settings: MetricsSettings) -> FastAPI:
             app.state.checks = {"kafka": KafkaProbe(producer), "database": DatabaseProbe(engine)}
             app.state.workers = [
                 runner,
+                processor,
                 GaugeRefresher(sessions, ctx, settings.metrics_gauge_refresh),
                 Pruner(
                     sessions,

@@ -3,7 +3,6 @@ transaction (the consumer puts dedup, buckets and offsets in one)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,7 +23,8 @@ from cxloop_metrics.orm import BUCKET_TABLES, CUBES, ConsumerOffset, MetaSetting
 class EventRow:
     """One event reduced to what the buckets need."""
 
-    uid: uuid.UUID
+    uid: str
+    """`cxschema.feedback_uid`: 32 hex digits, stored as a UUID."""
     minute: datetime | None
     """None when the event is later than the lateness: then it skips the minute buckets."""
     hour: datetime | None
@@ -77,18 +77,28 @@ def _upsert_cte(grain: Grain) -> str:
     table = BUCKET_TABLES[grain].name
     measures = ", ".join(_MEASURE_EXPRESSIONS)
     updates = ", ".join(f"{c} = {table}.{c} + EXCLUDED.{c}" for c in (*COUNT_COLUMNS, *SUM_COLUMNS))
-    # GROUPING(tp, rg) tells the grouping sets apart: 0 all dimensions, 1 without region and
-    # segment (cube 1), 2 without touchpoint and journey stage (cube 2). Built from constants
-    # only; the values travel as bound arrays.
+    if grain == "minute":
+        # Minute buckets only answer the edges of a range (at most two hours of them), so
+        # the full cube suffices there and the projections are not worth their writes.
+        cube = "0"
+        sets = f"GROUPING SETS (({grain}, tp, ch, js, rg, sg))"
+    else:
+        # GROUPING(tp, rg) tells the grouping sets apart: 0 all dimensions, 1 without region
+        # and segment (cube 1), 2 without touchpoint and journey stage (cube 2).
+        cube = "CASE GROUPING(tp, rg) WHEN 0 THEN 0 WHEN 1 THEN 1 ELSE 2 END"
+        sets = (
+            f"GROUPING SETS (({grain}, tp, ch, js, rg, sg), ({grain}, tp, ch, js), "
+            f"({grain}, ch, rg, sg))"
+        )
+    # Built from constants only; the values travel as bound arrays.
     return f"""
     {grain}_up AS (
       INSERT INTO {table} ({_KEY}, {", ".join(MEASURES)})
-      SELECT CASE GROUPING(tp, rg) WHEN 0 THEN 0 WHEN 1 THEN 1 ELSE 2 END, {grain},
+      SELECT {cube}, {grain},
              coalesce(tp, ''), ch, coalesce(js, ''), coalesce(rg, ''), coalesce(sg, ''),
              {measures}
       FROM fresh_events WHERE {grain} IS NOT NULL
-      GROUP BY GROUPING SETS (({grain}, tp, ch, js, rg, sg), ({grain}, tp, ch, js),
-                              ({grain}, ch, rg, sg))
+      GROUP BY {sets}
       ORDER BY 1, 2, 3, 4, 5, 6, 7
       ON CONFLICT ({_KEY}) DO UPDATE SET {updates}
     )"""  # noqa: S608
@@ -269,12 +279,18 @@ def _grain_select(
     time_terms = [and_(table.c.bucket_start >= s, table.c.bucket_start < e) for s, e in ranges]
     return (
         select(*keys, *(func.sum(table.c[m]).label(m) for m in MEASURES))
-        .where(table.c.cube == cube, or_(*time_terms), *_filter_conditions(table, filters))
+        .where(
+            table.c.cube == (MINUTE_CUBE if grain == "minute" else cube),
+            or_(*time_terms),
+            *_filter_conditions(table, filters),
+        )
         .group_by(*keys)
     )
 
 
 GroupKey = tuple[str, ...]
+MINUTE_CUBE: Final = 0
+"""Minute buckets hold only the full cube."""
 
 
 async def fetch_totals(

@@ -1,0 +1,414 @@
+"""Metrics benchmark: `python -m benchmarks.metrics [--events N] [--quick]`.
+
+Starts an embedded PostgreSQL (private temporary folder) and measures, in one run:
+
+1. Ingest: events/s into the aggregates on one process, through the consumer's own path
+   (`MetricsProcessor.decode` of the JSON record, then `handle`: one transaction per batch of
+   1,000 with dedup, the minute/hour/day upserts of all three cubes and the offsets). Kafka is
+   left out: it is the broker's throughput, not ours. RSS is read after two ingest sizes.
+2. Query: p50/p99 of `GET /v1/kpis?window=90d&group_by=touchpoint,channel` (HTTP through the
+   real app, in process, with auth) over 10,000,000 preloaded events: 90 days, 30 touchpoints,
+   4 channels, 16 regions, 4 segments. The preload writes the aggregate rows directly (COPY)
+   from synthetic events aggregated with numpy, exactly as the consumer would have stored
+   them with the default retention (minute buckets for 8 days, hour buckets for 35 days, day
+   buckets for all 90); the sum of `responses` is checked to be exactly 10,000,000.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import numpy as np
+from aiokafka import TopicPartition
+from sqlalchemy import text
+
+from cxloop_metrics.buckets import floor_day, floor_hour
+from cxloop_metrics.config import KpiConfig
+from cxloop_metrics.labels import LabelLimiter
+from cxloop_metrics.main import create_app
+from cxloop_metrics.measures import COUNT_COLUMNS, DIMENSIONS, MEASURES
+from cxloop_metrics.processor import MetricsProcessor
+from cxloop_metrics.reports import ReportContext
+from cxloop_metrics.settings import MetricsSettings
+from cxruntime import apikeys
+from cxruntime.auth import Authenticator
+from cxruntime.consumer import Consumed, Decoded
+from cxruntime.db import make_engine, make_sessionmaker
+from cxruntime.embedded import EmbeddedPostgres
+from cxruntime.migrations import migrate
+from cxschema import CHANNELS, ENRICHED, FeedbackEnriched, Sentiment, encode
+
+TOUCHPOINTS = [f"tp{i:02d}" for i in range(30)]
+STAGES = ["awareness", "purchase", "fulfilment", "usage", "support"]
+REGIONS = [
+    f"DE-{c}"
+    for c in ("BY", "BE", "BW", "HH", "HE", "NI", "NW", "RP", "SL", "SN", "ST", "SH", "TH", "MV")
+] + ["AT-9", "CH-ZH"]
+SEGMENTS = ["premium", "basic", "business", "trial"]
+TOTAL_EVENTS = 10_000_000
+DAYS = 90
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mib() -> float:
+    """Resident set size of this process in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def synthetic_event(i: int, rng: np.random.Generator, now: datetime) -> FeedbackEnriched:
+    """One realistic enriched event: 90% occurred in the 10 minutes before it is counted
+    (surveys and web/app feedback arrive live), 10% up to 7 days late (e-mail, call-centre
+    exports)."""
+    tp = int(rng.integers(30))
+    late = rng.random() < 0.1
+    age = int(rng.integers(7 * 86_400)) if late else int(rng.integers(600))
+    commented = bool(rng.random() < 0.4)
+    score = float(rng.uniform(-1, 1))
+    return FeedbackEnriched.model_validate(
+        {
+            "id": f"bench-{i}",
+            "occurred_at": now - timedelta(seconds=age),
+            "channel": CHANNELS[int(rng.integers(4))],
+            "customer": {
+                "id": f"c{int(rng.integers(1_000_000))}",
+                "region": REGIONS[int(rng.integers(16))],
+                "segment": SEGMENTS[int(rng.integers(4))],
+            },
+            "scores": {"nps": int(rng.integers(11)), "csat": int(rng.integers(1, 6))},
+            "comment": "Die Lieferung kam zu spät." if commented else None,
+            "language": "de",
+            "touchpoint": TOUCHPOINTS[tp],
+            "journey_stage": STAGES[tp // 6],
+            "source": "bench",
+            "received_at": now,
+            "sentiment": Sentiment(
+                label="negative" if score < -0.3 else "positive", score=score if commented else 0
+            ),
+        }
+    )
+
+
+async def bench_ingest(url: str, events: int, batch: int, *, pipelined: bool) -> dict[str, float]:
+    """Events/s through decode + handle, and RSS after half and all of the events.
+
+    `pipelined` runs the processor's writer beside the loop, as `cxloop metrics` does; else
+    each `handle` commits before returning.
+    """
+    # One connection, so that its server process's CPU time is the database's share.
+    engine = make_engine(url, pool_size=1, max_overflow=0)
+    sessions = make_sessionmaker(engine)
+    async with sessions() as session:
+        backend = int(await session.scalar(text("SELECT pg_backend_pid()")) or 0)
+    settings = MetricsSettings()
+    processor = MetricsProcessor(
+        sessions,
+        tz=settings.tz,
+        lateness=settings.metrics_lateness,
+        hour_retention=settings.metrics_hour_retention,
+        touchpoint_labels=LabelLimiter(30),
+    )
+    writer = asyncio.create_task(processor.run()) if pipelined else None
+    rng = np.random.default_rng(7)
+    now = datetime.now(UTC)
+    # Encoding is the producer's cost, not ours: prepare the record values up front, in chunks
+    # so that the generator's memory does not hide in the RSS figures.
+    tp = TopicPartition(ENRICHED, 0)
+    offset = events if pipelined else 0
+    events += offset
+    elapsed = ours = 0.0
+    db_before = cpu_seconds(backend)
+    rss: dict[int, float] = {}
+    half = offset + (events - offset) // 2
+    count = events - offset
+    while offset < events:
+        values = [encode(synthetic_event(offset + i, rng, now)) for i in range(batch)]
+        records = [Consumed(ENRICHED, 0, offset + i, None, v, (), 0) for i, v in enumerate(values)]
+        started = time.perf_counter()
+        cpu_started = time.process_time()
+        decoded = [Decoded(r, processor.decode(r)) for r in records]
+        await processor.handle(decoded, {tp: offset + batch})
+        elapsed += time.perf_counter() - started
+        ours += time.process_time() - cpu_started
+        offset += batch
+        if offset == events and writer is not None:
+            started = time.perf_counter()
+            await processor.flush()
+            elapsed += time.perf_counter() - started
+        if offset in (half, events):
+            rss[offset] = rss_mib()
+    if writer is not None:
+        processor.stop()
+        await writer
+    db_cpu = cpu_seconds(backend) - db_before
+    await engine.dispose()
+    return {
+        "events": float(count),
+        "events_per_s": count / elapsed,
+        "our_cpu_us": ours / count * 1e6,
+        "db_cpu_us": db_cpu / count * 1e6,
+        "rss_half_mib": rss[half],
+        "rss_full_mib": rss[events],
+    }
+
+
+def _aggregate(
+    keys: np.ndarray, cols: dict[str, np.ndarray]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    unique, inverse = np.unique(keys, return_inverse=True)
+    out = {}
+    for name, values in cols.items():
+        out[name] = np.bincount(inverse, weights=values, minlength=len(unique))
+    return unique, out
+
+
+async def preload(url: str, now: datetime, tz: Any) -> int:
+    """COPY the buckets of exactly TOTAL_EVENTS synthetic events; returns rows written."""
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    rng = np.random.default_rng(11)
+    per_day = np.full(DAYS, TOTAL_EVENTS // DAYS)
+    per_day[: TOTAL_EVENTS - int(per_day.sum())] += 1
+    assert int(per_day.sum()) == TOTAL_EVENTS
+    today = floor_day(now, tz)
+    rows_written = 0
+    columns = ["cube", "bucket_start", *DIMENSIONS, *MEASURES]
+    tp_weights = rng.dirichlet(np.ones(30) * 2)
+    for d in range(DAYS):
+        n = int(per_day[d])
+        day = floor_day(today - timedelta(days=DAYS - 1 - d) + timedelta(hours=12), tz)
+        day_len = int((floor_day(day + timedelta(hours=36), tz) - day).total_seconds() // 60)
+        minute = rng.integers(0, day_len, n)
+        # The last day ends now: keep its events in the past.
+        if d == DAYS - 1:
+            minute = rng.integers(0, max(1, int((now - day).total_seconds() // 60)), n)
+        tp = rng.choice(30, n, p=tp_weights)
+        ch = rng.integers(0, 4, n)
+        rg = rng.integers(0, 16, n)
+        sg = rng.integers(0, 4, n)
+        nps = np.where(rng.random(n) < 0.8, rng.integers(0, 11, n), -1)
+        csat = np.where(rng.random(n) < 0.5, rng.integers(1, 6, n), -1)
+        ces = np.where(rng.random(n) < 0.4, rng.integers(1, 8, n), -1)
+        commented = rng.random(n) < 0.4
+        sent = np.where(commented, rng.uniform(-1, 1, n), 0.0)
+        cols: dict[str, np.ndarray] = {"responses": np.ones(n)}
+        for s in range(11):
+            cols[f"nps_{s}"] = (nps == s).astype(float)
+        for s in range(1, 6):
+            cols[f"csat_{s}"] = (csat == s).astype(float)
+        for s in range(1, 8):
+            cols[f"ces_{s}"] = (ces == s).astype(float)
+        cols["sentiment_n"] = commented.astype(float)
+        cols["negative_n"] = (commented & (sent < -0.3)).astype(float)
+        cols["sentiment_sum"] = sent
+        cols["sentiment_sumsq"] = sent * sent
+        grains: list[tuple[str, np.ndarray, list[datetime]]] = []
+        grains.append(("metrics_day", np.zeros(n, dtype=np.int64), [day]))
+        age = now - day
+        if age <= timedelta(days=36):
+            hour_starts = sorted(
+                {floor_hour(day + timedelta(minutes=m), tz) for m in range(0, day_len, 60)}
+            )
+            hour_index = (
+                np.searchsorted(
+                    np.array([(h - day).total_seconds() // 60 for h in hour_starts]),
+                    minute,
+                    side="right",
+                )
+                - 1
+            )
+            grains.append(("metrics_hour", hour_index.astype(np.int64), hour_starts))
+        if age <= timedelta(days=8):
+            grains.append(
+                (
+                    "metrics_minute",
+                    minute.astype(np.int64),
+                    [day + timedelta(minutes=m) for m in range(day_len)],
+                )
+            )
+        cubes = {
+            0: (tp, ch, rg, sg),
+            1: (tp, ch, np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)),
+            2: (np.zeros(n, dtype=np.int64), ch, rg, sg),
+        }
+        for table, bucket, starts in grains:
+            records = []
+            for cube, (a, b, c, e) in cubes.items():
+                key = (((bucket * 32 + a) * 4 + b) * 16 + c) * 4 + e
+                unique, sums = _aggregate(key, cols)
+                e_ = unique % 4
+                c_ = (unique // 4) % 16
+                b_ = (unique // 64) % 4
+                a_ = (unique // 256) % 32
+                t_ = unique // 8192
+                for i in range(len(unique)):
+                    tpi = int(a_[i])
+                    record: list[Any] = [
+                        cube,
+                        starts[int(t_[i])],
+                        TOUCHPOINTS[tpi] if cube != 2 else "",
+                        CHANNELS[int(b_[i])],
+                        STAGES[tpi // 6] if cube != 2 else "",
+                        REGIONS[int(c_[i])] if cube != 1 else "",
+                        SEGMENTS[int(e_[i])] if cube != 1 else "",
+                    ]
+                    record += [int(sums[m][i]) for m in COUNT_COLUMNS]
+                    record += [float(sums["sentiment_sum"][i]), float(sums["sentiment_sumsq"][i])]
+                    records.append(tuple(record))
+            await conn.copy_records_to_table(table, records=records, columns=columns)
+            rows_written += len(records)
+    await conn.execute("ANALYZE")
+    total = await conn.fetchval("SELECT sum(responses) FROM metrics_day WHERE cube = 1")
+    await conn.close()
+    assert int(total) == TOTAL_EVENTS, total
+    return rows_written
+
+
+async def bench_query(url: str, rounds: int) -> dict[str, dict[str, float]]:
+    """p50/p99 of 90-day KPI requests over HTTP (in process) against the preloaded buckets."""
+    engine = make_engine(url)
+    sessions = make_sessionmaker(engine)
+    settings = MetricsSettings()
+    app = create_app(settings)
+    app.state.sessions = sessions
+    app.state.authenticator = Authenticator(sessions)
+    app.state.report_context = ReportContext(
+        config=KpiConfig(),
+        tz=settings.tz,
+        timezone=settings.metrics_timezone,
+        min_sample=settings.metrics_min_sample,
+        lateness=settings.metrics_lateness,
+        hour_retention=settings.metrics_hour_retention,
+    )
+    async with sessions() as s, s.begin():
+        _, key = await apikeys.create_key(s, name=f"bench-{uuid.uuid4().hex[:8]}", scopes=["read"])
+    queries = {
+        "90d by touchpoint,channel": {"window": "90d", "group_by": "touchpoint,channel"},
+        "90d by region,segment": {"window": "90d", "group_by": "region,segment"},
+        "90d by touchpoint, region=DE-BY": {
+            "window": "90d",
+            "group_by": "touchpoint",
+            "region": "DE-BY",
+        },
+        "28d by channel": {"window": "28d", "group_by": "channel"},
+        "timeseries 90d by day": None,
+    }
+    results: dict[str, dict[str, float]] = {}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://metrics", headers={"X-API-Key": key}
+    ) as http:
+        for name, query in queries.items():
+            path = "/v1/kpis"
+            params = query
+            if params is None:
+                path = "/v1/kpis/timeseries"
+                params = {
+                    "metric": "nps",
+                    "interval": "day",
+                    "from": (datetime.now(UTC) - timedelta(days=89)).isoformat(),
+                }
+            for _ in range(5):
+                response = await http.get(path, params=params)
+                response.raise_for_status()
+            times = []
+            for _ in range(rounds):
+                started = time.perf_counter()
+                response = await http.get(path, params=params)
+                times.append((time.perf_counter() - started) * 1000)
+                response.raise_for_status()
+            body = response.json()
+            groups = len(body.get("groups", body.get("series", [{}])[0].get("points", [])))
+            times.sort()
+            results[name] = {
+                "p50_ms": statistics.median(times),
+                "p99_ms": times[min(len(times) - 1, int(len(times) * 0.99))],
+                "groups": float(groups),
+                "responses": float(
+                    sum(g["responses"] for g in body["groups"]) if "groups" in body else 0
+                ),
+            }
+    await engine.dispose()
+    return results
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="cxbench-metrics-") as tmp:
+        pg = EmbeddedPostgres(Path(tmp) / "pg")
+        pg.start()
+        try:
+            ingest_url = pg.create_database("ingest")
+            await asyncio.to_thread(migrate, ingest_url)
+            for pipelined in (False, True):
+                mode = "pipelined writer (as served)" if pipelined else "synchronous handle"
+                print(f"ingest, {mode}: {args.events:,} events, batches of {args.batch}")
+                ingest = await bench_ingest(
+                    ingest_url, args.events, args.batch, pipelined=pipelined
+                )
+                ours, db = ingest["our_cpu_us"], ingest["db_cpu_us"]
+                print(
+                    f"  {ingest['events_per_s']:,.0f} events/s wall clock "
+                    "(decode + dedup + minute/hour/day upserts + offsets, one process)"
+                )
+                print(
+                    f"  CPU per event: {ours:.0f} us in this process + {db:.0f} us in "
+                    f"PostgreSQL (-> {1e6 / max(ours, db):,.0f} events/s when both have a core)"
+                )
+                print(
+                    f"  RSS after {args.events // 2:,} events: {ingest['rss_half_mib']:.1f} MiB; "
+                    f"after {args.events:,}: {ingest['rss_full_mib']:.1f} MiB",
+                    flush=True,
+                )
+            if args.skip_query:
+                return 0
+            query_url = pg.create_database("query")
+            await asyncio.to_thread(migrate, query_url)
+            settings = MetricsSettings()
+            now = datetime.now(UTC)
+            started = time.perf_counter()
+            rows = await preload(query_url, now, settings.tz)
+            print(
+                f"preload: {TOTAL_EVENTS:,} events as {rows:,} bucket rows in "
+                f"{time.perf_counter() - started:.0f}s (written directly; sum checked)",
+                flush=True,
+            )
+            results = await bench_query(query_url, args.rounds)
+            for name, r in results.items():
+                print(
+                    f"  {name:<34} p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms  "
+                    f"({r['groups']:.0f} groups/points, {r['responses']:,.0f} responses)"
+                )
+        finally:
+            pg.stop()
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.metrics")
+    parser.add_argument("--events", type=int, default=100_000, help="events to ingest per mode")
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=200, help="requests per query kind")
+    parser.add_argument("--skip-query", action="store_true", help="ingest only")
+    return asyncio.run(main_async(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
