@@ -298,6 +298,26 @@ def _wait_ready(port: int, path: str, timeout_s: float = 60) -> None:
     raise TimeoutError(f"nothing ready on port {port}{path}")
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _measured(pids: list[int], port: int, **options: Any) -> dict[str, Any]:
+    """Run a load and add the CPU microseconds per request each of `pids` spent on it."""
+    before = [_cpu_seconds(pid) for pid in pids]
+    result = _run_load(port, **options)
+    after = [_cpu_seconds(pid) for pid in pids]
+    total = result.get("requests") or 1
+    warm = 1 + float(options.get("warmup", 0)) / float(options.get("duration", 1))
+    # CPU is read around the whole run, warm-up included; scale the count to match.
+    result["cpu_us_per_request"] = [
+        (b - a) * 1e6 / (total * warm) for a, b in zip(before, after, strict=True)
+    ]
+    return result
+
+
 def _peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -360,6 +380,8 @@ def main_run(args: argparse.Namespace) -> int:
         processes.append(bare)
         _wait_ready(collector_port, "/readyz")
         _wait_ready(bare_port, "/docs")
+        assert kafka.process is not None
+        broker_pid = kafka.process.pid
 
         closed = {
             "concurrency": args.concurrency,
@@ -369,8 +391,14 @@ def main_run(args: argparse.Namespace) -> int:
         }
         rounds: dict[str, list[dict[str, Any]]] = {"bare": [], "collector": []}
         for _ in range(args.rounds):
-            rounds["bare"].append(_run_load(bare_port, key=None, kind="single", **closed))
-            rounds["collector"].append(_run_load(collector_port, key=key, kind="single", **closed))
+            rounds["bare"].append(
+                _measured([bare.pid], bare_port, key=None, kind="single", **closed)
+            )
+            rounds["collector"].append(
+                _measured(
+                    [collector.pid, broker_pid], collector_port, key=key, kind="single", **closed
+                )
+            )
         paced = _run_load(
             collector_port,
             key=key,
@@ -379,7 +407,8 @@ def main_run(args: argparse.Namespace) -> int:
             duration=args.duration,
             warmup=1.5,
         )
-        batch = _run_load(
+        batch = _measured(
+            [collector.pid, broker_pid],
             collector_port,
             key=key,
             kind="batch",
@@ -431,6 +460,13 @@ def report(
             f"(rounds: {each}; statuses {rounds[name][-1]['statuses']})"
         )
     print(f"  ratio collector/bare: {ratio:.2f}  (target >= 0.80)")
+    bare_cpu = statistics.median(r["cpu_us_per_request"][0] for r in rounds["bare"])
+    coll_cpu = statistics.median(r["cpu_us_per_request"][0] for r in rounds["collector"])
+    broker_cpu = statistics.median(r["cpu_us_per_request"][1] for r in rounds["collector"])
+    print(
+        f"  CPU per request: bare {bare_cpu:.0f} us, collector {coll_cpu:.0f} us "
+        f"(+ broker {broker_cpu:.0f} us); ratio bare/collector {bare_cpu / coll_cpu:.2f}"
+    )
     print(
         f"paced {paced['offered_per_s']:.0f} req/s: completed {paced['completed_per_s']:.0f}/s, "
         f"p50 {paced['p50_ms']:.2f} ms, p99 {paced['p99_ms']:.2f} ms, max {paced['max_ms']:.1f} ms"
@@ -440,6 +476,10 @@ def report(
         f"batch of 500, concurrency 4: {batch['requests_per_s']:.1f} batches/s = "
         f"{batch_events:.0f} events/s, p50 {batch['p50_ms']:.1f} ms, p99 {batch['p99_ms']:.1f} ms"
         f"  (target >= 30000 events/s; statuses {batch['statuses']})"
+    )
+    print(
+        f"  CPU per event: collector {batch['cpu_us_per_request'][0] / 500:.1f} us, "
+        f"broker {batch['cpu_us_per_request'][1] / 500:.1f} us"
     )
     print(f"collector peak RSS: {rss_mb:.0f} MB  (target < 256 MB)")
 

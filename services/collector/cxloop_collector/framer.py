@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -28,9 +28,7 @@ PARTITIONS_TTL_S = 10.0
 class _OpenBatch:
     builder: Any
     done: asyncio.Future[None]
-    timer: asyncio.TimerHandle | None = None
     count: int = 0
-    started: float = field(default_factory=time.perf_counter)
 
 
 def _resolve(target: asyncio.Future[None], source: asyncio.Future[Any]) -> None:
@@ -57,6 +55,7 @@ class Framer:
         self._partitions: list[int] = []
         self._partitions_at = float("-inf")
         self._shipping: set[asyncio.Task[None]] = set()
+        self._timer: asyncio.TimerHandle | None = None
 
     async def refresh_partitions(self) -> None:
         """Know the topic's partitions (cached; the producer waits for metadata if needed)."""
@@ -86,18 +85,20 @@ class Framer:
 
     def _new(self, partition: int) -> _OpenBatch:
         batch = _OpenBatch(builder=self._producer.create_batch(), done=self._loop.create_future())
-        batch.timer = self._loop.call_later(self._linger_s, self._seal_if_open, partition, batch)
         self._open[partition] = batch
+        if self._timer is None:
+            # One timer for every partition: they are sealed together and leave in one produce
+            # request, since each request to the broker costs far more than a record.
+            self._timer = self._loop.call_later(self._linger_s, self._seal_all)
         return batch
 
-    def _seal_if_open(self, partition: int, batch: _OpenBatch) -> None:
-        if self._open.get(partition) is batch:
+    def _seal_all(self) -> None:
+        self._timer = None
+        for partition in list(self._open):
             self._seal(partition)
 
     def _seal(self, partition: int) -> None:
         batch = self._open.pop(partition)
-        if batch.timer is not None:
-            batch.timer.cancel()
         task = self._loop.create_task(self._ship(partition, batch))
         self._shipping.add(task)
         task.add_done_callback(self._shipping.discard)
@@ -119,8 +120,9 @@ class Framer:
 
     async def close(self, *, timeout_s: float = 5.0) -> None:
         """Seal every open batch and hand it to the producer (before the producer stops)."""
-        for partition in list(self._open):
-            self._seal(partition)
+        if self._timer is not None:
+            self._timer.cancel()
+        self._seal_all()
         if self._shipping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
