@@ -1,0 +1,140 @@
+"""The pure enrichment of one event, and the processor's decode and output records."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+
+from cxloop_enricher.enrich import Enricher
+from cxloop_enricher.processor import EnrichProcessor
+from cxruntime.consumer import Consumed, Decoded, InvalidMessage
+from cxschema import (
+    ENRICHED,
+    TYPE_ENRICHED,
+    FeedbackEnriched,
+    decode_enriched,
+    encode,
+    header_value,
+)
+from tests.enricher.helpers import default_enricher, raw_event, raw_record
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def enricher() -> Enricher:
+    return default_enricher()
+
+
+def test_an_event_gets_touchpoint_stage_team_language_and_sentiment(enricher: Enricher) -> None:
+    event = raw_event(comment="Die Lieferung kam drei Tage zu spät, sehr ärgerlich.")
+    out = enricher.enrich(event, now=NOW).event
+    assert (out.touchpoint, out.journey_stage, out.owner_team) == (
+        "delivery.delay",
+        "delivery",
+        "logistics",
+    )
+    assert out.language == "de"
+    assert out.sentiment.label == "negative"
+    assert -1.0 <= out.sentiment.score < 0
+    assert out.enriched_at == NOW
+    assert (out.id, out.source, out.received_at, out.scores) == (
+        event.id,
+        event.source,
+        event.received_at,
+        event.scores,
+    )
+
+
+def test_personal_data_leaves_comment_and_subject(enricher: Enricher) -> None:
+    event = raw_event(
+        channel="email",
+        comment="Bitte zurückrufen: 0171 1234567 oder max@example.de. IBAN DE89370400440532013000",
+        context={
+            "subject": "Re: Rückruf an jane@example.com",
+            "url": "https://x.example/?m=a@b.de",
+        },
+    )
+    out = enricher.enrich(event, now=NOW).event
+    assert out.comment == "Bitte zurückrufen: [PHONE] oder [EMAIL]. IBAN [IBAN]"
+    assert out.context.subject == "Re: Rückruf an [EMAIL]"
+    assert out.context.url == "https://x.example/?m=[EMAIL]"
+    assert out.redactions == {"phone": 1, "email": 3, "iban": 1}
+    assert "example.de" not in encode(out).decode()
+
+
+def test_an_event_without_comment_is_neutral_zero(enricher: Enricher) -> None:
+    event = raw_event(comment=None, scores={"nps": 0}, language="en")
+    out = enricher.enrich(event, now=NOW).event
+    assert (out.sentiment.label, out.sentiment.score) == ("neutral", 0.0)
+    assert out.language == "en"
+    assert out.comment is None
+    assert out.redactions == {}
+
+
+def test_an_event_without_comment_or_hint_has_undetermined_language(enricher: Enricher) -> None:
+    out = enricher.enrich(raw_event(comment=None, scores={"csat": 2}), now=NOW).event
+    assert (out.language, out.touchpoint) == ("und", "unclassified")
+
+
+def test_the_hint_decides_the_touchpoint(enricher: Enricher) -> None:
+    out = enricher.enrich(raw_event(touchpoint="billing", comment="Paket kam zu spät"), now=NOW)
+    assert (out.event.touchpoint, out.tagging.via) == ("billing", "hint")
+
+
+def test_a_redacted_comment_stays_within_the_limit(enricher: Enricher) -> None:
+    from cxloop_enricher.pii import Redactor
+    from cxloop_enricher.settings import PiiPatternSetting
+
+    long = Enricher(
+        tagger=enricher.tagger,
+        redactor=Redactor([PiiPatternSetting(name="x", regex="x", placeholder="[LONG-X]")]),
+        analyzer=enricher.analyzer,
+        detect_language=enricher.detect_language,
+    )
+    out = long.enrich(raw_event(comment="x" * 5000), now=NOW).event
+    assert len(out.comment or "") == 5000
+    assert out.redactions == {"x": 5000}
+
+
+def _consumed(value: bytes | None, key: bytes | None = b"k", headers: tuple = ()) -> Consumed:
+    return Consumed("cx.feedback.raw.v1", 0, 7, key, value, headers, 0)
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (None, "empty record value"),
+        (b"", "empty record value"),
+        (b"{not json", "invalid JSON"),
+        (b"[1, 2]", "not a valid FeedbackReceived"),
+        (orjson.dumps({"channel": "web", "scores": {"nps": 3}}), "id: Field required"),
+        (
+            encode(raw_event()).replace(b'"nps":3', b'"nps":11'),
+            "scores.nps: Input should be less than or equal to 10",
+        ),
+    ],
+)
+def test_decode_refuses_with_a_reason(enricher: Enricher, value: bytes | None, reason: str) -> None:
+    with pytest.raises(InvalidMessage) as info:
+        EnrichProcessor(enricher).decode(_consumed(value))
+    assert reason in info.value.reason
+
+
+async def test_output_keeps_key_and_headers_and_sets_the_type(enricher: Enricher) -> None:
+    event = raw_event(customer=None)
+    key, value, headers = raw_record(event)
+    processor = EnrichProcessor(enricher, clock=lambda: NOW)
+    record = _consumed(value, key, tuple(headers))
+    (out,) = await processor.handle([Decoded(record, processor.decode(record))], {})
+    assert (out.topic, out.key) == (ENRICHED, key)
+    assert header_value(out.headers, "ce_type") == TYPE_ENRICHED
+    assert header_value(out.headers, "ce_id") == event.id
+    assert header_value(out.headers, "ce_source") == event.source
+    assert header_value(out.headers, "traceparent") == header_value(headers, "traceparent")
+    assert [k for k, _ in out.headers].count("ce_type") == 1
+    enriched = decode_enriched(out.value)
+    assert isinstance(enriched, FeedbackEnriched)
+    assert enriched.enriched_at == NOW

@@ -1,0 +1,81 @@
+"""`cxloop touchpoints test --event FILE` explains which rule decided."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cxruntime.cli import main
+
+
+def _write(tmp_path: Path, data: object) -> str:
+    path = tmp_path / "event.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return str(path)
+
+
+def test_explains_the_matching_rule(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    event = {
+        "channel": "contact_centre",
+        "scores": {"csat": 1},
+        "comment": "Ewig in der Warteschleife",
+        "context": {"ivr_queue": "DE_Billing"},
+    }
+    assert main(["touchpoints", "test", "--event", _write(tmp_path, event)]) == 0
+    out = capsys.readouterr().out
+    assert "touchpoint:     service.contact_centre.billing" in out
+    assert "journey stage:  service" in out
+    assert "owner team:     contact_centre" in out
+    assert "rule 'ivr-billing': ivr_queue 'DE_Billing' matches 'Bill'" in out
+
+
+def test_json_lines_for_a_list_of_events(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    events = [
+        {"channel": "web", "comment": "Rückerstattung fehlt", "touchpoint": "delivery"},
+        {"channel": "web", "comment": "Rückerstattung fehlt"},
+        {"channel": "web", "comment": "Alles gut"},
+    ]
+    assert main(["touchpoints", "test", "--json", "--event", _write(tmp_path, events)]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(x["touchpoint"], x["via"]) for x in lines] == [
+        ("delivery", "hint"),
+        ("returns.refund", "rule"),
+        ("unclassified", "default"),
+    ]
+    assert lines[1]["rule"] == "refund"
+
+
+def test_uses_the_taxonomy_of_cx_config_dir(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    taxonomy = {
+        "touchpoints": [
+            {"id": "store", "name": "Store", "stage": "purchase", "team": "retail"},
+            {"id": "unclassified", "name": "Other", "stage": "unknown"},
+        ],
+        "rules": [{"name": "store", "touchpoint": "store", "text": ["filiale"]}],
+    }
+    (tmp_path / "touchpoints.yaml").write_text(yaml.safe_dump(taxonomy), encoding="utf-8")
+    monkeypatch.setenv("CX_CONFIG_DIR", str(tmp_path))
+    event = {"channel": "web", "comment": "Die Filiale war voll"}
+    assert main(["touchpoints", "test", "--event", _write(tmp_path, event)]) == 0
+    out = capsys.readouterr().out
+    assert f"taxonomy:       {tmp_path / 'touchpoints.yaml'}" in out
+    assert "touchpoint:     store (Store)" in out
+
+
+def test_a_bad_event_or_taxonomy_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert main(["touchpoints", "test", "--event", _write(tmp_path, {"channel": "fax"})]) == 2
+    assert "not a feedback event" in capsys.readouterr().err
+    (tmp_path / "touchpoints.yaml").write_text("touchpoints: []\n", encoding="utf-8")
+    monkeypatch.setenv("CX_CONFIG_DIR", str(tmp_path))
+    event = _write(tmp_path, {"channel": "web", "comment": "x"})
+    assert main(["touchpoints", "test", "--event", event]) == 2
+    assert "invalid touchpoint taxonomy" in capsys.readouterr().err
