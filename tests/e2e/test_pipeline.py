@@ -85,7 +85,10 @@ def kpis_once_counted(
     """A probe for `wait_for`: the region's KPI group once it counts `at_least` responses."""
 
     def probe() -> dict[str, Any] | None:
-        group = kpis(stack, client, region)
+        try:
+            group = kpis(stack, client, region)
+        except httpx.TransportError:  # the service is restarting
+            return None
         return group if group["responses"] >= at_least else None
 
     return probe
