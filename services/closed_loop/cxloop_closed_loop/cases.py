@@ -1,0 +1,512 @@
+"""What happens to cases: feedback opens, updates or reopens them; people move them through the
+lifecycle; deadlines escalate them. Each change writes its history row and its outbox rows in
+the caller's transaction, so a change and its notifications commit (or vanish) together."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cxloop_closed_loop import repository
+from cxloop_closed_loop.business_time import add_business_time, quiet_until
+from cxloop_closed_loop.config import RoutingConfig, Team
+from cxloop_closed_loop.detection import Finding, detect, higher, labels_of
+from cxloop_closed_loop.lifecycle import (
+    ACTIVE,
+    EVENT_TYPES,
+    ActionInput,
+    IllegalTransition,
+    next_status,
+)
+from cxloop_closed_loop.notifications import webhook_body
+from cxloop_closed_loop.orm import (
+    CaseFeedbackRow,
+    CaseHistoryRow,
+    CaseRow,
+    CaseTimerRow,
+    DeliveryRow,
+)
+from cxloop_closed_loop.routing import route
+from cxloop_closed_loop.telemetry import CASES_OPENED, SLA_BREACHES, TIME_TO_ACKNOWLEDGE
+from cxschema import FeedbackEnriched, feedback_uid
+
+log = logging.getLogger(__name__)
+
+SYSTEM = "system"
+MAX_LEVEL = 2
+Outcome = Literal["opened", "updated", "reopened", "ignored", "duplicate"]
+
+
+class CaseNotFound(Exception):
+    """No such case (or not visible to the caller's team)."""
+
+
+@dataclass(frozen=True)
+class FeedbackResult:
+    """What one feedback event did."""
+
+    outcome: Outcome
+    case_id: uuid.UUID | None = None
+    deliveries: int = 0
+
+
+def new_delivery_id() -> str:
+    """A fresh webhook-id."""
+    return f"msg_{uuid.uuid4().hex}"
+
+
+def team_of(config: RoutingConfig, name: str) -> Team:
+    """The case's team, or triage's when the team left the configuration."""
+    try:
+        return config.team(name)
+    except KeyError:
+        return config.team(config.triage.team)
+
+
+def case_receivers(config: RoutingConfig, case: CaseRow) -> list[str]:
+    """Who hears about a case now: its routes' receivers, its team's ladder up to its level."""
+    labels = {str(k): str(v) for k, v in (case.labels or {}).items()}
+    labels["severity"] = case.severity
+    names = route(config, labels).receivers(config)
+    team = team_of(config, case.team)
+    names += team.receivers
+    for level in range(1, case.escalation_level + 1):
+        names += team.ladder(level)
+    return list(dict.fromkeys(names))
+
+
+def enqueue(
+    session: AsyncSession,
+    *,
+    config: RoutingConfig,
+    case: CaseRow,
+    event_type: str,
+    change: str,
+    now: datetime,
+    receivers: Iterable[str],
+    feedback: dict[str, Any] | None = None,
+    details: dict[str, Any] | None = None,
+) -> int:
+    """Write one outbox row per receiver for a case event; returns how many."""
+    body = webhook_body(event_type, case, at=now, change=change, feedback=feedback, details=details)
+    count = 0
+    for name in dict.fromkeys(receivers):
+        try:
+            receiver = config.receiver(name)
+        except KeyError:
+            log.warning("receiver %s is not configured; skipping it for %s", name, event_type)
+            continue
+        not_before = quiet_until(now, receiver.quiet_hours) or now
+        session.add(
+            DeliveryRow(
+                id=new_delivery_id(),
+                case_id=case.id,
+                event_type=event_type,
+                receiver=name,
+                receiver_type=receiver.type,
+                body=body,
+                status="pending",
+                attempts=0,
+                created_at=now,
+                next_attempt_at=not_before,
+            )
+        )
+        count += 1
+    return count
+
+
+def record(
+    session: AsyncSession,
+    *,
+    case: CaseRow,
+    actor: str,
+    action: str,
+    now: datetime,
+    from_status: str | None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Append one audit-history row."""
+    session.add(
+        CaseHistoryRow(
+            case_id=case.id,
+            at=now,
+            actor=actor,
+            action=action,
+            from_status=from_status,
+            to_status=case.status,
+            details=details or {},
+        )
+    )
+
+
+def schedule_sla(
+    session: AsyncSession,
+    *,
+    config: RoutingConfig,
+    case: CaseRow,
+    start: datetime,
+    now: datetime,
+    kinds: tuple[str, ...] = ("acknowledge", "resolve"),
+) -> None:
+    """Set the case's deadlines (business time of its team) and their timers."""
+    team = team_of(config, case.team)
+    targets = config.sla[case.severity]  # type: ignore[index]
+    for kind in kinds:
+        allowed = targets.acknowledge if kind == "acknowledge" else targets.resolve
+        due = add_business_time(start, allowed, team.business_hours, team.zone)
+        if kind == "acknowledge":
+            case.acknowledge_due_at = due
+        else:
+            case.resolve_due_at = due
+        session.add(CaseTimerRow(case_id=case.id, kind=kind, due_at=due, created_at=now))
+
+
+def _feedback_view(event: FeedbackEnriched) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "source": event.source,
+        "channel": event.channel,
+        "occurred_at": event.occurred_at.isoformat(),
+        "received_at": event.received_at.isoformat(),
+        "scores": event.scores.model_dump(exclude_none=True),
+        "comment": event.comment,
+        "language": event.language,
+        "touchpoint": event.touchpoint,
+        "sentiment": event.sentiment.model_dump(),
+    }
+
+
+def _attach(
+    session: AsyncSession,
+    *,
+    case: CaseRow,
+    event: FeedbackEnriched,
+    uid: str,
+    finding: Finding,
+    now: datetime,
+) -> None:
+    session.add(
+        CaseFeedbackRow(
+            feedback_uid=uid,
+            case_id=case.id,
+            event_id=event.id,
+            source=event.source,
+            channel=event.channel,
+            occurred_at=event.occurred_at,
+            received_at=event.received_at,
+            added_at=now,
+            severity=finding.severity,
+            reasons=list(finding.reasons),
+            event=event.model_dump(mode="json", exclude_none=True),
+        )
+    )
+    case.feedback_count += 1
+    case.reasons = list(dict.fromkeys([*(case.reasons or []), *finding.reasons]))
+    case.updated_at = now
+
+
+async def apply_feedback(
+    session: AsyncSession,
+    *,
+    event: FeedbackEnriched,
+    config: RoutingConfig,
+    now: datetime,
+) -> FeedbackResult:
+    """Open, update or reopen the case an event calls for (idempotent on its uid)."""
+    uid = feedback_uid(event.source, event.id)
+    if await repository.feedback_seen(session, [uid]):
+        return FeedbackResult("duplicate")
+    finding = detect(event, config.detection, config.severity)
+    if finding is None:
+        return FeedbackResult("ignored")
+    customer_id = event.customer.id if event.customer else None
+    customer_key = customer_id or f"anonymous:{uid}"
+    view = _feedback_view(event)
+
+    case = await repository.active_case(
+        session, customer_key=customer_key, touchpoint=event.touchpoint
+    )
+    if case is not None:
+        before = case.severity
+        _attach(session, case=case, event=event, uid=uid, finding=finding, now=now)
+        case.severity = higher(case.severity, finding.severity)
+        details: dict[str, Any] = {"feedback_uid": uid, "reasons": list(finding.reasons)}
+        if case.severity != before:
+            details["severity"] = {"from": before, "to": case.severity}
+            await repository.cancel_timers(
+                session, case_id=case.id, kinds=("acknowledge", "resolve"), now=now
+            )
+            kinds = ("acknowledge", "resolve") if case.status == "open" else ("resolve",)
+            schedule_sla(
+                session, config=config, case=case, start=case.opened_at, now=now, kinds=kinds
+            )
+        record(
+            session,
+            case=case,
+            actor=SYSTEM,
+            action="feedback_added",
+            now=now,
+            from_status=case.status,
+            details=details,
+        )
+        n = enqueue(
+            session,
+            config=config,
+            case=case,
+            event_type="case.updated",
+            change="feedback_added",
+            now=now,
+            receivers=case_receivers(config, case),
+            feedback=view,
+            details=details,
+        )
+        return FeedbackResult("updated", case.id, n)
+
+    resolved_since = now - timedelta(days=config.reopen_within_days)
+    case = await repository.reopenable_case(
+        session,
+        customer_key=customer_key,
+        touchpoint=event.touchpoint,
+        resolved_since=resolved_since,
+    )
+    if case is not None:
+        previous = case.status
+        _reopen(case, now=now)
+        case.severity = higher(case.severity, finding.severity)
+        _attach(session, case=case, event=event, uid=uid, finding=finding, now=now)
+        schedule_sla(session, config=config, case=case, start=now, now=now)
+        details = {"feedback_uid": uid, "reasons": list(finding.reasons)}
+        record(
+            session,
+            case=case,
+            actor=SYSTEM,
+            action="reopened",
+            now=now,
+            from_status=previous,
+            details=details,
+        )
+        CASES_OPENED.labels(case.severity, case.team).inc()
+        n = enqueue(
+            session,
+            config=config,
+            case=case,
+            event_type="case.updated",
+            change="reopened",
+            now=now,
+            receivers=case_receivers(config, case),
+            feedback=view,
+            details=details,
+        )
+        return FeedbackResult("reopened", case.id, n)
+
+    labels = labels_of(event, finding.severity)
+    decision = route(config, labels)
+    case = CaseRow(
+        id=uuid.uuid4(),
+        customer_key=customer_key,
+        customer_id=customer_id,
+        touchpoint=event.touchpoint,
+        team=decision.team,
+        route=decision.path,
+        severity=finding.severity,
+        status="open",
+        escalation_level=0,
+        labels={k: v for k, v in labels.items() if k != "severity"},
+        reasons=[],
+        feedback_count=0,
+        reopen_count=0,
+        opened_at=now,
+        updated_at=now,
+    )
+    session.add(case)
+    await session.flush()  # the case row first: feedback, timers and outbox refer to it
+    _attach(session, case=case, event=event, uid=uid, finding=finding, now=now)
+    schedule_sla(session, config=config, case=case, start=now, now=now)
+    record(
+        session,
+        case=case,
+        actor=SYSTEM,
+        action="opened",
+        now=now,
+        from_status=None,
+        details={
+            "feedback_uid": uid,
+            "route": decision.path,
+            "triaged": decision.triaged,
+            "reasons": list(finding.reasons),
+        },
+    )
+    CASES_OPENED.labels(case.severity, case.team).inc()
+    n = enqueue(
+        session,
+        config=config,
+        case=case,
+        event_type="case.opened",
+        change="opened",
+        now=now,
+        receivers=decision.receivers(config),
+        feedback=view,
+    )
+    return FeedbackResult("opened", case.id, n)
+
+
+def _reopen(case: CaseRow, *, now: datetime) -> None:
+    case.status = "open"
+    case.reopen_count += 1
+    case.escalation_level = 0
+    case.acknowledged_at = None
+    case.contacted_at = None
+    case.resolved_at = None
+    case.closed_at = None
+    case.root_cause = None
+    case.resolution_note = None
+    case.contact_outcome = None
+    case.updated_at = now
+
+
+async def transition(
+    session: AsyncSession,
+    *,
+    case_id: uuid.UUID,
+    action: str,
+    data: ActionInput,
+    actor: str,
+    config: RoutingConfig,
+    now: datetime,
+    team: str | None = None,
+) -> CaseRow:
+    """Apply a person's action to a case; raises CaseNotFound, IllegalTransition, InvalidRequest."""
+    case = await repository.get_case(session, case_id, lock=True)
+    if case is None or (team is not None and case.team != team):
+        raise CaseNotFound(str(case_id))
+    previous = case.status
+    target = next_status(
+        action,
+        case.status,
+        data,
+        root_causes=config.root_causes,
+        contact_outcomes=config.contact_outcomes,
+    )
+    details: dict[str, Any] = {}
+    if data.note:
+        details["note"] = data.note
+    if action == "acknowledge":
+        case.acknowledged_at = now
+        await repository.cancel_timers(session, case_id=case.id, kinds=("acknowledge",), now=now)
+        TIME_TO_ACKNOWLEDGE.labels(case.severity).observe(
+            max(0.0, (now - case.opened_at).total_seconds())
+        )
+    elif action == "contact":
+        case.contacted_at = now
+        if case.acknowledged_at is None:
+            case.acknowledged_at = now
+            await repository.cancel_timers(
+                session, case_id=case.id, kinds=("acknowledge",), now=now
+            )
+    elif action == "resolve":
+        case.resolved_at = now
+        case.root_cause = data.root_cause
+        case.resolution_note = data.note
+        details["root_cause"] = data.root_cause
+        await repository.cancel_timers(
+            session, case_id=case.id, kinds=("acknowledge", "resolve"), now=now
+        )
+    elif action == "close":
+        case.closed_at = now
+        case.contact_outcome = data.contact_outcome
+        details["contact_outcome"] = data.contact_outcome
+    elif action == "reopen":
+        other = await repository.active_case(
+            session, customer_key=case.customer_key, touchpoint=case.touchpoint
+        )
+        if other is not None:
+            raise IllegalTransition(
+                f"the customer has an active case {other.id} on {case.touchpoint}; "
+                "add to that one instead"
+            )
+        _reopen(case, now=now)
+        schedule_sla(session, config=config, case=case, start=now, now=now)
+        CASES_OPENED.labels(case.severity, case.team).inc()
+    elif action == "assign":
+        details["assignee"] = {"from": case.assignee, "to": data.assignee}
+        case.assignee = data.assignee
+    if target is not None:
+        case.status = target
+    case.updated_at = now
+    record(
+        session,
+        case=case,
+        actor=actor,
+        action=action,
+        now=now,
+        from_status=previous,
+        details=details,
+    )
+    enqueue(
+        session,
+        config=config,
+        case=case,
+        event_type=EVENT_TYPES[action],
+        change=action,
+        now=now,
+        receivers=case_receivers(config, case),
+        details=details,
+    )
+    return case
+
+
+async def fire_due_timers(
+    session: AsyncSession, *, config: RoutingConfig, now: datetime, limit: int = 100
+) -> int:
+    """Fire the SLA timers that are due: breach, escalate one rung, re-arm; returns how many."""
+    fired = 0
+    for timer in await repository.claim_due_timers(session, now=now, limit=limit):
+        case = await repository.get_case(session, timer.case_id, lock=True)
+        relevant = case is not None and (
+            case.status == "open" if timer.kind == "acknowledge" else case.status in ACTIVE
+        )
+        if case is None or not relevant:
+            timer.cancelled_at = now
+            continue
+        timer.fired_at = now
+        fired += 1
+        SLA_BREACHES.labels(timer.kind, case.severity, case.team).inc()
+        previous_level = case.escalation_level
+        case.escalation_level = min(MAX_LEVEL, previous_level + 1)
+        case.updated_at = now
+        team = team_of(config, case.team)
+        details: dict[str, Any] = {
+            "deadline": timer.kind,
+            "due_at": timer.due_at.isoformat(),
+            "level": case.escalation_level,
+            "rung": ("team", "lead", "owner")[case.escalation_level],
+        }
+        record(
+            session,
+            case=case,
+            actor=SYSTEM,
+            action="escalated",
+            now=now,
+            from_status=case.status,
+            details=details,
+        )
+        receivers = [*case_receivers(config, case), *team.ladder(case.escalation_level)]
+        enqueue(
+            session,
+            config=config,
+            case=case,
+            event_type="case.escalated",
+            change="escalated",
+            now=now,
+            receivers=receivers,
+            details=details,
+        )
+        if case.escalation_level < MAX_LEVEL:
+            schedule_sla(session, config=config, case=case, start=now, now=now, kinds=(timer.kind,))
+    return fired

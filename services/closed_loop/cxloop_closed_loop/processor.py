@@ -1,0 +1,67 @@
+"""The Kafka side: enriched feedback in, cases and outbox rows out (one transaction a batch)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cxloop_closed_loop.cases import apply_feedback
+from cxloop_closed_loop.clock import Clock
+from cxloop_closed_loop.config import RoutingConfig
+from cxloop_closed_loop.telemetry import FEEDBACK
+from cxruntime.consumer import Consumed, Decoded, InvalidMessage, Positions, Produce
+from cxschema import FeedbackEnriched, decode_enriched
+
+
+class CaseProcessor:
+    """Decodes `cx.feedback.enriched.v1` and applies each event to the cases.
+
+    Idempotent: an event whose uid is already attached to a case does nothing, so a batch
+    redelivered after a crash before the commit opens no second case and sends nothing twice.
+    """
+
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        config: Callable[[], RoutingConfig],
+        clock: Clock,
+        on_committed: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._sessions = sessions
+        self._config = config
+        self._clock = clock
+        self._on_committed = on_committed
+
+    def decode(self, record: Consumed) -> FeedbackEnriched:
+        """Parse an enriched event or reject it as invalid."""
+        if record.value is None:
+            raise InvalidMessage("empty record value")
+        try:
+            return decode_enriched(record.value)
+        except ValidationError as exc:
+            raise InvalidMessage(f"not a valid enriched event: {exc}") from exc
+
+    async def handle(
+        self, batch: Sequence[Decoded[FeedbackEnriched]], positions: Positions
+    ) -> Sequence[Produce]:
+        """Apply the batch in one transaction, then wake the relay."""
+        if not batch:
+            return []
+        config = self._config()
+        outcomes: list[str] = []
+        deliveries = 0
+        async with self._sessions() as session, session.begin():
+            for item in batch:
+                result = await apply_feedback(
+                    session, event=item.value, config=config, now=self._clock.now()
+                )
+                outcomes.append(result.outcome)
+                deliveries += result.deliveries
+        for outcome in outcomes:
+            FEEDBACK.labels(outcome).inc()
+        if deliveries:
+            self._on_committed()
+        return []

@@ -1,0 +1,214 @@
+"""The outbox relay: leases due deliveries, sends them, records the outcome.
+
+Rows are claimed with `FOR UPDATE SKIP LOCKED` and leased, so several replicas share the work
+and a crash only delays rows until their lease expires. Each retry keeps the row id as
+webhook-id; failures back off exponentially with jitter, honouring Retry-After; after
+`max_attempts`, or on a permanent error, the row becomes a dead letter until re-sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cxloop_closed_loop import repository
+from cxloop_closed_loop.breaker import CircuitBreakers, backoff_delay
+from cxloop_closed_loop.clock import Clock
+from cxloop_closed_loop.config import RoutingConfig
+from cxloop_closed_loop.orm import DeliveryAttemptRow, DeliveryRow
+from cxloop_closed_loop.senders import SendResult, send
+from cxloop_closed_loop.settings import ClosedLoopSettings
+from cxloop_closed_loop.telemetry import BREAKER_OPEN, DELIVERIES, DELIVERY_SECONDS
+
+log = logging.getLogger(__name__)
+
+
+class ResendConflict(Exception):
+    """The notification is still in the outbox; nothing to re-send."""
+
+
+class Relay:
+    """Background worker delivering the outbox; `wake()` after writing rows for low latency."""
+
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        config: Callable[[], RoutingConfig],
+        settings: ClosedLoopSettings,
+        clock: Clock,
+        client: httpx.AsyncClient,
+    ) -> None:
+        self._sessions = sessions
+        self._config = config
+        self._settings = settings
+        self._clock = clock
+        self._client = client
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self.breakers = CircuitBreakers(
+            threshold=settings.closed_loop_breaker_threshold,
+            cooldown=timedelta(seconds=settings.closed_loop_breaker_cooldown_s),
+        )
+        self._lease = timedelta(seconds=settings.closed_loop_delivery_timeout_s * 2 + 10)
+
+    def wake(self) -> None:
+        """New rows are waiting: look now rather than at the next poll."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Finish the deliveries in flight and return."""
+        self._stopping.set()
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Deliver until stopped."""
+        interval = self._settings.closed_loop_relay_interval_s
+        while not self._stopping.is_set():
+            try:
+                sent = await self.deliver_due()
+            except Exception:
+                log.exception("relay pass failed; retrying")
+                sent = 0
+            if sent >= self._settings.closed_loop_relay_batch:
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=interval)
+
+    async def deliver_due(self) -> int:
+        """One pass: claim due rows, send them concurrently, record results; returns rows."""
+        now = self._clock.now()
+        async with self._sessions() as session, session.begin():
+            rows = await repository.claim_deliveries(
+                session, now=now, limit=self._settings.closed_loop_relay_batch, lease=self._lease
+            )
+        if not rows:
+            return 0
+        limit = asyncio.Semaphore(self._settings.closed_loop_relay_concurrency)
+
+        async def one(row: DeliveryRow) -> None:
+            async with limit:
+                await self._deliver(row)
+
+        await asyncio.gather(*(one(row) for row in rows))
+        BREAKER_OPEN.set(self.breakers.open_count(self._clock.now()))
+        return len(rows)
+
+    async def _deliver(self, row: DeliveryRow) -> None:
+        config = self._config()
+        now = self._clock.now()
+        try:
+            receiver = config.receiver(row.receiver)
+        except KeyError:
+            await self._finish(
+                row, SendResult(False, error="receiver no longer configured"), 0, now
+            )
+            return
+        blocked = self.breakers.blocked_until(row.receiver, now)
+        if blocked is not None:
+            await self._defer(row, blocked)
+            return
+        started = time.perf_counter()
+        try:
+            result = await asyncio.wait_for(
+                send(
+                    self._client,
+                    receiver,
+                    delivery_id=row.id,
+                    body=row.body,
+                    timeout_s=self._settings.closed_loop_delivery_timeout_s,
+                ),
+                timeout=self._settings.closed_loop_delivery_timeout_s + 5,
+            )
+        except TimeoutError:
+            result = SendResult(False, retryable=True, error="delivery timed out")
+        elapsed = time.perf_counter() - started
+        DELIVERY_SECONDS.labels(row.receiver_type).observe(elapsed)
+        now = self._clock.now()
+        if result.delivered:
+            self.breakers.success(row.receiver)
+        else:
+            self.breakers.failure(row.receiver, now)
+        await self._finish(row, result, int(elapsed * 1000), now)
+
+    async def _defer(self, row: DeliveryRow, until: datetime) -> None:
+        async with self._sessions() as session, session.begin():
+            current = await repository.get_delivery(session, row.id, lock=True)
+            if current is None or current.status != "pending":
+                return
+            current.next_attempt_at = until
+            current.leased_until = None
+        DELIVERIES.labels(row.receiver_type, "deferred").inc()
+
+    async def _finish(
+        self, row: DeliveryRow, result: SendResult, duration_ms: int, now: datetime
+    ) -> None:
+        settings = self._settings
+        async with self._sessions() as session, session.begin():
+            current = await repository.get_delivery(session, row.id, lock=True)
+            if current is None or current.status != "pending":
+                return
+            current.attempts += 1
+            current.leased_until = None
+            current.last_status = result.status_code
+            current.last_error = result.error
+            if result.delivered:
+                outcome = "delivered"
+                current.status = "delivered"
+                current.delivered_at = now
+            elif result.retryable and current.attempts < settings.closed_loop_max_attempts:
+                outcome = "retry"
+                current.next_attempt_at = now + backoff_delay(
+                    current.attempts,
+                    base_s=settings.closed_loop_retry_base_s,
+                    max_s=settings.closed_loop_retry_max_s,
+                    retry_after_s=result.retry_after_s,
+                )
+            else:
+                outcome = "dead"
+                current.status = "dead"
+                current.dead_at = now
+                log.warning(
+                    "delivery %s to %s dead after %d attempts: %s",
+                    row.id,
+                    row.receiver,
+                    current.attempts,
+                    result.error,
+                )
+            session.add(
+                DeliveryAttemptRow(
+                    delivery_id=row.id,
+                    at=now,
+                    outcome=outcome,
+                    status_code=result.status_code,
+                    error=result.error,
+                    duration_ms=duration_ms,
+                )
+            )
+        DELIVERIES.labels(row.receiver_type, outcome).inc()
+
+
+async def resend(session: AsyncSession, *, delivery_id: str, now: datetime) -> DeliveryRow | None:
+    """Put a dead (or delivered) notification back in the outbox, same webhook-id; None if absent.
+
+    Raises `ResendConflict` for a notification still pending (it is being delivered already).
+    """
+    row = await repository.get_delivery(session, delivery_id, lock=True)
+    if row is None:
+        return None
+    if row.status == "pending":
+        raise ResendConflict(f"delivery {delivery_id} is still pending")
+    row.status = "pending"
+    row.attempts = 0
+    row.next_attempt_at = now
+    row.leased_until = None
+    row.dead_at = None
+    return row

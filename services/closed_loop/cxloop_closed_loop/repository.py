@@ -1,0 +1,238 @@
+"""SQL of the closed loop. Functions take a session and never commit: the caller owns the
+transaction (so a case change and its outbox rows commit together)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cxloop_closed_loop.lifecycle import ACTIVE
+from cxloop_closed_loop.orm import (
+    CaseFeedbackRow,
+    CaseHistoryRow,
+    CaseRow,
+    CaseTimerRow,
+    DeliveryAttemptRow,
+    DeliveryRow,
+)
+
+
+async def feedback_seen(session: AsyncSession, uids: Sequence[str]) -> set[str]:
+    """Which of these feedback uids are already attached to a case."""
+    if not uids:
+        return set()
+    rows = await session.scalars(
+        select(CaseFeedbackRow.feedback_uid).where(CaseFeedbackRow.feedback_uid.in_(uids))
+    )
+    return set(rows)
+
+
+async def active_case(
+    session: AsyncSession, *, customer_key: str, touchpoint: str
+) -> CaseRow | None:
+    """The active case of a customer on a touchpoint, locked."""
+    result = await session.scalars(
+        select(CaseRow)
+        .where(
+            CaseRow.customer_key == customer_key,
+            CaseRow.touchpoint == touchpoint,
+            CaseRow.status.in_(ACTIVE),
+        )
+        .with_for_update()
+    )
+    return result.first()
+
+
+async def reopenable_case(
+    session: AsyncSession, *, customer_key: str, touchpoint: str, resolved_since: datetime
+) -> CaseRow | None:
+    """The latest case of a customer on a touchpoint resolved since `resolved_since`, locked."""
+    result = await session.scalars(
+        select(CaseRow)
+        .where(
+            CaseRow.customer_key == customer_key,
+            CaseRow.touchpoint == touchpoint,
+            CaseRow.status.in_(("resolved", "closed")),
+            CaseRow.resolved_at >= resolved_since,
+        )
+        .order_by(CaseRow.resolved_at.desc())
+        .limit(1)
+        .with_for_update()
+    )
+    return result.first()
+
+
+async def get_case(
+    session: AsyncSession, case_id: uuid.UUID, *, lock: bool = False
+) -> CaseRow | None:
+    """One case by id."""
+    query = select(CaseRow).where(CaseRow.id == case_id)
+    if lock:
+        query = query.with_for_update()
+    result = await session.scalars(query)
+    return result.first()
+
+
+async def list_cases(
+    session: AsyncSession,
+    *,
+    status: str | None,
+    team: str | None,
+    severity: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[CaseRow], int]:
+    """Cases matching the filters, newest first, and how many match in all."""
+    conditions = []
+    if status is not None:
+        conditions.append(CaseRow.status == status)
+    if team is not None:
+        conditions.append(CaseRow.team == team)
+    if severity is not None:
+        conditions.append(CaseRow.severity == severity)
+    total = await session.scalar(select(func.count()).select_from(CaseRow).where(*conditions))
+    rows = await session.scalars(
+        select(CaseRow)
+        .where(*conditions)
+        .order_by(CaseRow.opened_at.desc(), CaseRow.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(rows), int(total or 0)
+
+
+async def case_feedback(session: AsyncSession, case_id: uuid.UUID) -> list[CaseFeedbackRow]:
+    """The feedback attached to a case, oldest first."""
+    rows = await session.scalars(
+        select(CaseFeedbackRow)
+        .where(CaseFeedbackRow.case_id == case_id)
+        .order_by(CaseFeedbackRow.added_at, CaseFeedbackRow.feedback_uid)
+    )
+    return list(rows)
+
+
+async def case_history(session: AsyncSession, case_id: uuid.UUID) -> list[CaseHistoryRow]:
+    """The audit history of a case, oldest first."""
+    rows = await session.scalars(
+        select(CaseHistoryRow).where(CaseHistoryRow.case_id == case_id).order_by(CaseHistoryRow.id)
+    )
+    return list(rows)
+
+
+async def cancel_timers(
+    session: AsyncSession, *, case_id: uuid.UUID, kinds: Sequence[str], now: datetime
+) -> None:
+    """Cancel the case's pending timers of these kinds."""
+    await session.execute(
+        update(CaseTimerRow)
+        .where(
+            CaseTimerRow.case_id == case_id,
+            CaseTimerRow.kind.in_(kinds),
+            CaseTimerRow.fired_at.is_(None),
+            CaseTimerRow.cancelled_at.is_(None),
+        )
+        .values(cancelled_at=now)
+    )
+
+
+async def claim_due_timers(
+    session: AsyncSession, *, now: datetime, limit: int
+) -> list[CaseTimerRow]:
+    """Due timers, locked so another replica skips them."""
+    rows = await session.scalars(
+        select(CaseTimerRow)
+        .where(
+            CaseTimerRow.fired_at.is_(None),
+            CaseTimerRow.cancelled_at.is_(None),
+            CaseTimerRow.due_at <= now,
+        )
+        .order_by(CaseTimerRow.due_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list(rows)
+
+
+async def claim_deliveries(
+    session: AsyncSession, *, now: datetime, limit: int, lease: timedelta
+) -> list[DeliveryRow]:
+    """Lease due deliveries (FOR UPDATE SKIP LOCKED): no other relay takes them meanwhile.
+
+    A lease, not a held lock, covers the HTTP call, so a crashed relay's rows come back once
+    the lease expires (and go out again with the same webhook-id).
+    """
+    rows = list(
+        await session.scalars(
+            select(DeliveryRow)
+            .where(
+                DeliveryRow.status == "pending",
+                DeliveryRow.next_attempt_at <= now,
+                or_(DeliveryRow.leased_until.is_(None), DeliveryRow.leased_until < now),
+            )
+            .order_by(DeliveryRow.next_attempt_at, DeliveryRow.created_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    for row in rows:
+        row.leased_until = now + lease
+    return rows
+
+
+async def get_delivery(
+    session: AsyncSession, delivery_id: str, *, lock: bool = False
+) -> DeliveryRow | None:
+    """One delivery by id."""
+    query = select(DeliveryRow).where(DeliveryRow.id == delivery_id)
+    if lock:
+        query = query.with_for_update()
+    result = await session.scalars(query)
+    return result.first()
+
+
+async def list_deliveries(
+    session: AsyncSession, *, status: str | None, limit: int, offset: int
+) -> tuple[list[DeliveryRow], int]:
+    """Deliveries, newest first, and how many match."""
+    conditions = [] if status is None else [DeliveryRow.status == status]
+    total = await session.scalar(select(func.count()).select_from(DeliveryRow).where(*conditions))
+    rows = await session.scalars(
+        select(DeliveryRow)
+        .where(*conditions)
+        .order_by(DeliveryRow.created_at.desc(), DeliveryRow.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(rows), int(total or 0)
+
+
+async def delivery_attempts(session: AsyncSession, delivery_id: str) -> list[DeliveryAttemptRow]:
+    """Attempts of one delivery, oldest first."""
+    rows = await session.scalars(
+        select(DeliveryAttemptRow)
+        .where(DeliveryAttemptRow.delivery_id == delivery_id)
+        .order_by(DeliveryAttemptRow.id)
+    )
+    return list(rows)
+
+
+async def active_counts(session: AsyncSession) -> list[tuple[str, str, int]]:
+    """(severity, team, n) of active cases."""
+    rows = await session.execute(
+        select(CaseRow.severity, CaseRow.team, func.count())
+        .where(CaseRow.status.in_(ACTIVE))
+        .group_by(CaseRow.severity, CaseRow.team)
+    )
+    return [(s, t, int(n)) for s, t, n in rows.tuples()]
+
+
+async def delivery_counts(session: AsyncSession) -> dict[str, int]:
+    """Deliveries per status."""
+    rows = await session.execute(
+        select(DeliveryRow.status, func.count()).group_by(DeliveryRow.status)
+    )
+    return {status: int(n) for status, n in rows.tuples()}

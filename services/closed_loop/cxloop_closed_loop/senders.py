@@ -1,0 +1,175 @@
+"""Delivering one notification: a signed Standard Webhook, a Slack message or an e-mail.
+
+Each sender returns a `SendResult` saying whether it arrived, and if not, whether to retry
+(429, 5xx, timeouts, refused connections, SMTP 4xx) and after how long the receiver asked.
+"""
+
+from __future__ import annotations
+
+import email.utils
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from typing import Any, Final
+
+import aiosmtplib
+import httpx
+import orjson
+from standardwebhooks.webhooks import Webhook
+
+from cxloop_closed_loop.config import Receiver
+from cxloop_closed_loop.notifications import detail_text, summary_line
+
+USER_AGENT: Final = "cxloop-closed-loop/0.1"
+_RETRYABLE_HTTP: Final = frozenset({408, 425, 429})
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """How one attempt went."""
+
+    delivered: bool
+    retryable: bool = False
+    status_code: int | None = None
+    retry_after_s: float | None = None
+    error: str | None = None
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def _http_result(response: httpx.Response) -> SendResult:
+    code = response.status_code
+    if 200 <= code < 300:
+        return SendResult(True, status_code=code)
+    retryable = code >= 500 or code in _RETRYABLE_HTTP
+    return SendResult(
+        False,
+        retryable=retryable,
+        status_code=code,
+        retry_after_s=parse_retry_after(response.headers.get("retry-after")),
+        error=f"HTTP {code}: {response.text[:200]}",
+    )
+
+
+def signed_headers(delivery_id: str, body: str, secret: str) -> dict[str, str]:
+    """Standard Webhooks headers for `body`, signed now with the endpoint's secret."""
+    now = datetime.now(UTC)
+    signature = Webhook(secret).sign(msg_id=delivery_id, timestamp=now, data=body)
+    return {
+        "webhook-id": delivery_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": signature,
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+    }
+
+
+async def _post(client: httpx.AsyncClient, url: str, **kwargs: Any) -> SendResult:
+    try:
+        response = await client.post(url, **kwargs)
+    except httpx.TimeoutException as exc:
+        return SendResult(False, retryable=True, error=f"timeout: {exc!r}")
+    except httpx.HTTPError as exc:
+        return SendResult(False, retryable=True, error=f"{type(exc).__name__}: {exc}")
+    return _http_result(response)
+
+
+async def send_webhook(
+    client: httpx.AsyncClient, receiver: Receiver, *, delivery_id: str, body: str
+) -> SendResult:
+    """POST a Standard Webhook; webhook-id is the delivery id, the same on every retry."""
+    assert receiver.url is not None
+    assert receiver.secret is not None
+    headers = signed_headers(delivery_id, body, receiver.secret.get_secret_value())
+    return await _post(client, receiver.url, content=body.encode(), headers=headers)
+
+
+def slack_message(body: dict[str, Any]) -> dict[str, Any]:
+    """A Slack incoming-webhook payload for a case event."""
+    text = detail_text(body)
+    return {
+        "text": summary_line(body),
+        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text[:2900]}}],
+    }
+
+
+async def send_slack(
+    client: httpx.AsyncClient, receiver: Receiver, *, delivery_id: str, body: str
+) -> SendResult:
+    """POST the event to a Slack incoming webhook."""
+    assert receiver.url is not None
+    payload = orjson.dumps(slack_message(orjson.loads(body)))
+    headers = {"content-type": "application/json", "user-agent": USER_AGENT}
+    return await _post(client, receiver.url, content=payload, headers=headers)
+
+
+def email_message(receiver: Receiver, *, delivery_id: str, body: str) -> EmailMessage:
+    """The e-mail for a case event; Message-ID derives from the delivery, so retries match."""
+    parsed = orjson.loads(body)
+    message = EmailMessage()
+    message["From"] = receiver.sender
+    message["To"] = ", ".join(receiver.to)
+    message["Subject"] = summary_line(parsed)
+    message["Message-ID"] = f"<{delivery_id}@cxloop>"
+    message["X-Cxloop-Event"] = str(parsed.get("type", ""))
+    message.set_content(detail_text(parsed) + "\n")
+    return message
+
+
+async def send_email(
+    receiver: Receiver, *, delivery_id: str, body: str, timeout_s: float
+) -> SendResult:
+    """Send the event by SMTP."""
+    message = email_message(receiver, delivery_id=delivery_id, body=body)
+    password = receiver.smtp_password.get_secret_value() if receiver.smtp_password else None
+    try:
+        await aiosmtplib.send(
+            message,
+            hostname=receiver.smtp_host,
+            port=receiver.smtp_port,
+            username=receiver.smtp_username,
+            password=password,
+            start_tls=receiver.smtp_starttls,
+            timeout=timeout_s,
+        )
+    except aiosmtplib.SMTPRecipientsRefused as exc:
+        return SendResult(False, retryable=False, error=f"recipients refused: {exc}")
+    except aiosmtplib.SMTPResponseException as exc:
+        return SendResult(
+            False, retryable=400 <= exc.code < 500, status_code=exc.code, error=str(exc)
+        )
+    except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
+        return SendResult(False, retryable=True, error=f"{type(exc).__name__}: {exc}")
+    return SendResult(True, status_code=250)
+
+
+async def send(
+    client: httpx.AsyncClient,
+    receiver: Receiver,
+    *,
+    delivery_id: str,
+    body: str,
+    timeout_s: float,
+) -> SendResult:
+    """Deliver to a receiver of any type."""
+    if receiver.type == "webhook":
+        return await send_webhook(client, receiver, delivery_id=delivery_id, body=body)
+    if receiver.type == "slack":
+        return await send_slack(client, receiver, delivery_id=delivery_id, body=body)
+    return await send_email(receiver, delivery_id=delivery_id, body=body, timeout_s=timeout_s)
