@@ -3,7 +3,7 @@
 import pytest
 
 from cxloop_enricher.sentiment import LABELS, SentimentAnalyzer, SentimentResult
-from cxloop_enricher.sentiment.analyzer import NEGATIVE, POSITIVE, label_lexicon
+from cxloop_enricher.sentiment.analyzer import NEGATIVE, POSITIVE, label_lexicon, shipped_models
 from cxloop_enricher.sentiment.engine import LexiconScore, score_text
 
 analyzer = SentimentAnalyzer.default()
@@ -130,6 +130,7 @@ def test_results_are_bounded_and_frozen() -> None:
         assert result.label in LABELS
         assert -1.0 <= result.score <= 1.0
     assert analyzer.analyze("", "en") == SentimentResult("neutral", 0.0)
+    assert analyzer.analyze(" \t", "de") == SentimentResult("neutral", 0.0)
     with pytest.raises(AttributeError):
         result.score = 2.0  # type: ignore[misc]
 
@@ -137,3 +138,15 @@ def test_results_are_bounded_and_frozen() -> None:
 def test_unknown_language_uses_emoji_and_english() -> None:
     assert label("👍👍", "fr") == "positive"
     assert label("terrible", "xx") == "negative"
+
+
+def test_shipped_english_model_is_used_for_english_only() -> None:
+    shipped = shipped_models()
+    assert set(shipped) == {"en"}
+    assert shipped["en"].classes == ("negative", "neutral", "positive")
+    text = "The parcel arrived damaged and support never answered."
+    assert analyzer.analyze(text, "en") == SentimentAnalyzer(shipped["en"]).analyze(text, "en")
+    lexicon_only = SentimentAnalyzer()
+    assert analyzer.analyze("Paket kam beschädigt an", "de") == lexicon_only.analyze(
+        "Paket kam beschädigt an", "de"
+    )

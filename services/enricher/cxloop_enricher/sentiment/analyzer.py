@@ -12,6 +12,7 @@ from cxloop_enricher.sentiment.model import LinearModel
 from cxloop_enricher.sentiment.result import LABELS, Label, SentimentResult, clamp
 
 SHIPPED_SUFFIX = "_model.npz"
+NO_OPINION = SentimentResult("neutral", 0.0)
 _LABEL_NAMES: dict[str, Label] = {name: name for name in LABELS}
 
 # Compound scores inside (NEGATIVE, POSITIVE) are neutral. The band is wider than VADER's
@@ -89,6 +90,8 @@ class SentimentAnalyzer:
 
     def analyze(self, text: str, language: str) -> SentimentResult:
         """Sentiment of `text` written in `language` (ISO 639-1)."""
+        if not text or text.isspace():
+            return NO_OPINION
         model = self._model or self._language_models.get(language)
         if model is None:
             return label_lexicon(score_text(text, language))

@@ -27,13 +27,18 @@ DENSE = 8  # bias and lexicon features after the hashed block
 
 @dataclass(frozen=True, slots=True)
 class FeatureConfig:
-    """How texts become feature vectors; stored in the model file."""
+    """How texts become feature vectors; stored in the model file.
+
+    `char_min`..`char_max` is the range of character n-gram lengths; an empty range
+    (`char_max < char_min`) means words, word bigrams and lexicon features only.
+    """
 
     bits: int = 18
     char_min: int = 2
     char_max: int = 5
     char_weight: float = 0.5
     lexicon: bool = True
+    idf: bool = False
 
     @property
     def hashed(self) -> int:
@@ -83,37 +88,53 @@ def _word_features(lowered: list[str], negators: frozenset[str]) -> npt.NDArray[
 def _char_features(text: str, low: int, high: int) -> npt.NDArray[np.uint64]:
     codes = np.frombuffer(f" {text} ".encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
     parts: list[npt.NDArray[np.uint64]] = []
-    for size in range(low, high + 1):
-        count = len(codes) - size + 1
-        if count <= 0:
+    hashed = codes
+    # Rolling polynomial: the hashes of the n-grams extend those of the (n-1)-grams.
+    for size in range(2, high + 1):
+        if len(codes) < size:
             break
-        hashed = np.full(count, size, dtype=np.uint64)
-        for offset in range(size):
-            hashed = hashed * _PRIME + codes[offset : offset + count]
-        parts.append(hashed)
+        hashed = hashed[:-1] * _PRIME + codes[size - 1 :]
+        if size >= low:
+            parts.append(hashed ^ np.uint64(size))
     if not parts:
         return np.zeros(0, dtype=np.uint64)
     joined = np.concatenate(parts) * _MIX
     return joined ^ (joined >> _SHIFT)
 
 
-def featurize(text: str, language: str, config: FeatureConfig) -> tuple[IntArray, FloatArray]:
-    """Indices and values of the sparse feature vector of `text` (L2-normalised block)."""
+def featurize(
+    text: str,
+    language: str,
+    config: FeatureConfig,
+    idf: FloatArray | None = None,
+    *,
+    normalise: bool = True,
+) -> tuple[IntArray, FloatArray]:
+    """Indices and values of the sparse feature vector of `text`.
+
+    The hashed block holds one entry per word, word bigram and character n-gram occurrence
+    (indices repeat), weighted by `idf` and, if `normalise`, divided by the root of the sum of
+    the squared entries; the dense block after it (bias and lexicon features) is never scaled.
+    """
     lang = for_language(language)
     tokens = tokenize(text)
     lowered = [token.lower() for token in tokens]
     mask = np.uint64(config.hashed - 1)
     words = _word_features(lowered, lang.rules.negators)
     chars = _char_features(" ".join(lowered), config.char_min, config.char_max)
-    word_index, word_count = np.unique((words * _MIX >> _SHIFT) & mask, return_counts=True)
-    char_index, char_count = np.unique(chars & mask, return_counts=True)
-    index = np.concatenate([word_index, char_index]).astype(np.int64)
-    value = np.concatenate(
-        [np.log1p(word_count), np.log1p(char_count) * config.char_weight]
-    ).astype(np.float32)
-    norm = float(np.sqrt(np.dot(value, value)))
-    if norm > 0:
-        value /= norm
+    # Repeated n-grams stay separate entries (a dot product sums them), which saves sorting on
+    # every call: the block is term frequency divided by the root of the summed squared
+    # weights of all occurrences.
+    index = np.concatenate([(words * _MIX >> _SHIFT) & mask, chars & mask]).astype(np.int64)
+    value = np.empty(len(index), dtype=np.float32)
+    value[: len(words)] = 1.0
+    value[len(words) :] = config.char_weight
+    if idf is not None:
+        value *= idf[index]
+    if normalise:
+        norm = float(np.sqrt(np.dot(value, value)))
+        if norm > 0:
+            value /= norm
     dense = np.zeros(DENSE, dtype=np.float32)
     dense[0] = 1.0
     if config.lexicon:

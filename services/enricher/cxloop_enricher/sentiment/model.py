@@ -1,8 +1,9 @@
 """The trainable linear model and its file format.
 
-A model file is a NumPy `.npz` archive (no pickle) with two members: `weights`, a float32 matrix
-(features x classes), and `header`, a JSON document: format version, class names and the
-feature configuration. Loading takes milliseconds and needs only NumPy.
+A model file is a NumPy `.npz` archive (no pickle) with the members `weights`, a float32 matrix
+(features x classes), `idf`, float32 inverse document frequencies of the hashed features (when
+the configuration asks for them), and `header`, a JSON document: format version, class names
+and the feature configuration. Loading takes milliseconds and needs only NumPy.
 """
 
 from __future__ import annotations
@@ -32,10 +33,11 @@ class LinearModel:
     classes: tuple[str, ...]
     config: FeatureConfig
     weights: npt.NDArray[np.float32]
+    idf: npt.NDArray[np.float32] | None = None
 
     def probabilities(self, text: str, language: str) -> npt.NDArray[np.float64]:
         """Class probabilities of `text`, in the order of `classes`."""
-        index, value = featurize(text, language, self.config)
+        index, value = featurize(text, language, self.config, self.idf)
         logits = (value @ self.weights[index]).astype(np.float64)
         logits -= logits.max()
         exp = np.exp(logits)
@@ -50,10 +52,14 @@ class LinearModel:
             "classes": list(self.classes),
             "features": asdict(self.config),
         }
+        weights = self.weights.astype(np.float32)
+        encoded = np.array(json.dumps(header))
         buffer = io.BytesIO()
-        np.savez_compressed(
-            buffer, weights=self.weights.astype(np.float32), header=np.array(json.dumps(header))
-        )
+        if self.idf is None:
+            np.savez_compressed(buffer, weights=weights, header=encoded)
+        else:
+            idf = self.idf.astype(np.float32)
+            np.savez_compressed(buffer, weights=weights, header=encoded, idf=idf)
         Path(path).write_bytes(buffer.getvalue())
 
     @classmethod
@@ -63,6 +69,11 @@ class LinearModel:
             with np.load(Path(path), allow_pickle=False) as archive:
                 header = json.loads(str(archive["header"]))
                 weights = np.ascontiguousarray(archive["weights"], dtype=np.float32)
+                idf = (
+                    np.ascontiguousarray(archive["idf"], dtype=np.float32)
+                    if "idf" in archive.files
+                    else None
+                )
         except (OSError, ValueError, KeyError) as exc:
             raise ModelFormatError(f"{path}: not a cxloop sentiment model ({exc})") from exc
         if header.get("format") != FORMAT or header.get("version") != VERSION:
@@ -71,4 +82,6 @@ class LinearModel:
         classes = tuple(str(name) for name in header["classes"])
         if weights.shape != (config.size, len(classes)):
             raise ModelFormatError(f"{path}: weights of shape {weights.shape} do not match")
-        return cls(classes, config, weights)
+        if (idf is not None and idf.shape != (config.hashed,)) or (idf is None) == config.idf:
+            raise ModelFormatError(f"{path}: inverse document frequencies do not match")
+        return cls(classes, config, weights, idf)

@@ -1,4 +1,4 @@
-"""Rebuild the shipped English model from the MIT-licensed VADER data sets.
+"""Rebuild the shipped English model from the MIT-licensed VADER data.
 
     python -m cxloop_enricher.sentiment.shipped --data ../shared/data/sentiment
 
@@ -15,10 +15,18 @@ from pathlib import Path
 
 from cxloop_enricher.sentiment.analyzer import SHIPPED_SUFFIX
 from cxloop_enricher.sentiment.evaluation import read_tsv
+from cxloop_enricher.sentiment.features import FeatureConfig
 from cxloop_enricher.sentiment.training import train
 
-# VADER's human-rated English snippets (Hutto and Gilbert 2014), MIT licence.
-TRAINING = ("en_tweets_vader.tsv", "en_movies_vader.tsv", "en_amazon_vader.tsv")
+# VADER's human-rated Amazon review snippets (Hutto and Gilbert 2014), MIT licence: the closest
+# of the MIT sets to customer feedback. Adding the VADER tweets or movie snippets lowered the
+# cross-validated macro-F1 on the Amazon snippets (0.60 and 0.56 against 0.62) and did not
+# help on held-out tweets, so they are left out (docs/sentiment.md).
+TRAINING = ("en_amazon_vader.tsv",)
+# Words, word bigrams and the lexicon engine's scores, no character n-grams: as good on the
+# Amazon snippets in cross-validation (0.62 against 0.63) and on held-out tweets, at twice the
+# speed, which keeps the shipped tagger above 5,000 comments/s.
+FEATURES = FeatureConfig(bits=16, char_min=2, char_max=1)
 OUTPUT = Path(__file__).resolve().parent / "data" / f"en{SHIPPED_SUFFIX}"
 
 
@@ -34,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         [example.text for example in examples],
         [example.label for example in examples],
         ["en"] * len(examples),
+        features=FEATURES,
     )
     model.save(args.out)
     print(

@@ -36,17 +36,32 @@ class _Matrix:
         return len(self.indptr) - 1
 
 
-def _matrix(texts: Sequence[str], languages: Sequence[str], config: FeatureConfig) -> _Matrix:
+def _matrix(
+    texts: Sequence[str], languages: Sequence[str], config: FeatureConfig
+) -> tuple[_Matrix, npt.NDArray[np.float32] | None]:
+    """The feature matrix (CSR) and, if configured, the idf it was weighted with."""
     indices: list[npt.NDArray[np.int64]] = []
     values: list[npt.NDArray[np.float32]] = []
     for text, language in zip(texts, languages, strict=True):
-        index, value = featurize(text, language, config)
+        index, value = featurize(text, language, config, normalise=False)
         indices.append(index)
         values.append(value)
     lengths = np.array([len(index) for index in indices], dtype=np.int64)
     indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     rows = np.repeat(np.arange(len(texts), dtype=np.int64), lengths)
-    return _Matrix(indptr, np.concatenate(indices), np.concatenate(values), rows)
+    index = np.concatenate(indices)
+    data = np.concatenate(values)
+    hashed = index < config.hashed
+    idf = None
+    if config.idf:
+        frequency = np.bincount(index[hashed], minlength=config.hashed)
+        idf = (np.log((1 + len(texts)) / (1 + frequency)) + 1).astype(np.float32)
+        data[hashed] *= idf[index[hashed]]
+    squares = np.where(hashed, data * data, 0).astype(np.float64)
+    norms = np.sqrt(np.add.reduceat(squares, indptr[:-1]))
+    norms[norms == 0] = 1.0
+    data[hashed] /= norms[rows[hashed]].astype(np.float32)
+    return _Matrix(indptr, index, data, rows), idf
 
 
 def _logits(matrix: _Matrix, weights: Float) -> Float:
@@ -74,7 +89,7 @@ def train(
     if len(classes) < 2:
         raise ValueError(f"need at least two classes, got {classes}")
     target = np.array([classes.index(label) for label in labels], dtype=np.int64)
-    matrix = _matrix(texts, languages, features)
+    matrix, idf = _matrix(texts, languages, features)
     onehot = np.eye(len(classes))[target]
     counts = np.bincount(target, minlength=len(classes)).astype(np.float64)
     sample_weight: Float = (
@@ -111,4 +126,4 @@ def train(
         corrected = moment / (1 - beta1**step)
         scale = np.sqrt(velocity / (1 - beta2**step)) + epsilon
         weights -= training.learning_rate * corrected / scale
-    return LinearModel(classes, features, weights.astype(np.float32))
+    return LinearModel(classes, features, weights.astype(np.float32), idf)
