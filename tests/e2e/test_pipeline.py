@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -225,6 +227,37 @@ def test_metrics_killed_mid_stream_counts_exactly_once(stack: Stack, client: htt
     expected_detractors = sum(1 for i in range(total) if i % 11 <= 6)
     assert group["nps"]["promoters"] == expected_promoters
     assert group["nps"]["detractors"] == expected_detractors
+
+
+def test_demo_posts_on_all_four_channels_and_reports(stack: Stack) -> None:
+    cxloop = str(Path(sys.executable).with_name("cxloop"))
+    result = subprocess.run(
+        [
+            cxloop,
+            "demo",
+            "--events",
+            "80",
+            "--collector",
+            stack.url("collector"),
+            "--metrics",
+            stack.url("metrics"),
+            "--closed-loop",
+            stack.url("closed-loop"),
+            "--key",
+            stack.api_key,
+        ],
+        env=stack.env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "posted 80 events" in result.stdout
+    for channel in ("web", "app", "email", "contact_centre"):
+        assert f"{channel} " in result.stdout
+    assert "KPIs, last 24 h, by channel" in result.stdout
+    assert "Open cases:" in result.stdout
 
 
 def test_interrupted_up_leaves_no_process_behind(stack: Stack) -> None:
