@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Final, Literal
 
 from cxloop_enricher.taxonomy import UNCLASSIFIED, RuleSpec, Taxonomy, Touchpoint
@@ -40,6 +41,22 @@ def keyword_regex(keywords: Sequence[str]) -> re.Pattern[str]:
     return re.compile(r"(?<!\w)(?:" + "|".join(alternatives) + r")(?!\w)")
 
 
+_WORD: Final = re.compile(r"\w+")
+_SIMPLE: Final = re.compile(r"^\*?\w+\*?$")
+
+
+@dataclass(frozen=True, slots=True)
+class _Words:
+    """The words of one text field and which keyword prefixes and suffixes they carry."""
+
+    words: frozenset[str]
+    prefixes: frozenset[str]
+    suffixes: frozenset[str]
+
+
+EMPTY_WORDS: Final = _Words(frozenset(), frozenset(), frozenset())
+
+
 @dataclass(frozen=True, slots=True)
 class _Fields:
     """The parts of an event rules look at, normalised once per event."""
@@ -51,79 +68,198 @@ class _Fields:
     subject: str
     comment: str
     text: str
+    words: dict[str, _Words]
 
 
-_Check = Callable[[_Fields], "str | None"]
+_KEY: Final = 3
 
 
-def _regex_check(field: str, patterns: Sequence[str]) -> _Check:
-    compiled = re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
-
-    def check(fields: _Fields) -> str | None:
-        value: str = getattr(fields, field)
-        if not value:
-            return None
-        found = compiled.search(value)
-        return f"{field} {value!r} matches {found.group(0)!r}" if found else None
-
-    return check
+def _by_key(affixes: set[str], key: Callable[[str], str]) -> dict[str, tuple[str, ...]]:
+    index: dict[str, list[str]] = {}
+    for affix in affixes:
+        if len(affix) >= _KEY:
+            index.setdefault(key(affix), []).append(affix)
+    return {k: tuple(v) for k, v in index.items()}
 
 
-def _keyword_check(field: str, keywords: Sequence[str]) -> _Check:
-    compiled = keyword_regex(keywords)
-    singles = [(k, keyword_regex([k])) for k in keywords]
+class _Vocabulary:
+    """Every keyword prefix and suffix of the taxonomy, to find those in a text in one pass.
 
-    def check(fields: _Fields) -> str | None:
-        value: str = getattr(fields, field)
-        if not value:
-            return None
-        found = compiled.search(value)
+    Affixes are indexed by their first (prefixes) or last (suffixes) three letters, so a word
+    costs one dictionary look-up unless it may carry one.
+    """
+
+    def __init__(self, prefixes: set[str], suffixes: set[str]) -> None:
+        self._prefixes = _by_key(prefixes, lambda p: p[:_KEY])
+        self._suffixes = _by_key(suffixes, lambda s: s[-_KEY:])
+        self._short_prefixes = tuple(p for p in prefixes if len(p) < _KEY)
+        self._short_suffixes = tuple(s for s in suffixes if len(s) < _KEY)
+
+    def scan(self, text: str) -> _Words:
+        """The words of a folded text and the known prefixes and suffixes they start or end."""
+        if not text:
+            return EMPTY_WORDS
+        words = frozenset(_WORD.findall(text))
+        starts: set[str] = set()
+        ends: set[str] = set()
+        prefixes, suffixes = self._prefixes, self._suffixes
+        for word in words:
+            candidates = prefixes.get(word[:_KEY])
+            if candidates:
+                starts.update(p for p in candidates if word.startswith(p))
+            candidates = suffixes.get(word[-_KEY:])
+            if candidates:
+                ends.update(s for s in candidates if word.endswith(s))
+            if self._short_prefixes:
+                starts.update(p for p in self._short_prefixes if word.startswith(p))
+            if self._short_suffixes:
+                ends.update(s for s in self._short_suffixes if word.endswith(s))
+        return _Words(words, frozenset(starts), frozenset(ends))
+
+    @staticmethod
+    def merge(a: _Words, b: _Words) -> _Words:
+        """The words of two fields together."""
+        if not b.words:
+            return a
+        if not a.words:
+            return b
+        return _Words(a.words | b.words, a.prefixes | b.prefixes, a.suffixes | b.suffixes)
+
+
+class _Condition:
+    """One condition of a rule: `holds` is the fast test, `describe` says why it held."""
+
+    field: str
+
+    def holds(self, fields: _Fields) -> bool:
+        raise NotImplementedError
+
+    def describe(self, fields: _Fields) -> str:
+        raise NotImplementedError
+
+
+class _ChannelCondition(_Condition):
+    def __init__(self, channels: Sequence[str]) -> None:
+        self.field = "channel"
+        self._allowed = frozenset(channels)
+
+    def holds(self, fields: _Fields) -> bool:
+        return fields.channel in self._allowed
+
+    def describe(self, fields: _Fields) -> str:
+        return f"channel {fields.channel!r}"
+
+
+class _RegexCondition(_Condition):
+    def __init__(self, field: str, patterns: Sequence[str]) -> None:
+        self.field = field
+        self._regex = re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
+
+    def holds(self, fields: _Fields) -> bool:
+        value: str = getattr(fields, self.field)
+        return bool(value) and self._regex.search(value) is not None
+
+    def describe(self, fields: _Fields) -> str:
+        value: str = getattr(fields, self.field)
+        found = self._regex.search(value)
+        return f"{self.field} {value!r} matches {found.group(0) if found else '?'!r}"
+
+
+class _KeywordCondition(_Condition):
+    """Keywords as whole words. Plain words, `word*` and `*word` are looked up in the event's
+    word sets; phrases and other forms are searched with a regex, and only when their longest
+    plain word occurs in the text. Same result as `keyword_regex(keywords)`, much faster."""
+
+    def __init__(self, field: str, keywords: Sequence[str]) -> None:
+        self.field = field
+        self._keywords = [(k, keyword_regex([k])) for k in (fold(k.strip()) for k in keywords)]
+        self._regex = keyword_regex(keywords)
+        exact, prefixes, suffixes = set(), set(), set()
+        phrases: list[tuple[str | None, re.Pattern[str]]] = []
+        for keyword, single in self._keywords:
+            if _SIMPLE.match(keyword) and keyword.count("*") <= 1:
+                if keyword.endswith("*"):
+                    prefixes.add(keyword[:-1])
+                elif keyword.startswith("*"):
+                    suffixes.add(keyword[1:])
+                else:
+                    exact.add(keyword)
+            else:
+                phrases.append((_required_word(keyword), single))
+        self.exact = frozenset(exact)
+        self.prefixes = frozenset(prefixes)
+        self.suffixes = frozenset(suffixes)
+        self._phrases = tuple(phrases)
+        self._phrase_words = frozenset(word for word, _ in phrases if word is not None)
+        self._unanchored = any(word is None for word, _ in phrases)
+
+    def holds(self, fields: _Fields) -> bool:
+        found = fields.words[self.field]
+        if not found.words:
+            return False
+        if not (
+            self.exact.isdisjoint(found.words)
+            and self.prefixes.isdisjoint(found.prefixes)
+            and self.suffixes.isdisjoint(found.suffixes)
+        ):
+            return True
+        if not self._unanchored and self._phrase_words.isdisjoint(found.words):
+            return False
+        text: str = getattr(fields, self.field)
+        return any(
+            (word is None or word in found.words) and regex.search(text) is not None
+            for word, regex in self._phrases
+        )
+
+    def describe(self, fields: _Fields) -> str:
+        text: str = getattr(fields, self.field)
+        found = self._regex.search(text)
         if found is None:
-            return None
-        keyword = next((k for k, rx in singles if rx.search(found.group(0))), "?")
-        return f"{field} keyword {keyword!r} matches {found.group(0)!r}"
+            return f"{self.field} keyword ?"
+        matched = found.group(0)
+        keyword = next((k for k, single in self._keywords if single.fullmatch(matched)), "?")
+        return f"{self.field} keyword {keyword!r} matches {matched!r}"
 
-    return check
 
-
-def _channel_check(channels: Sequence[str]) -> _Check:
-    allowed = frozenset(channels)
-
-    def check(fields: _Fields) -> str | None:
-        return f"channel {fields.channel!r}" if fields.channel in allowed else None
-
-    return check
+def _required_word(keyword: str) -> str | None:
+    """The longest plain word of a phrase that any text it matches must contain."""
+    candidates = [piece for piece in re.split(r"[^\w*]+", keyword) if piece and "*" not in piece]
+    return max(candidates, key=len) if candidates else None
 
 
 @dataclass(frozen=True, slots=True)
 class _CompiledRule:
     index: int
     spec: RuleSpec
-    checks: tuple[_Check, ...]
+    conditions: tuple[_Condition, ...]
 
-    def match(self, fields: _Fields) -> list[str] | None:
-        reasons = []
-        for check in self.checks:
-            reason = check(fields)
-            if reason is None:
-                return None
-            reasons.append(reason)
-        return reasons
+    def holds(self, fields: _Fields) -> bool:
+        for condition in self.conditions:  # noqa: SIM110 (a plain loop is faster on this path)
+            if not condition.holds(fields):
+                return False
+        return True
+
+    def needs(self) -> frozenset[str]:
+        """Fields that must be non-empty for this rule to hold (`text`: subject or comment)."""
+        return frozenset(c.field for c in self.conditions if c.field != "channel")
+
+    def reasons(self, fields: _Fields) -> tuple[str, ...]:
+        return tuple(condition.describe(fields) for condition in self.conditions)
 
 
 def _compile(index: int, rule: RuleSpec) -> _CompiledRule:
-    checks: list[_Check] = []
+    conditions: list[_Condition] = []
     if rule.channel is not None:
-        checks.append(_channel_check(rule.channel))
+        conditions.append(_ChannelCondition(rule.channel))
     for field in ("ivr_queue", "app_screen", "url"):
         patterns = getattr(rule, field)
         if patterns is not None:
-            checks.append(_regex_check(field, patterns))
+            conditions.append(_RegexCondition(field, patterns))
     for field in ("subject", "comment", "text"):
         keywords = getattr(rule, field)
         if keywords is not None:
-            checks.append(_keyword_check(field, keywords))
-    return _CompiledRule(index, rule, tuple(checks))
+            conditions.append(_KeywordCondition(field, keywords))
+    return _CompiledRule(index, rule, tuple(conditions))
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +269,12 @@ class Tagging:
     touchpoint: Touchpoint
     via: Via
     rule: str | None
-    reasons: tuple[str, ...]
+    why: Callable[[], tuple[str, ...]]
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        """What held: the hint, or each condition of the rule and what it matched."""
+        return self.why()
 
     def explain(self) -> str:
         """One line saying which hint or rule decided."""
@@ -150,7 +291,21 @@ class TouchpointTagger:
     def __init__(self, taxonomy: Taxonomy) -> None:
         self.taxonomy = taxonomy
         self._rules = tuple(_compile(i, rule) for i, rule in enumerate(taxonomy.rules))
+        keywords = [
+            c for rule in self._rules for c in rule.conditions if isinstance(c, _KeywordCondition)
+        ]
+        self._candidates: dict[tuple[bool, ...], tuple[_CompiledRule, ...]] = {}
+        self._vocabulary = _Vocabulary(
+            {p for c in keywords for p in c.prefixes}, {s for c in keywords for s in c.suffixes}
+        )
         self._unclassified = taxonomy.touchpoints[UNCLASSIFIED]
+
+    def _possible(self, present: tuple[bool, ...]) -> tuple[_CompiledRule, ...]:
+        """The rules that can hold for an event with these fields present, in order."""
+        url, app_screen, ivr_queue, subject, comment = present
+        filled = {"url": url, "app_screen": app_screen, "ivr_queue": ivr_queue}
+        filled |= {"subject": subject, "comment": comment, "text": subject or comment}
+        return tuple(r for r in self._rules if all(filled[f] for f in r.needs()))
 
     def tag(
         self,
@@ -163,11 +318,14 @@ class TouchpointTagger:
         redacted)."""
         hinted = self.taxonomy.resolve_hint(event.touchpoint)
         if hinted is not None:
-            return Tagging(hinted, "hint", None, (f"hint {event.touchpoint!r}",))
+            hint = f"hint {event.touchpoint!r}"
+            return Tagging(hinted, "hint", None, lambda: (hint,))
         text = event.comment if comment is None else comment
         ctx = event.context if context is None else context
-        subject = fold(ctx.subject)
+        subject = fold(ctx.subject) if ctx.subject else ""
         folded = fold(text) if text else ""
+        subject_words = self._vocabulary.scan(subject)
+        comment_words = self._vocabulary.scan(folded)
         fields = _Fields(
             channel=event.channel,
             url=ctx.url,
@@ -176,13 +334,27 @@ class TouchpointTagger:
             subject=subject,
             comment=folded,
             text=f"{subject}\n{folded}" if subject and folded else subject or folded,
+            words={
+                "subject": subject_words,
+                "comment": comment_words,
+                "text": _Vocabulary.merge(subject_words, comment_words),
+            },
         )
-        for rule in self._rules:
-            reasons = rule.match(fields)
-            if reasons is not None:
+        present = (
+            bool(ctx.url),
+            bool(ctx.app_screen),
+            bool(ctx.ivr_queue),
+            bool(subject),
+            bool(folded),
+        )
+        candidates = self._candidates.get(present)
+        if candidates is None:
+            candidates = self._candidates[present] = self._possible(present)
+        for rule in candidates:
+            if rule.holds(fields):
                 found = self.taxonomy.touchpoints[rule.spec.touchpoint]
-                return Tagging(found, "rule", rule.spec.name, tuple(reasons))
-        reasons_default: tuple[str, ...] = ()
+                return Tagging(found, "rule", rule.spec.name, partial(rule.reasons, fields))
+        reasons: tuple[str, ...] = ()
         if event.touchpoint:
-            reasons_default = (f"hint {event.touchpoint!r} is not a known touchpoint",)
-        return Tagging(self._unclassified, "default", None, reasons_default)
+            reasons = (f"hint {event.touchpoint!r} is not a known touchpoint",)
+        return Tagging(self._unclassified, "default", None, lambda: reasons)
