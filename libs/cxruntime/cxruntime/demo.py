@@ -283,10 +283,11 @@ def _print_cases(client: httpx.Client, closed_loop: str) -> None:
     body = response.json()
     print(f"\nOpen cases: {body.get('total', len(body['items']))} (newest 10)")
     for case in body["items"][:10]:
+        customer = (case.get("customer") or {}).get("id", "-")
+        reasons = ", ".join(case.get("reasons") or [])
         print(
             f"  {str(case.get('id'))[:8]}  {case.get('severity', '-'):<7}"
-            f" {case.get('team', '-'):<22}"
-            f" {case.get('touchpoint', '-'):<26} {case.get('customer_id', '-')}"
+            f" {case.get('team', '-'):<14} {case.get('touchpoint', '-'):<24} {customer:<10} {reasons}"
         )
 
 

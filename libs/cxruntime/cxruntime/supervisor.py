@@ -60,6 +60,20 @@ def cxloop_command() -> list[str]:
     return [sys.executable, "-m", "cxruntime"]
 
 
+def _display_command() -> str:
+    """`cxloop` as the user can type it here: bare when on PATH, else relative to this folder."""
+    command = cxloop_command()
+    if len(command) > 1:
+        return " ".join(command)
+    path = Path(command[0])
+    if shutil.which("cxloop") == str(path):
+        return "cxloop"
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 class Supervisor:
     """Runs everything `cxloop up` runs; `run()` returns the exit status."""
 
@@ -213,7 +227,7 @@ class Supervisor:
             "  Development API key (all scopes; also in the data directory's dev-api-key):",
             f"  {dev_key}",
             "",
-            "  Try:  cxloop demo     Stop: Ctrl-C",
+            f"  Try:  {_display_command()} demo     Stop: Ctrl-C",
             "",
         ]
         print("\n".join(lines), flush=True)
