@@ -287,7 +287,8 @@ def _print_cases(client: httpx.Client, closed_loop: str) -> None:
         reasons = ", ".join(case.get("reasons") or [])
         print(
             f"  {str(case.get('id'))[:8]}  {case.get('severity', '-'):<7}"
-            f" {case.get('team', '-'):<14} {case.get('touchpoint', '-'):<24} {customer:<10} {reasons}"
+            f" {case.get('team', '-'):<14} {case.get('touchpoint', '-'):<24}"
+            f" {customer:<10} {reasons}"
         )
 
 
