@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from pydantic import ValidationError
 
 from cxloop_enricher.enrich import Enricher
 from cxloop_enricher.language import detect_language
@@ -122,7 +123,10 @@ def workers(app: FastAPI) -> Sequence[Worker]:
 
 def run() -> int:
     """Entry point of `cxloop enricher`; returns the exit status."""
-    settings = EnricherSettings()
+    try:
+        settings = EnricherSettings()
+    except ValidationError as exc:
+        raise ConfigurationError(f"invalid CX_ENRICHER_* setting: {exc}") from exc
     configure_logging("enricher", settings.log_level)
     app = create_app(settings)
     log.info(
