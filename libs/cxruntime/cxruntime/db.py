@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
@@ -13,6 +10,8 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+from cxruntime.probes import CachedProbe
 
 
 def make_engine(dsn: str, *, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:
@@ -31,24 +30,15 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-class DatabaseProbe:
-    """Readiness probe: `SELECT 1` within a timeout, cached for a second."""
+class DatabaseProbe(CachedProbe):
+    """Readiness probe: `SELECT 1`."""
+
+    failures = (SQLAlchemyError, OSError)
 
     def __init__(self, engine: AsyncEngine, *, timeout_s: float = 1.5) -> None:
+        super().__init__(timeout_s=timeout_s)
         self._engine = engine
-        self._timeout_s = timeout_s
-        self._checked_at = 0.0
-        self._ok = False
 
-    async def __call__(self) -> bool:
-        now = time.monotonic()
-        if now - self._checked_at < 1.0:
-            return self._ok
-        try:
-            async with asyncio.timeout(self._timeout_s), self._engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-            self._ok = True
-        except (SQLAlchemyError, OSError, TimeoutError):
-            self._ok = False
-        self._checked_at = time.monotonic()
-        return self._ok
+    async def check(self) -> None:
+        async with self._engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))

@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
+from cxruntime.probes import CachedProbe
 from cxschema import TOPICS
 
 log = logging.getLogger(__name__)
@@ -87,25 +88,14 @@ async def wait_for_kafka(bootstrap: str, *, timeout_s: float = 30.0) -> None:
     raise TimeoutError(f"Kafka at {bootstrap} did not answer within {timeout_s:.0f}s: {last!r}")
 
 
-class KafkaProbe:
-    """Readiness probe on a started producer: a metadata round-trip, cached for a second."""
+class KafkaProbe(CachedProbe):
+    """Readiness probe on a started producer: a metadata round-trip."""
+
+    failures = (KafkaError, OSError)
 
     def __init__(self, producer: AIOKafkaProducer, *, timeout_s: float = 1.5) -> None:
+        super().__init__(timeout_s=timeout_s)
         self._producer = producer
-        self._timeout_s = timeout_s
-        self._checked_at = 0.0
-        self._ok = False
 
-    async def __call__(self) -> bool:
-        now = time.monotonic()
-        if now - self._checked_at < 1.0:
-            return self._ok
-        try:
-            await asyncio.wait_for(
-                self._producer.client.fetch_all_metadata(), timeout=self._timeout_s
-            )
-            self._ok = True
-        except (KafkaError, OSError, TimeoutError):
-            self._ok = False
-        self._checked_at = time.monotonic()
-        return self._ok
+    async def check(self) -> None:
+        await self._producer.client.fetch_all_metadata()

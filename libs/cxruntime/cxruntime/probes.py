@@ -1,0 +1,37 @@
+"""Readiness probes: a round-trip to a dependency within a timeout, cached for a second so that
+a scraping load balancer does not turn into load on Kafka or PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from abc import ABC, abstractmethod
+
+
+class CachedProbe(ABC):
+    """Base of the probes: subclasses implement `check()`, which raises when not ready."""
+
+    failures: tuple[type[Exception], ...] = (OSError,)
+
+    def __init__(self, *, timeout_s: float = 1.5, cache_s: float = 1.0) -> None:
+        self._timeout_s = timeout_s
+        self._cache_s = cache_s
+        self._checked_at = float("-inf")
+        self._ok = False
+
+    @abstractmethod
+    async def check(self) -> None:
+        """One round-trip to the dependency; raise one of `failures` when it is not there."""
+
+    async def __call__(self) -> bool:
+        if time.monotonic() - self._checked_at < self._cache_s:
+            return self._ok
+        failures: tuple[type[Exception], ...] = (*self.failures, TimeoutError)
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                await self.check()
+            self._ok = True
+        except failures:
+            self._ok = False
+        self._checked_at = time.monotonic()
+        return self._ok
