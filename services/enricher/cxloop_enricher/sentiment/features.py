@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 import numpy.typing as npt
@@ -71,17 +72,21 @@ def _word_features(lowered: list[str], negators: frozenset[str]) -> npt.NDArray[
     # scope ends at punctuation.
     if not lowered:
         return np.zeros(0, dtype=np.uint64)
-    hashes = np.fromiter((_hash(token) for token in lowered), dtype=np.uint64, count=len(lowered))
+    cache = _hashes
+    hashes: list[int] = []
     scope: list[bool] = []
     negated = False
     for token in lowered:
+        value = cache.get(token)
+        hashes.append(_hash(token) if value is None else value)
         if token in negators:
             negated = True
         elif token[0] in _PUNCTUATION:
             negated = False
         scope.append(negated)
-    unigrams = np.where(np.array(scope), hashes ^ _NEGATED, hashes)
-    bigrams = (hashes[:-1] * _PRIME + hashes[1:]) ^ _BIGRAM
+    array = np.array(hashes, dtype=np.uint64)
+    unigrams = np.where(scope, array ^ _NEGATED, array)
+    bigrams = (array[:-1] * _PRIME + array[1:]) ^ _BIGRAM
     return np.concatenate([unigrams, bigrams])
 
 
@@ -121,30 +126,41 @@ def featurize(
     lowered = [token.lower() for token in tokens]
     mask = np.uint64(config.hashed - 1)
     words = _word_features(lowered, lang.rules.negators)
-    chars = _char_features(" ".join(lowered), config.char_min, config.char_max)
     # Repeated n-grams stay separate entries (a dot product sums them), which saves sorting on
     # every call: the block is term frequency divided by the root of the summed squared
     # weights of all occurrences.
-    index = np.concatenate([(words * _MIX >> _SHIFT) & mask, chars & mask]).astype(np.int64)
-    value = np.empty(len(index), dtype=np.float32)
-    value[: len(words)] = 1.0
-    value[len(words) :] = config.char_weight
+    if config.char_max >= config.char_min:
+        chars = _char_features(" ".join(lowered), config.char_min, config.char_max)
+        index = np.concatenate([(words * _MIX >> _SHIFT) & mask, chars & mask]).astype(np.int64)
+        value = np.full(len(index), config.char_weight, dtype=np.float32)
+        value[: len(words)] = 1.0
+    else:
+        index = ((words * _MIX >> _SHIFT) & mask).astype(np.int64)
+        value = np.ones(len(index), dtype=np.float32)
     if idf is not None:
         value *= idf[index]
     if normalise:
         norm = float(np.sqrt(np.dot(value, value)))
         if norm > 0:
             value /= norm
-    dense = np.zeros(DENSE, dtype=np.float32)
-    dense[0] = 1.0
+    dense = [1.0] + [0.0] * (DENSE - 1)
     if config.lexicon:
         lexical = score_tokens(tokens, lang)
-        dense[1] = lexical.compound
-        dense[2] = min(lexical.positive, 8.0) / 4.0
-        dense[3] = min(lexical.negative, 8.0) / 4.0
-        dense[4] = 1.0 if lexical.hits == 0 else 0.0
-        dense[5] = 1.0 if any(token[0] == "?" for token in tokens) else 0.0
-        dense[6] = 1.0 if any(token[0] == "!" for token in tokens) else 0.0
-        dense[7] = min(len(tokens), 60) / 60.0
-    dense_index = np.arange(config.hashed, config.size, dtype=np.int64)
-    return np.concatenate([index, dense_index]), np.concatenate([value, dense])
+        dense[1:] = [
+            lexical.compound,
+            min(lexical.positive, 8.0) / 4.0,
+            min(lexical.negative, 8.0) / 4.0,
+            1.0 if lexical.hits == 0 else 0.0,
+            1.0 if any(token[0] == "?" for token in lowered) else 0.0,
+            1.0 if any(token[0] == "!" for token in lowered) else 0.0,
+            min(len(tokens), 60) / 60.0,
+        ]
+    return (
+        np.concatenate([index, _dense_index(config.hashed)]),
+        np.concatenate([value, np.array(dense, dtype=np.float32)]),
+    )
+
+
+@cache
+def _dense_index(hashed: int) -> IntArray:
+    return np.arange(hashed, hashed + DENSE, dtype=np.int64)
