@@ -29,7 +29,7 @@ class CollectorSettings(CommonSettings):
     """Time zone of contact-centre CSV times written without an offset."""
     collector_auth_cache_s: float = Field(default=5.0, ge=0)
     """How long an API key lookup is cached (a revoked key works at most this long)."""
-    collector_linger_ms: int = Field(default=2, ge=0)
+    collector_linger_ms: int = Field(default=5, ge=0)
     """Producer linger: how long records wait to be batched."""
 
     def rate_limit_burst(self) -> int:
