@@ -227,7 +227,7 @@ async def active_counts(session: AsyncSession) -> list[tuple[str, str, int]]:
         .where(CaseRow.status.in_(ACTIVE))
         .group_by(CaseRow.severity, CaseRow.team)
     )
-    return [(s, t, int(n)) for s, t, n in rows.tuples()]
+    return [(s, t, int(n)) for s, t, n in rows]
 
 
 async def delivery_counts(session: AsyncSession) -> dict[str, int]:
@@ -235,4 +235,4 @@ async def delivery_counts(session: AsyncSession) -> dict[str, int]:
     rows = await session.execute(
         select(DeliveryRow.status, func.count()).group_by(DeliveryRow.status)
     )
-    return {status: int(n) for status, n in rows.tuples()}
+    return {status: int(n) for status, n in rows}

@@ -1,0 +1,78 @@
+"""routing.yaml loading: the packaged default, ${VAR} interpolation, the default webhook."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cxloop_closed_loop.config import (
+    DEFAULT_WEBHOOK,
+    SECRET_FILE,
+    interpolate,
+    load_config,
+)
+from cxloop_closed_loop.settings import ClosedLoopSettings
+from cxruntime.errors import ConfigurationError
+from tests.closed_loop.helpers import SECRET
+
+
+def test_packaged_default_loads_without_receivers(tmp_path: Path) -> None:
+    config = load_config(ClosedLoopSettings(data_dir=tmp_path), environ={})
+    assert config.receivers == []
+    assert config.triage.team == "cx-triage"
+    assert "delivery_delay" in config.root_causes
+
+
+def test_env_webhook_receives_everything_with_a_generated_secret(tmp_path: Path) -> None:
+    settings = ClosedLoopSettings(
+        data_dir=tmp_path, closed_loop_webhook_url="http://127.0.0.1:9/hooks"
+    )
+    config = load_config(settings, environ={})
+    assert config.global_receivers == [DEFAULT_WEBHOOK]
+    secret = config.receiver(DEFAULT_WEBHOOK).secret
+    assert secret is not None
+    assert secret.get_secret_value().startswith("whsec_")
+    assert (tmp_path / SECRET_FILE).read_text().strip() == secret.get_secret_value()
+    assert (tmp_path / SECRET_FILE).stat().st_mode & 0o077 == 0
+    again = load_config(settings, environ={}).receiver(DEFAULT_WEBHOOK).secret
+    assert again == secret
+
+
+def test_env_webhook_secret_wins(tmp_path: Path) -> None:
+    settings = ClosedLoopSettings(
+        data_dir=tmp_path,
+        closed_loop_webhook_url="http://127.0.0.1:9/hooks",
+        closed_loop_webhook_secret=SECRET,  # type: ignore[arg-type]
+    )
+    secret = load_config(settings, environ={}).receiver(DEFAULT_WEBHOOK).secret
+    assert secret is not None
+    assert secret.get_secret_value() == SECRET
+    assert not (tmp_path / SECRET_FILE).exists()
+
+
+def test_interpolation() -> None:
+    tree = {"url": "https://${HOST}/x", "n": 3, "list": ["${A:-fallback}", "${B}"]}
+    assert interpolate(tree, {"HOST": "crm.test", "B": "b"}) == {
+        "url": "https://crm.test/x",
+        "n": 3,
+        "list": ["fallback", "b"],
+    }
+    with pytest.raises(ConfigurationError, match=r"\$\{MISSING\}"):
+        interpolate("${MISSING}", {})
+
+
+def test_config_dir_file_is_used_and_validated(tmp_path: Path) -> None:
+    (tmp_path / "routing.yaml").write_text(
+        "teams: [{name: t}]\n"
+        "triage: {team: t}\n"
+        "receivers:\n"
+        "  - {name: hook, type: webhook, url: '${HOOK_URL}', secret: '${HOOK_SECRET}'}\n"
+        "global_receivers: [hook]\n"
+    )
+    settings = ClosedLoopSettings(config_dir=tmp_path, data_dir=tmp_path)
+    config = load_config(settings, environ={"HOOK_URL": "http://h.test/", "HOOK_SECRET": SECRET})
+    assert config.receiver("hook").url == "http://h.test/"
+    (tmp_path / "routing.yaml").write_text("teams: [{name: t}]\ntriage: {team: nobody}\n")
+    with pytest.raises(ConfigurationError, match="unknown team 'nobody'"):
+        load_config(settings, environ={})

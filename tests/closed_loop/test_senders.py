@@ -1,0 +1,115 @@
+"""Senders against httpx.MockTransport; signatures checked with the standardwebhooks package."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import httpx
+import orjson
+from pydantic import SecretStr
+from standardwebhooks.webhooks import Webhook
+
+from cxloop_closed_loop.config import Receiver
+from cxloop_closed_loop.senders import parse_retry_after, send_slack, send_webhook
+from tests.closed_loop.helpers import SECRET
+
+BODY = orjson.dumps(
+    {
+        "type": "case.opened",
+        "timestamp": "2026-11-23T10:00:00+00:00",
+        "data": {
+            "id": "c1",
+            "severity": "high",
+            "team": "logistics",
+            "status": "open",
+            "touchpoint": "delivery",
+            "customer": {"id": "crm-1"},
+            "reasons": ["nps=1"],
+            "feedback": {"comment": "zu spät"},
+        },
+    }
+).decode()
+
+
+async def test_webhook_is_signed_per_standard_webhooks() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(204)
+
+    receiver = Receiver(
+        name="crm", type="webhook", url="https://crm.test/h", secret=SecretStr(SECRET)
+    )
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        result = await send_webhook(client, receiver, delivery_id="msg_1", body=BODY)
+        again = await send_webhook(client, receiver, delivery_id="msg_1", body=BODY)
+    assert result.delivered
+    assert again.delivered
+    for request in seen:
+        assert request.headers["webhook-id"] == "msg_1"
+        payload = Webhook(SECRET).verify(request.content, dict(request.headers))
+        assert payload["type"] == "case.opened"
+
+
+async def test_retryable_and_permanent_failures() -> None:
+    answers = iter(
+        [
+            httpx.Response(429, headers={"Retry-After": "7"}),
+            httpx.Response(503),
+            httpx.Response(400, text="bad"),
+        ]
+    )
+    receiver = Receiver(
+        name="crm", type="webhook", url="https://crm.test/h", secret=SecretStr(SECRET)
+    )
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(lambda _: next(answers))) as client:
+        throttled = await send_webhook(client, receiver, delivery_id="m", body=BODY)
+        unavailable = await send_webhook(client, receiver, delivery_id="m", body=BODY)
+        refused = await send_webhook(client, receiver, delivery_id="m", body=BODY)
+    assert (throttled.retryable, throttled.retry_after_s) == (True, 7.0)
+    assert unavailable.retryable
+    assert not refused.retryable
+    assert refused.status_code == 400
+
+
+async def test_connection_errors_are_retryable() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    receiver = Receiver(
+        name="crm", type="webhook", url="https://crm.test/h", secret=SecretStr(SECRET)
+    )
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        result = await send_webhook(client, receiver, delivery_id="m", body=BODY)
+    assert not result.delivered
+    assert result.retryable
+
+
+async def test_slack_gets_readable_text() -> None:
+    posted: list[dict[str, object]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        posted.append(orjson.loads(request.content))
+        return httpx.Response(200, text="ok")
+
+    receiver = Receiver(name="s", type="slack", url="https://hooks.slack.test/x")
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        assert (await send_slack(client, receiver, delivery_id="m", body=BODY)).delivered
+    text = str(posted[0]["text"])
+    assert "case opened" in text
+    assert "crm-1" in text
+    assert "zu spät" in str(posted[0]["blocks"])
+
+
+def test_retry_after_as_seconds_or_http_date() -> None:
+    now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+    assert parse_retry_after("120") == 120.0
+    assert (
+        parse_retry_after(format_datetime(now + timedelta(seconds=90), usegmt=True), now=now)
+        == 90.0
+    )
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after(None) is None
