@@ -11,7 +11,8 @@ Starts an embedded PostgreSQL (private temporary folder) and measures, in one ru
    4 channels, 16 regions, 4 segments. The preload writes the aggregate rows directly (COPY)
    from synthetic events aggregated with numpy, exactly as the consumer would have stored
    them with the default retention (minute buckets for 8 days, hour buckets for 35 days, day
-   buckets for all 90); the sum of `responses` is checked to be exactly 10,000,000.
+   and week buckets for all 90); every grain and cube is checked to sum to the events it
+   holds, the day buckets to exactly 10,000,000.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import numpy as np
 from aiokafka import TopicPartition
 from sqlalchemy import text
 
-from cxloop_metrics.buckets import floor_day, floor_hour
+from cxloop_metrics.buckets import floor_day, floor_hour, floor_interval
 from cxloop_metrics.config import KpiConfig
 from cxloop_metrics.labels import LabelLimiter
 from cxloop_metrics.main import create_app
@@ -181,13 +182,27 @@ def _aggregate(
     return unique, out
 
 
-async def preload(url: str, now: datetime, tz: Any) -> int:
-    """COPY the buckets of exactly TOTAL_EVENTS synthetic events; returns rows written."""
+async def add_to_weeks(conn: Any, records: list[tuple[Any, ...]], columns: list[str]) -> int:
+    """Add one day's week-bucket rows into `metrics_week` (upsert through a staging table)."""
+    await conn.execute("CREATE TEMP TABLE IF NOT EXISTS week_stage (LIKE metrics_week)")
+    await conn.execute("TRUNCATE week_stage")
+    await conn.copy_records_to_table("week_stage", records=records, columns=columns)
+    key = "cube, bucket_start, " + ", ".join(DIMENSIONS)
+    updates = ", ".join(f"{m} = metrics_week.{m} + EXCLUDED.{m}" for m in MEASURES)
+    status = await conn.execute(
+        f"INSERT INTO metrics_week SELECT * FROM week_stage "
+        f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
+    )
+    return int(status.split()[-1])
+
+
+async def preload(url: str, now: datetime, tz: Any, total_events: int) -> int:
+    """COPY the buckets of exactly `total_events` synthetic events; returns rows written."""
     conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
     rng = np.random.default_rng(11)
-    per_day = np.full(DAYS, TOTAL_EVENTS // DAYS)
-    per_day[: TOTAL_EVENTS - int(per_day.sum())] += 1
-    assert int(per_day.sum()) == TOTAL_EVENTS
+    per_day = np.full(DAYS, total_events // DAYS)
+    per_day[: total_events - int(per_day.sum())] += 1
+    assert int(per_day.sum()) == total_events
     today = floor_day(now, tz)
     rows_written = 0
     columns = ["cube", "bucket_start", *DIMENSIONS, *MEASURES]
@@ -222,6 +237,10 @@ async def preload(url: str, now: datetime, tz: Any) -> int:
         cols["sentiment_sumsq"] = sent * sent
         grains: list[tuple[str, np.ndarray, list[datetime]]] = []
         grains.append(("metrics_day", np.zeros(n, dtype=np.int64), [day]))
+        # Week buckets (cubes 1 and 2) accumulate over the days of the week.
+        grains.append(
+            ("metrics_week", np.zeros(n, dtype=np.int64), [floor_interval(day, "week", tz)])
+        )
         age = now - day
         if age <= timedelta(days=36):
             hour_starts = sorted(
@@ -237,7 +256,7 @@ async def preload(url: str, now: datetime, tz: Any) -> int:
             )
             grains.append(("metrics_hour", hour_index.astype(np.int64), hour_starts))
         if age <= timedelta(days=8):
-            grains.append(
+            grains.append(  # minute buckets hold only the full cube (cube 0)
                 (
                     "metrics_minute",
                     minute.astype(np.int64),
@@ -252,6 +271,10 @@ async def preload(url: str, now: datetime, tz: Any) -> int:
         for table, bucket, starts in grains:
             records = []
             for cube, (a, b, c, e) in cubes.items():
+                if (table == "metrics_minute" and cube != 0) or (
+                    table == "metrics_week" and cube == 0
+                ):
+                    continue
                 key = (((bucket * 32 + a) * 4 + b) * 16 + c) * 4 + e
                 unique, sums = _aggregate(key, cols)
                 e_ = unique % 4
@@ -273,12 +296,25 @@ async def preload(url: str, now: datetime, tz: Any) -> int:
                     record += [int(sums[m][i]) for m in COUNT_COLUMNS]
                     record += [float(sums["sentiment_sum"][i]), float(sums["sentiment_sumsq"][i])]
                     records.append(tuple(record))
-            await conn.copy_records_to_table(table, records=records, columns=columns)
-            rows_written += len(records)
-    await conn.execute("ANALYZE")
+            if table == "metrics_week":
+                rows_written += await add_to_weeks(conn, records, columns)
+            else:
+                await conn.copy_records_to_table(table, records=records, columns=columns)
+                rows_written += len(records)
+    # What autovacuum does in a running system: clear the dead row versions of the week
+    # buckets' in-place updates and refresh the statistics.
+    await conn.execute("VACUUM ANALYZE")
     total = await conn.fetchval("SELECT sum(responses) FROM metrics_day WHERE cube = 1")
+    cubes_of = {"metrics_minute": (0,), "metrics_week": (1, 2)}
+    for table in ("metrics_week", "metrics_day", "metrics_hour", "metrics_minute"):
+        for cube in cubes_of.get(table, (0, 1, 2)):
+            count = await conn.fetchval(
+                f"SELECT sum(responses) FROM {table} WHERE cube = $1",
+                cube,
+            )
+            print(f"    {table} cube {cube}: {int(count or 0):,} events")
     await conn.close()
-    assert int(total) == TOTAL_EVENTS, total
+    assert int(total) == total_events, total
     return rows_written
 
 
@@ -357,7 +393,7 @@ async def main_async(args: argparse.Namespace) -> int:
         try:
             ingest_url = pg.create_database("ingest")
             await asyncio.to_thread(migrate, ingest_url)
-            for pipelined in (False, True):
+            for pipelined in () if args.skip_ingest else (False, True):
                 mode = "pipelined writer (as served)" if pipelined else "synchronous handle"
                 print(f"ingest, {mode}: {args.events:,} events, batches of {args.batch}")
                 ingest = await bench_ingest(
@@ -384,9 +420,9 @@ async def main_async(args: argparse.Namespace) -> int:
             settings = MetricsSettings()
             now = datetime.now(UTC)
             started = time.perf_counter()
-            rows = await preload(query_url, now, settings.tz)
+            rows = await preload(query_url, now, settings.tz, args.preload_events)
             print(
-                f"preload: {TOTAL_EVENTS:,} events as {rows:,} bucket rows in "
+                f"preload: {args.preload_events:,} events as {rows:,} bucket rows in "
                 f"{time.perf_counter() - started:.0f}s (written directly; sum checked)",
                 flush=True,
             )
@@ -407,6 +443,10 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=200, help="requests per query kind")
     parser.add_argument("--skip-query", action="store_true", help="ingest only")
+    parser.add_argument("--skip-ingest", action="store_true", help="query only")
+    parser.add_argument(
+        "--preload-events", type=int, default=TOTAL_EVENTS, help="events behind the query test"
+    )
     return asyncio.run(main_async(parser.parse_args()))
 
 

@@ -188,7 +188,8 @@ async def test_timeseries_and_compare(
     client: httpx.AsyncClient, db_sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     processor = _processor(db_sessions)
-    await feed(processor, _events())
+    recent = _events()
+    await feed(processor, recent)
     old = [
         enriched(f"old{i}", occurred_at=NOW - timedelta(days=9, hours=i), nps=10, ces=7)
         for i in range(4)
@@ -208,8 +209,20 @@ async def test_timeseries_and_compare(
     points = series["series"][0]["points"]
     assert len(points) in (14, 15)
     assert sum(p["n"] for p in points) == 9
-    assert points[-1]["value"] == 0.0
-    assert any(p["n"] == 0 and p["value"] is None for p in points)
+    for p in points:
+        start, end = datetime.fromisoformat(p["start"]), datetime.fromisoformat(p["end"])
+        scores = [
+            e.scores.nps
+            for e in recent + old
+            if start <= e.occurred_at < end and e.scores.nps is not None
+        ]
+        assert p["n"] == len(scores)
+        if scores:
+            promoters = sum(1 for x in scores if x >= 9)
+            detractors = sum(1 for x in scores if x <= 6)
+            assert p["value"] == pytest.approx(100 * (promoters - detractors) / len(scores))
+        else:
+            assert p["value"] is None
     assert series["timezone"] == "Europe/Berlin"
     assert points[0]["start"].endswith(("+01:00", "+02:00"))
 

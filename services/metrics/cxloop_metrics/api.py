@@ -7,6 +7,8 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cxloop_metrics import reports
@@ -99,6 +101,13 @@ class SliceParams:
 
 
 SliceDep = Annotated[SliceParams, Depends()]
+
+
+def _json(report: BaseModel) -> Response:
+    """The report as JSON; it is built and validated already, so FastAPI need not redo it."""
+    return Response(report.model_dump_json(by_alias=True), media_type="application/json")
+
+
 router = APIRouter(prefix="/v1/kpis", tags=["kpis"])
 
 
@@ -112,7 +121,7 @@ async def get_kpis(
     window: Annotated[Window, Query(description="rolling window ending now")] = "7d",
     from_: Annotated[datetime | None, Query(alias="from", description="instead of window")] = None,
     to: Annotated[datetime | None, Query(description="with `from`")] = None,
-) -> KpiReport:
+) -> Response:
     """NPS, CSAT, CES and sentiment, each with its n and 95% interval, per group.
 
     Counted by `occurred_at`. `from`/`to` in the answer are the range actually covered: older
@@ -120,8 +129,10 @@ async def get_kpis(
     the local day.
     """
     try:
-        return await reports.kpi_report(
-            session, ctx, window=window, start=from_, end=to, sl=params.slice
+        return _json(
+            await reports.kpi_report(
+                session, ctx, window=window, start=from_, end=to, sl=params.slice
+            )
         )
     except ReportError as exc:
         raise _problem("from", str(exc)) from exc
@@ -143,21 +154,23 @@ async def get_timeseries(
     interval: Interval = "day",
     from_: Annotated[datetime | None, Query(alias="from")] = None,
     to: datetime | None = None,
-) -> TimeSeriesReport:
+) -> Response:
     """A KPI per local hour, day, week (from Monday) or month of CX_METRICS_TIMEZONE.
 
     Every interval in the range is listed (n = 0 and value null where nothing was counted), so
     gaps show. Default range: 48 hours, 28 days, 12 weeks or a year back from now.
     """
     try:
-        return await reports.timeseries_report(
-            session,
-            ctx,
-            metric=metric,
-            interval=interval,
-            start=from_,
-            end=to,
-            sl=params.slice,
+        return _json(
+            await reports.timeseries_report(
+                session,
+                ctx,
+                metric=metric,
+                interval=interval,
+                start=from_,
+                end=to,
+                sl=params.slice,
+            )
         )
     except ReportError as exc:
         raise _problem("from", str(exc)) from exc
@@ -182,7 +195,7 @@ async def get_compare(
     ] = None,
     a: Annotated[str | None, Query(description="segment mode: value(s) of side a")] = None,
     b: Annotated[str | None, Query(description="segment mode: value(s) of side b")] = None,
-) -> ComparisonReport:
+) -> Response:
     """Each KPI's change with its 95% interval and a significance flag.
 
     Period mode (no `dimension`): the window against the window of the same length just before
@@ -192,8 +205,16 @@ async def get_compare(
     """
     sl = params.slice
     if dimension is None:
-        return await reports.compare_report(
-            session, ctx, window=window, sl=sl, b_slice=None, a_label="previous", b_label="current"
+        return _json(
+            await reports.compare_report(
+                session,
+                ctx,
+                window=window,
+                sl=sl,
+                b_slice=None,
+                a_label="previous",
+                b_label="current",
+            )
         )
     if dimension not in DIMENSIONS:
         raise _problem("dimension", f"unknown dimension {dimension!r}; use {list(DIMENSIONS)}")
@@ -215,12 +236,14 @@ async def get_compare(
             touchpoint_level=sl.touchpoint_level,
         )
 
-    return await reports.compare_report(
-        session,
-        ctx,
-        window=window,
-        sl=side(a_values),
-        b_slice=side(b_values),
-        a_label=",".join(sorted(a_values)),
-        b_label=",".join(sorted(b_values)),
+    return _json(
+        await reports.compare_report(
+            session,
+            ctx,
+            window=window,
+            sl=side(a_values),
+            b_slice=side(b_values),
+            a_label=",".join(sorted(a_values)),
+            b_label=",".join(sorted(b_values)),
+        )
     )

@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-Grain = Literal["minute", "hour", "day"]
+Grain = Literal["minute", "hour", "day", "week"]
 Interval = Literal["hour", "day", "week", "month"]
 INTERVALS: tuple[Interval, ...] = ("hour", "day", "week", "month")
 
@@ -76,14 +76,16 @@ class EventBuckets:
     minute: datetime
     hour: datetime
     day: datetime
+    week: datetime
 
 
 def event_buckets(occurred_at: datetime, tz: ZoneInfo) -> EventBuckets:
-    """The minute, local hour and local day of an event's `occurred_at`."""
+    """The minute, local hour, local day and local ISO week of an event's `occurred_at`."""
     return EventBuckets(
         minute=floor_minute(occurred_at),
         hour=floor_hour(occurred_at, tz),
         day=floor_day(occurred_at, tz),
+        week=floor_interval(occurred_at, "week", tz),
     )
 
 
@@ -137,6 +139,26 @@ def _decompose(a: datetime, b: datetime, tz: ZoneInfo) -> list[tuple[Grain, date
     else:
         ranges += _cover_hours(a, b, tz)
     return [r for r in ranges if r[1] < r[2]]
+
+
+def with_weeks(
+    ranges: tuple[tuple[Grain, datetime, datetime], ...], tz: ZoneInfo
+) -> tuple[tuple[Grain, datetime, datetime], ...]:
+    """The same coverage with its whole local weeks (Monday to Monday) read from week buckets."""
+    out: list[tuple[Grain, datetime, datetime]] = []
+    for grain, start, end in ranges:
+        if grain != "day":
+            out.append((grain, start, end))
+            continue
+        w0 = floor_interval(start, "week", tz)
+        if w0 < start:
+            w0 = next_interval(w0, "week", tz)
+        w1 = floor_interval(end, "week", tz)
+        if w0 < w1:
+            out += [("day", start, w0), ("week", w0, w1), ("day", w1, end)]
+        else:
+            out.append((grain, start, end))
+    return tuple(r for r in out if r[1] < r[2])
 
 
 def _cover_hours(a: datetime, b: datetime, tz: ZoneInfo) -> list[tuple[Grain, datetime, datetime]]:

@@ -1,7 +1,8 @@
 """Tables of the metrics service.
 
-- `metrics_minute`, `metrics_hour`, `metrics_day`: pre-aggregated buckets, one row per bucket,
-  cube and dimension tuple. A cube is a projection: cube 0 keeps all five dimensions, cube 1
+- `metrics_minute`, `metrics_hour`, `metrics_day`, `metrics_week`: pre-aggregated buckets, one
+  row per bucket, cube and dimension tuple (minute buckets hold cube 0 only, week buckets
+  cubes 1 and 2 only). A cube is a projection: cube 0 keeps all five dimensions, cube 1
   only (touchpoint, channel, journey_stage) and cube 2 only (channel, region, segment); dropped
   dimensions hold ''. A query reads the smallest cube that has every dimension it groups or
   filters by, so the common dashboards scan hundreds of rows per day, not thousands.
@@ -64,7 +65,13 @@ def _bucket_table(name: str) -> Table:
 MINUTE_BUCKETS: Final = _bucket_table("metrics_minute")
 HOUR_BUCKETS: Final = _bucket_table("metrics_hour")
 DAY_BUCKETS: Final = _bucket_table("metrics_day")
-BUCKET_TABLES: Final = {"minute": MINUTE_BUCKETS, "hour": HOUR_BUCKETS, "day": DAY_BUCKETS}
+WEEK_BUCKETS: Final = _bucket_table("metrics_week")
+BUCKET_TABLES: Final = {
+    "minute": MINUTE_BUCKETS,
+    "hour": HOUR_BUCKETS,
+    "day": DAY_BUCKETS,
+    "week": WEEK_BUCKETS,
+}
 
 
 class SeenEvent(_Base):

@@ -2,7 +2,7 @@
 
 `handle` runs one PostgreSQL transaction per batch that locks the partitions' offset rows,
 skips records below the stored positions (a stale owner after a rebalance), inserts the event
-uids not seen before, upserts the minute, hour and day buckets of those events and advances
+uids not seen before, upserts the minute, hour, day and week buckets of those events and advances
 the positions. Either all of that commits or none of it, so a kill -9 at any instant neither
 loses nor double-counts: on restart the runner seeks to the stored positions.
 """
@@ -119,6 +119,7 @@ def to_row(
         minute=b.minute if obs.occurred_at >= now - lateness else None,
         hour=b.hour if b.hour >= now - hour_retention else None,
         day=b.day,
+        week=b.week,
         touchpoint=obs.touchpoint,
         channel=obs.channel,
         journey_stage=obs.journey_stage,

@@ -125,7 +125,7 @@ async def group_kpis(
 ) -> dict[GroupKey, Kpis]:
     """KPIs per group over a coverage; without group_by, exactly one group keyed ()."""
     rows = await repository.fetch_totals(
-        session, coverage, filters=sl.filters, group_dims=sl.group_by
+        session, coverage, filters=sl.filters, group_dims=sl.group_by, tz=ctx.tz
     )
     totals = _group_totals(ctx, rows, sl)
     if not sl.group_by and () not in totals:

@@ -80,7 +80,7 @@ class GaugeRefresher(_Loop):
             for window in ctx.config.prometheus.windows:
                 coverage = window_coverage(ctx, window=window, start=None, end=None, now=now)
                 rows = await repository.fetch_totals(
-                    session, coverage, filters=sl.filters, group_dims=sl.group_by
+                    session, coverage, filters=sl.filters, group_dims=sl.group_by, tz=ctx.tz
                 )
                 merged: dict[tuple[str, str], Totals] = {}
                 for _, key, totals in rows:
