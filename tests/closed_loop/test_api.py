@@ -1,0 +1,185 @@
+"""The case and delivery API over ASGI against the real PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cxloop_closed_loop.api import ClosedLoopState, deliveries_router, router
+from cxloop_closed_loop.cases import apply_feedback
+from cxloop_closed_loop.clock import SystemClock
+from cxloop_closed_loop.holder import ConfigHolder
+from cxruntime import apikeys
+from cxruntime.auth import Authenticator
+from cxruntime.problems import install_problem_handlers
+from tests.closed_loop.helpers import enriched
+from tests.closed_loop.test_cases_db import make_config
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def api(
+    db_sessions: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, str]]]:
+    config = make_config()
+    app = FastAPI()
+    install_problem_handlers(app)
+    app.include_router(router)
+    app.include_router(deliveries_router)
+    app.state.authenticator = Authenticator(db_sessions)
+    app.state.closed_loop = ClosedLoopState(
+        sessions=db_sessions, config=ConfigHolder(lambda: config), clock=SystemClock(),
+        wake_relay=lambda: None,
+    )
+    keys = {}
+    async with db_sessions() as session, session.begin():
+        for name, scopes, team in [
+            ("agent", ["cases"], None),
+            ("logistics-agent", ["cases"], "logistics"),
+            ("billing-agent", ["cases"], "billing"),
+            ("reader", ["read"], None),
+            ("admin", ["admin"], None),
+        ]:
+            _, keys[name] = await apikeys.create_key(session, name=name, scopes=scopes, team=team)
+        for customer, touchpoint, nps in [("c1", "delivery", 3), ("c2", "billing", 1)]:
+            await apply_feedback(
+                session, event=enriched(customer=customer, nps=nps, touchpoint=touchpoint),
+                config=config, now=datetime.now(UTC),
+            )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://cl") as client:
+        yield client, keys
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def first_case(client: httpx.AsyncClient, key: str, **params: Any) -> dict[str, Any]:
+    response = await client.get("/v1/cases", headers=auth(key), params=params)
+    assert response.status_code == 200
+    case: dict[str, Any] = response.json()["items"][0]
+    return case
+
+
+async def test_list_and_filter(api: tuple[httpx.AsyncClient, dict[str, str]]) -> None:
+    client, keys = api
+    everything = (await client.get("/v1/cases", headers=auth(keys["agent"]))).json()
+    assert everything["total"] == 2
+    high = (await client.get("/v1/cases", headers=auth(keys["agent"]),
+                             params={"severity": "high"})).json()
+    assert [c["team"] for c in high["items"]] == ["triage"]
+    page = (await client.get("/v1/cases", headers=auth(keys["agent"]),
+                             params={"limit": 1, "offset": 1})).json()
+    assert (len(page["items"]), page["total"]) == (1, 2)
+    bad = await client.get("/v1/cases", headers=auth(keys["agent"]), params={"status": "x"})
+    assert bad.status_code == 422
+    assert bad.headers["content-type"] == "application/problem+json"
+
+
+async def test_full_lifecycle_with_history(
+    api: tuple[httpx.AsyncClient, dict[str, str]],
+) -> None:
+    client, keys = api
+    h = auth(keys["agent"])
+    case = await first_case(client, keys["agent"], team="logistics")
+    base = f"/v1/cases/{case['id']}"
+    assert (await client.post(f"{base}/close", headers=h,
+                              json={"contact_outcome": "reached_resolved"})).status_code == 409
+    steps: list[tuple[str, dict[str, Any] | None, str]] = [
+        ("acknowledge", None, "acknowledged"),
+        ("assign", {"assignee": "maria"}, "acknowledged"),
+        ("contact", {"note": "called"}, "contacted"),
+        ("notes", {"note": "customer wants a voucher"}, "contacted"),
+        ("resolve", {"root_cause": "delivery_delay", "note": "voucher sent"}, "resolved"),
+        ("close", {"contact_outcome": "reached_resolved"}, "closed"),
+        ("reopen", {"note": "customer called again"}, "open"),
+    ]
+    for action, body, status in steps:
+        response = await client.post(f"{base}/{action}", headers=h, json=body)
+        assert response.status_code == 200, response.text
+        assert response.json()["status"] == status
+    again = await client.post(f"{base}/reopen", headers=h)
+    assert again.status_code == 409
+    assert again.headers["content-type"] == "application/problem+json"
+    detail = (await client.get(base, headers=h)).json()
+    assert [e["action"] for e in detail["history"]] == [
+        "opened", "acknowledge", "assign", "contact", "notes", "resolve", "close", "reopen"
+    ]
+    assert detail["history"][1]["actor"] == "key:agent"
+    assert detail["feedback"][0]["event"]["customer"]["id"] == "c1"
+    assert detail["reopen_count"] == 1
+
+
+async def test_validation_of_resolve_and_close(
+    api: tuple[httpx.AsyncClient, dict[str, str]],
+) -> None:
+    client, keys = api
+    h = auth(keys["agent"])
+    case = await first_case(client, keys["agent"], team="logistics")
+    base = f"/v1/cases/{case['id']}"
+    unknown = await client.post(f"{base}/resolve", headers=h,
+                                json={"root_cause": "gremlins", "note": "x"})
+    assert unknown.status_code == 422
+    assert "delivery_delay" in unknown.json()["detail"]
+    missing_note = await client.post(f"{base}/resolve", headers=h,
+                                     json={"root_cause": "delivery_delay"})
+    assert missing_note.status_code == 422
+    assert missing_note.json()["errors"][0]["field"] == "note"
+    assert (await client.post(f"{base}/resolve", headers=h,
+                              json={"root_cause": "delivery_delay", "note": "ok"})).status_code == 200
+    no_outcome = await client.post(f"{base}/close", headers=h, json={})
+    assert no_outcome.status_code == 422
+
+
+async def test_team_keys_see_and_change_only_their_team(
+    api: tuple[httpx.AsyncClient, dict[str, str]],
+) -> None:
+    client, keys = api
+    mine = (await client.get("/v1/cases", headers=auth(keys["logistics-agent"]))).json()
+    assert [c["team"] for c in mine["items"]] == ["logistics"]
+    forbidden = await client.get("/v1/cases", headers=auth(keys["logistics-agent"]),
+                                 params={"team": "triage"})
+    assert forbidden.status_code == 403
+    case = await first_case(client, keys["agent"], team="logistics")
+    other = auth(keys["billing-agent"])
+    assert (await client.get(f"/v1/cases/{case['id']}", headers=other)).status_code == 404
+    assert (await client.post(f"/v1/cases/{case['id']}/acknowledge",
+                              headers=other)).status_code == 404
+    ok = await client.post(f"/v1/cases/{case['id']}/acknowledge",
+                           headers=auth(keys["logistics-agent"]))
+    assert ok.status_code == 200
+
+
+async def test_scopes(api: tuple[httpx.AsyncClient, dict[str, str]]) -> None:
+    client, keys = api
+    assert (await client.get("/v1/cases")).status_code == 401
+    assert (await client.get("/v1/cases", headers=auth(keys["reader"]))).status_code == 403
+    assert (await client.get("/v1/cases", headers=auth(keys["admin"]))).status_code == 200
+    assert (await client.get("/v1/deliveries", headers=auth(keys["agent"]))).status_code == 403
+    assert (await client.get("/v1/cases/not-a-uuid",
+                             headers=auth(keys["agent"]))).status_code == 404
+
+
+async def test_deliveries_listing_detail_and_resend(
+    api: tuple[httpx.AsyncClient, dict[str, str]],
+) -> None:
+    client, keys = api
+    h = auth(keys["admin"])
+    listed = (await client.get("/v1/deliveries", headers=h)).json()
+    assert listed["total"] == 3  # logistics: team + global; triage: global
+    assert (await client.get("/v1/deliveries", headers=h,
+                             params={"status": "dead"})).json()["total"] == 0
+    delivery = listed["items"][0]
+    detail = (await client.get(f"/v1/deliveries/{delivery['id']}", headers=h)).json()
+    assert detail["body"]["type"] == "case.opened"
+    pending = await client.post(f"/v1/deliveries/{delivery['id']}/resend", headers=h)
+    assert pending.status_code == 409
+    assert (await client.post("/v1/deliveries/msg_nope/resend", headers=h)).status_code == 404
