@@ -3,13 +3,14 @@ transaction (the consumer puts dedup, buckets and offsets in one)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, and_, delete, func, or_, select, text, union_all
+from sqlalchemy import TextClause, delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cxloop_metrics.buckets import Coverage, Grain, with_weeks
@@ -256,45 +257,46 @@ def _escape_like(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _filter_conditions(table: Any, filters: Filters) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = []
-    for dim, allowed in filters.values.items():
-        if allowed and dim != "touchpoint":
-            conditions.append(table.c[dim].in_(sorted(allowed)))
-    exact = sorted(filters.values.get("touchpoint", frozenset()))
-    subtree_terms: list[ColumnElement[bool]] = []
-    if exact:
-        subtree_terms.append(table.c.touchpoint.in_(exact))
-    for root in sorted(filters.touchpoint_subtrees):
-        subtree_terms.append(table.c.touchpoint.like(_escape_like(root) + ".%", escape="\\"))
-    if subtree_terms:
-        conditions.append(or_(*subtree_terms))
-    return conditions
-
-
-def _grain_select(
-    grain: Grain,
-    ranges: Sequence[tuple[datetime, datetime]],
+@functools.lru_cache(maxsize=256)
+def _totals_sql(
+    grains: tuple[tuple[Grain, int], ...],
     *,
-    cube: int,
-    filters: Filters,
-    group_dims: Sequence[str],
+    group_dims: tuple[str, ...],
     by_bucket: bool,
-) -> Select[Any]:
-    table = BUCKET_TABLES[grain]
-    keys = [table.c[d] for d in group_dims]
-    if by_bucket:
-        keys.insert(0, table.c.bucket_start)
-    time_terms = [and_(table.c.bucket_start >= s, table.c.bucket_start < e) for s, e in ranges]
-    return (
-        select(*keys, *(func.sum(table.c[m]).label(m) for m in MEASURES))
-        .where(
-            table.c.cube == (MINUTE_CUBE if grain == "minute" else cube),
-            or_(*time_terms),
-            *_filter_conditions(table, filters),
+    filter_dims: tuple[str, ...],
+    touchpoint_exact: bool,
+    touchpoint_like: bool,
+) -> TextClause:
+    """The read query of one shape: a grouped SELECT per grain, UNION ALL; values are bound.
+
+    Only names from `DIMENSIONS`, `MEASURES` and the bucket tables enter the text, so it can
+    be cached per shape; building SQLAlchemy Core statements per request cost more CPU than
+    the query itself.
+    """
+    keys = (["bucket_start"] if by_bucket else []) + list(group_dims)
+    sums = ", ".join(f"sum({m}) AS {m}" for m in MEASURES)
+    parts = []
+    for grain, n_ranges in grains:
+        table = BUCKET_TABLES[grain].name
+        times = " OR ".join(
+            f"(bucket_start >= :{grain}_s{i} AND bucket_start < :{grain}_e{i})"
+            for i in range(n_ranges)
         )
-        .group_by(*keys)
-    )
+        where = [f"cube = :{grain}_cube", f"({times})"]
+        where += [f"{dim} = ANY(CAST(:f_{dim} AS text[]))" for dim in filter_dims]
+        tp_terms = []
+        if touchpoint_exact:
+            tp_terms.append("touchpoint = ANY(CAST(:tp_exact AS text[]))")
+        if touchpoint_like:
+            tp_terms.append("touchpoint LIKE ANY(CAST(:tp_like AS text[]))")
+        if tp_terms:
+            where.append("(" + " OR ".join(tp_terms) + ")")
+        select_keys = ", ".join(keys)
+        parts.append(
+            f"SELECT {select_keys + ', ' if keys else ''}{sums} FROM {table} "  # noqa: S608
+            f"WHERE {' AND '.join(where)}" + (f" GROUP BY {select_keys}" if keys else "")
+        )
+    return text(" UNION ALL ".join(parts))
 
 
 GroupKey = tuple[str, ...]
@@ -327,14 +329,30 @@ async def fetch_totals(
     per_grain: dict[Grain, list[tuple[datetime, datetime]]] = {}
     for grain, start, end in ranges:
         per_grain.setdefault(grain, []).append((start, end))
-    selects = [
-        _grain_select(
-            grain, ranges, cube=cube, filters=filters, group_dims=group_dims, by_bucket=by_bucket
-        )
-        for grain, ranges in per_grain.items()
-    ]
-    statement = selects[0] if len(selects) == 1 else union_all(*selects)
-    result = await session.execute(statement)
+    params: dict[str, Any] = {}
+    for grain, grain_ranges in per_grain.items():
+        params[f"{grain}_cube"] = MINUTE_CUBE if grain == "minute" else cube
+        for i, (start, end) in enumerate(grain_ranges):
+            params[f"{grain}_s{i}"] = start
+            params[f"{grain}_e{i}"] = end
+    filter_dims = tuple(sorted(d for d, v in filters.values.items() if v and d != "touchpoint"))
+    for dim in filter_dims:
+        params[f"f_{dim}"] = sorted(filters.values[dim])
+    exact = sorted(filters.values.get("touchpoint", frozenset()))
+    like = [_escape_like(root) + ".%" for root in sorted(filters.touchpoint_subtrees)]
+    if exact:
+        params["tp_exact"] = exact
+    if like:
+        params["tp_like"] = like
+    statement = _totals_sql(
+        tuple((grain, len(r)) for grain, r in per_grain.items()),
+        group_dims=tuple(group_dims),
+        by_bucket=by_bucket,
+        filter_dims=filter_dims,
+        touchpoint_exact=bool(exact),
+        touchpoint_like=bool(like),
+    )
+    result = await session.execute(statement, params)
     width = len(group_dims)
     out: list[tuple[datetime | None, GroupKey, Totals]] = []
     for row in result.all():
