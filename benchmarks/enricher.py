@@ -21,8 +21,10 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -38,6 +40,7 @@ from cxruntime.kafka import ensure_topics
 from cxschema import ENRICHED, RAW, TYPE_SUBMITTED, FeedbackReceived, ce_headers, encode, record_key
 
 GROUP = "cxloop-enricher"
+T = TypeVar("T")
 
 DE = [
     "Die Lieferung kam drei Tage zu spät und niemand hat sich gemeldet.",
@@ -121,26 +124,42 @@ def default_enricher(model: Path | None) -> Enricher:
     )
 
 
-def bench_tagger(n: int, model: Path | None) -> tuple[float, float]:
-    """comments/s of the analyzer alone and events/s of the whole enrichment, one core."""
+def _cpu_rate(items: Sequence[T], step: Callable[[T], object]) -> float:
+    """Items per CPU-second of this process (time descheduled by other jobs is not counted)."""
+    for item in items[:200]:
+        step(item)
+    started = time.process_time()
+    for item in items:
+        step(item)
+    return len(items) / (time.process_time() - started)
+
+
+def bench_tagger(n: int, model: Path | None) -> tuple[float, float, dict[str, float]]:
+    """comments/s of the analyzer alone and events/s of the whole enrichment, one core, and
+    the CPU µs per event of each enrichment step."""
     enricher = default_enricher(model)
     texts = comments(n)
-    for text, language in texts[:200]:
-        enricher.analyzer.analyze(text, language)
-    started = time.perf_counter()
-    for text, language in texts:
-        enricher.analyzer.analyze(text, language)
-    tagger_rate = n / (time.perf_counter() - started)
-
+    tagger_rate = _cpu_rate(texts, lambda t: enricher.analyzer.analyze(t[0], t[1]))
     events = raw_events(n)
     now = datetime.now(UTC)
-    for event in events[:200]:
-        enricher.enrich(event, now=now)
-    started = time.perf_counter()
-    for event in events:
-        enricher.enrich(event, now=now)
-    enrich_rate = n / (time.perf_counter() - started)
-    return tagger_rate, enrich_rate
+    enrich_rate = _cpu_rate(events, lambda e: enricher.enrich(e, now=now))
+
+    with_comment = [e for e in events if e.comment]
+    languages = {e.id: enricher.detect_language(e.comment, e.language) for e in with_comment}
+    share = len(with_comment) / len(events)
+    steps: dict[str, float] = {
+        "PII redaction": share
+        / _cpu_rate(with_comment, lambda e: enricher.redactor.redact(e.comment or "")),
+        "touchpoint rules": 1 / _cpu_rate(events, enricher.tagger.tag),
+        "language detection": share
+        / _cpu_rate(with_comment, lambda e: enricher.detect_language(e.comment, e.language)),
+        "sentiment": share
+        / _cpu_rate(
+            with_comment, lambda e: enricher.analyzer.analyze(e.comment or "", languages[e.id])
+        ),
+    }
+    steps["event model and rest"] = max(0.0, 1 / enrich_rate - sum(steps.values()))
+    return tagger_rate, enrich_rate, {k: v * 1e6 for k, v in steps.items()}
 
 
 async def _preload(bootstrap: str, events: list[FeedbackReceived]) -> None:
@@ -288,10 +307,12 @@ def main() -> int:
 
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"machine: {os.cpu_count()} cores, load average {load} (shared; figures vary with it)")
-    tagger_rate, enrich_rate = bench_tagger(args.comments, args.model)
-    print(f"sentiment tagger ({'model' if args.model else 'default'}), one core:")
+    tagger_rate, enrich_rate, steps = bench_tagger(args.comments, args.model)
+    print(f"sentiment tagger ({'model' if args.model else 'default'}), one core (CPU time):")
     print(f"  {tagger_rate:>10,.0f} comments/s  ({args.comments:,} comments, de/en, 1-2 sentences)")
     print(f"  {enrich_rate:>10,.0f} events/s    whole enrichment (PII, rules, language, sentiment)")
+    for step, micros in steps.items():
+        print(f"  {micros:>10,.1f} µs/event  {step}")
     rate, cpu_us, written = bench_process(args.events, args.partitions)
     print(f"one `cxloop enricher` process on the embedded broker ({args.partitions} partitions):")
     print(f"  {rate:>10,.0f} events/s    consume, enrich, produce (acks=all), commit")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from cxloop_enricher.taxonomy import UNCLASSIFIED, build_taxonomy, load_taxonomy
+from cxloop_enricher.taxonomy import UNCLASSIFIED, Taxonomy, build_taxonomy, load_taxonomy
 from cxloop_enricher.touchpoints import TouchpointTagger, fold, keyword_regex
 from cxruntime.errors import ConfigurationError
 from cxschema import FeedbackSubmission
@@ -268,3 +271,60 @@ def test_broken_yaml_names_the_file(tmp_path: Path) -> None:
     (tmp_path / "touchpoints.yaml").write_text("touchpoints: [\n", encoding="utf-8")
     with pytest.raises(ConfigurationError, match=r"touchpoints\.yaml: invalid YAML"):
         load_taxonomy(tmp_path)
+
+
+def _reference(taxonomy: Taxonomy, event: FeedbackSubmission) -> str:
+    """The rules' meaning, evaluated the slow and obvious way: one regex per condition."""
+    hinted = taxonomy.resolve_hint(event.touchpoint)
+    if hinted is not None:
+        return hinted.id
+    subject, comment = fold(event.context.subject), fold(event.comment or "")
+    values = {
+        "url": event.context.url,
+        "app_screen": event.context.app_screen,
+        "ivr_queue": event.context.ivr_queue,
+        "subject": subject,
+        "comment": comment,
+        "text": f"{subject}\n{comment}",
+    }
+    for rule in taxonomy.rules:
+        ok = rule.channel is None or event.channel in rule.channel
+        for field, patterns in rule.conditions().items():
+            if field in ("url", "app_screen", "ivr_queue"):
+                rx = re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
+                ok = ok and bool(values[field]) and rx.search(values[field]) is not None
+            elif field != "channel":
+                ok = ok and keyword_regex(patterns).search(values[field]) is not None
+        if ok:
+            return rule.touchpoint
+    return UNCLASSIFIED
+
+
+_VOCABULARY = sorted(
+    {
+        word
+        for rule in load_taxonomy(None).rules
+        for keywords in (rule.text or [], rule.comment or [], rule.subject or [])
+        for keyword in keywords
+        for word in re.split(r"[\s*]+", keyword)
+        if word
+    }
+    | {"Paketlieferung", "Rückgabe", "nicht", "sehr", "gut", "the", "was", "x", "zu", "spät"}
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    words=st.lists(st.sampled_from(_VOCABULARY), max_size=8),
+    suffix=st.sampled_from(["", "en", "ung", "s", "e"]),
+    channel=st.sampled_from(["web", "app", "email", "contact_centre"]),
+    subject=st.lists(st.sampled_from(_VOCABULARY), max_size=3),
+)
+def test_fast_matching_agrees_with_one_regex_per_condition(
+    tagger: TouchpointTagger, words: list[str], suffix: str, channel: str, subject: list[str]
+) -> None:
+    comment = " ".join(words) + suffix
+    event = submission(
+        channel=channel, comment=comment or None, context={"subject": " ".join(subject)}
+    )
+    assert tagger.tag(event).touchpoint.id == _reference(tagger.taxonomy, event)
