@@ -100,6 +100,7 @@ class WebhookReceiver:
     secret: str = SECRET
     fail_first: int = 0
     status_override: int | None = None
+    delay_s: float = 0.0
     received: list[Received] = field(default_factory=list)
     attempts: dict[str, int] = field(default_factory=dict)
     rejected: list[str] = field(default_factory=list)
@@ -118,6 +119,8 @@ class WebhookReceiver:
                 length = int(self.headers.get("content-length", "0"))
                 data = self.rfile.read(length)
                 headers = {k.lower(): v for k, v in self.headers.items()}
+                if receiver.delay_s:
+                    time.sleep(receiver.delay_s)
                 status = receiver._handle(headers, data)
                 self.send_response(status)
                 if status == 503:

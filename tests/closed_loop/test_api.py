@@ -35,7 +35,9 @@ async def api(
     app.include_router(deliveries_router)
     app.state.authenticator = Authenticator(db_sessions)
     app.state.closed_loop = ClosedLoopState(
-        sessions=db_sessions, config=ConfigHolder(lambda: config), clock=SystemClock(),
+        sessions=db_sessions,
+        config=ConfigHolder(lambda: config),
+        clock=SystemClock(),
         wake_relay=lambda: None,
     )
     keys = {}
@@ -50,8 +52,10 @@ async def api(
             _, keys[name] = await apikeys.create_key(session, name=name, scopes=scopes, team=team)
         for customer, touchpoint, nps in [("c1", "delivery", 3), ("c2", "billing", 1)]:
             await apply_feedback(
-                session, event=enriched(customer=customer, nps=nps, touchpoint=touchpoint),
-                config=config, now=datetime.now(UTC),
+                session,
+                event=enriched(customer=customer, nps=nps, touchpoint=touchpoint),
+                config=config,
+                now=datetime.now(UTC),
             )
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://cl") as client:
@@ -73,11 +77,13 @@ async def test_list_and_filter(api: tuple[httpx.AsyncClient, dict[str, str]]) ->
     client, keys = api
     everything = (await client.get("/v1/cases", headers=auth(keys["agent"]))).json()
     assert everything["total"] == 2
-    high = (await client.get("/v1/cases", headers=auth(keys["agent"]),
-                             params={"severity": "high"})).json()
+    high = (
+        await client.get("/v1/cases", headers=auth(keys["agent"]), params={"severity": "high"})
+    ).json()
     assert [c["team"] for c in high["items"]] == ["triage"]
-    page = (await client.get("/v1/cases", headers=auth(keys["agent"]),
-                             params={"limit": 1, "offset": 1})).json()
+    page = (
+        await client.get("/v1/cases", headers=auth(keys["agent"]), params={"limit": 1, "offset": 1})
+    ).json()
     assert (len(page["items"]), page["total"]) == (1, 2)
     bad = await client.get("/v1/cases", headers=auth(keys["agent"]), params={"status": "x"})
     assert bad.status_code == 422
@@ -91,8 +97,9 @@ async def test_full_lifecycle_with_history(
     h = auth(keys["agent"])
     case = await first_case(client, keys["agent"], team="logistics")
     base = f"/v1/cases/{case['id']}"
-    assert (await client.post(f"{base}/close", headers=h,
-                              json={"contact_outcome": "reached_resolved"})).status_code == 409
+    assert (
+        await client.post(f"{base}/close", headers=h, json={"contact_outcome": "reached_resolved"})
+    ).status_code == 409
     steps: list[tuple[str, dict[str, Any] | None, str]] = [
         ("acknowledge", None, "acknowledged"),
         ("assign", {"assignee": "maria"}, "acknowledged"),
@@ -111,7 +118,14 @@ async def test_full_lifecycle_with_history(
     assert again.headers["content-type"] == "application/problem+json"
     detail = (await client.get(base, headers=h)).json()
     assert [e["action"] for e in detail["history"]] == [
-        "opened", "acknowledge", "assign", "contact", "notes", "resolve", "close", "reopen"
+        "opened",
+        "acknowledge",
+        "assign",
+        "contact",
+        "notes",
+        "resolve",
+        "close",
+        "reopen",
     ]
     assert detail["history"][1]["actor"] == "key:agent"
     assert detail["feedback"][0]["event"]["customer"]["id"] == "c1"
@@ -125,16 +139,21 @@ async def test_validation_of_resolve_and_close(
     h = auth(keys["agent"])
     case = await first_case(client, keys["agent"], team="logistics")
     base = f"/v1/cases/{case['id']}"
-    unknown = await client.post(f"{base}/resolve", headers=h,
-                                json={"root_cause": "gremlins", "note": "x"})
+    unknown = await client.post(
+        f"{base}/resolve", headers=h, json={"root_cause": "gremlins", "note": "x"}
+    )
     assert unknown.status_code == 422
     assert "delivery_delay" in unknown.json()["detail"]
-    missing_note = await client.post(f"{base}/resolve", headers=h,
-                                     json={"root_cause": "delivery_delay"})
+    missing_note = await client.post(
+        f"{base}/resolve", headers=h, json={"root_cause": "delivery_delay"}
+    )
     assert missing_note.status_code == 422
     assert missing_note.json()["errors"][0]["field"] == "note"
-    assert (await client.post(f"{base}/resolve", headers=h,
-                              json={"root_cause": "delivery_delay", "note": "ok"})).status_code == 200
+    assert (
+        await client.post(
+            f"{base}/resolve", headers=h, json={"root_cause": "delivery_delay", "note": "ok"}
+        )
+    ).status_code == 200
     no_outcome = await client.post(f"{base}/close", headers=h, json={})
     assert no_outcome.status_code == 422
 
@@ -145,16 +164,19 @@ async def test_team_keys_see_and_change_only_their_team(
     client, keys = api
     mine = (await client.get("/v1/cases", headers=auth(keys["logistics-agent"]))).json()
     assert [c["team"] for c in mine["items"]] == ["logistics"]
-    forbidden = await client.get("/v1/cases", headers=auth(keys["logistics-agent"]),
-                                 params={"team": "triage"})
+    forbidden = await client.get(
+        "/v1/cases", headers=auth(keys["logistics-agent"]), params={"team": "triage"}
+    )
     assert forbidden.status_code == 403
     case = await first_case(client, keys["agent"], team="logistics")
     other = auth(keys["billing-agent"])
     assert (await client.get(f"/v1/cases/{case['id']}", headers=other)).status_code == 404
-    assert (await client.post(f"/v1/cases/{case['id']}/acknowledge",
-                              headers=other)).status_code == 404
-    ok = await client.post(f"/v1/cases/{case['id']}/acknowledge",
-                           headers=auth(keys["logistics-agent"]))
+    assert (
+        await client.post(f"/v1/cases/{case['id']}/acknowledge", headers=other)
+    ).status_code == 404
+    ok = await client.post(
+        f"/v1/cases/{case['id']}/acknowledge", headers=auth(keys["logistics-agent"])
+    )
     assert ok.status_code == 200
 
 
@@ -164,8 +186,9 @@ async def test_scopes(api: tuple[httpx.AsyncClient, dict[str, str]]) -> None:
     assert (await client.get("/v1/cases", headers=auth(keys["reader"]))).status_code == 403
     assert (await client.get("/v1/cases", headers=auth(keys["admin"]))).status_code == 200
     assert (await client.get("/v1/deliveries", headers=auth(keys["agent"]))).status_code == 403
-    assert (await client.get("/v1/cases/not-a-uuid",
-                             headers=auth(keys["agent"]))).status_code == 404
+    assert (
+        await client.get("/v1/cases/not-a-uuid", headers=auth(keys["agent"]))
+    ).status_code == 404
 
 
 async def test_deliveries_listing_detail_and_resend(
@@ -175,8 +198,9 @@ async def test_deliveries_listing_detail_and_resend(
     h = auth(keys["admin"])
     listed = (await client.get("/v1/deliveries", headers=h)).json()
     assert listed["total"] == 3  # logistics: team + global; triage: global
-    assert (await client.get("/v1/deliveries", headers=h,
-                             params={"status": "dead"})).json()["total"] == 0
+    assert (await client.get("/v1/deliveries", headers=h, params={"status": "dead"})).json()[
+        "total"
+    ] == 0
     delivery = listed["items"][0]
     detail = (await client.get(f"/v1/deliveries/{delivery['id']}", headers=h)).json()
     assert detail["body"]["type"] == "case.opened"

@@ -93,8 +93,13 @@ async def test_retries_carry_the_same_webhook_id(
     receiver.fail_first = 2
     config = config_for([webhook(receiver)])
     await open_cases(db_sessions, config, 3)
-    relay = Relay(sessions=db_sessions, config=lambda: config, settings=FAST,
-                  clock=SystemClock(), client=client)
+    relay = Relay(
+        sessions=db_sessions,
+        config=lambda: config,
+        settings=FAST,
+        clock=SystemClock(),
+        client=client,
+    )
     await drain(relay, lambda: len(receiver.received) == 3)
     assert receiver.rejected == []
     ids = [r.webhook_id for r in receiver.received]
@@ -116,8 +121,13 @@ async def test_exhausted_retries_become_dead_letters_that_can_be_resent(
     receiver.fail_first = 10
     config = config_for([webhook(receiver)])
     await open_cases(db_sessions, config, 1)
-    relay = Relay(sessions=db_sessions, config=lambda: config, settings=FAST,
-                  clock=SystemClock(), client=client)
+    relay = Relay(
+        sessions=db_sessions,
+        config=lambda: config,
+        settings=FAST,
+        clock=SystemClock(),
+        client=client,
+    )
     await drain(relay, lambda: sum(receiver.attempts.values()) == FAST.closed_loop_max_attempts)
     await relay.deliver_due()
     [dead] = await rows(db_sessions)
@@ -142,8 +152,13 @@ async def test_permanent_rejection_is_dead_at_once(
     receiver.status_override = 410
     config = config_for([webhook(receiver)])
     await open_cases(db_sessions, config, 1)
-    relay = Relay(sessions=db_sessions, config=lambda: config, settings=FAST,
-                  clock=SystemClock(), client=client)
+    relay = Relay(
+        sessions=db_sessions,
+        config=lambda: config,
+        settings=FAST,
+        clock=SystemClock(),
+        client=client,
+    )
     await relay.deliver_due()
     [row] = await rows(db_sessions)
     assert (row.status, row.attempts) == ("dead", 1)
@@ -158,11 +173,19 @@ async def test_breaker_holds_back_a_failing_endpoint(
     config = config_for([webhook(receiver)])
     await open_cases(db_sessions, config, 6)
     settings = FAST.model_copy(
-        update={"closed_loop_breaker_threshold": 2, "closed_loop_relay_concurrency": 1,
-                "closed_loop_breaker_cooldown_s": 60}
+        update={
+            "closed_loop_breaker_threshold": 2,
+            "closed_loop_relay_concurrency": 1,
+            "closed_loop_breaker_cooldown_s": 60,
+        }
     )
-    relay = Relay(sessions=db_sessions, config=lambda: config, settings=settings,
-                  clock=SystemClock(), client=client)
+    relay = Relay(
+        sessions=db_sessions,
+        config=lambda: config,
+        settings=settings,
+        clock=SystemClock(),
+        client=client,
+    )
     await relay.deliver_due()
     assert sum(receiver.attempts.values()) == 2  # the breaker opened; four rows deferred
     stored = await rows(db_sessions)
@@ -187,12 +210,26 @@ async def test_email_over_smtp(
     controller = Controller(mailbox, hostname="127.0.0.1", port=port)
     controller.start()
     try:
-        config = config_for([{"name": "desk", "type": "email", "to": ["desk@example.com"],
-                              "from": "cxloop@example.com", "smtp_host": "127.0.0.1",
-                              "smtp_port": port}])
+        config = config_for(
+            [
+                {
+                    "name": "desk",
+                    "type": "email",
+                    "to": ["desk@example.com"],
+                    "from": "cxloop@example.com",
+                    "smtp_host": "127.0.0.1",
+                    "smtp_port": port,
+                }
+            ]
+        )
         await open_cases(db_sessions, config, 1)
-        relay = Relay(sessions=db_sessions, config=lambda: config, settings=FAST,
-                      clock=SystemClock(), client=client)
+        relay = Relay(
+            sessions=db_sessions,
+            config=lambda: config,
+            settings=FAST,
+            clock=SystemClock(),
+            client=client,
+        )
         await drain(relay, lambda: len(mailbox.messages) == 1)
     finally:
         controller.stop()
