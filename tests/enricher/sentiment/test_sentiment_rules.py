@@ -140,13 +140,24 @@ def test_unknown_language_uses_emoji_and_english() -> None:
     assert label("terrible", "xx") == "negative"
 
 
-def test_shipped_english_model_is_used_for_english_only() -> None:
+def test_shipped_english_model_is_blended_with_the_rules() -> None:
     shipped = shipped_models()
     assert set(shipped) == {"en"}
-    assert shipped["en"].classes == ("negative", "neutral", "positive")
+    model = shipped["en"]
+    assert model.classes == ("negative", "neutral", "positive")
     text = "The parcel arrived damaged and support never answered."
-    assert analyzer.analyze(text, "en") == SentimentAnalyzer(shipped["en"]).analyze(text, "en")
+    probabilities, lexical = model.predict(text, "en")
+    assert lexical is not None
+    assert lexical == score_text(text, "en")
+    expected = 0.5 * lexical.compound + 0.5 * (probabilities[2] - probabilities[0])
+    result = analyzer.analyze(text, "en")
+    assert result.score == pytest.approx(expected, abs=1e-4)
+    assert result.label == "negative"
     lexicon_only = SentimentAnalyzer()
-    assert analyzer.analyze("Paket kam beschädigt an", "de") == lexicon_only.analyze(
-        "Paket kam beschädigt an", "de"
-    )
+    german = "Paket kam beschädigt an"
+    assert analyzer.analyze(german, "de") == lexicon_only.analyze(german, "de")
+
+
+def test_mixed_in_both_languages() -> None:
+    assert label("Tolles Produkt, schreckliche Lieferung.", "de") == "mixed"
+    assert label("Great product, terrible delivery.", "en") == "mixed"

@@ -24,17 +24,25 @@ NEGATIVE = -0.05
 # of the stronger.
 MIXED_MASS = 2.0
 MIXED_RATIO = 0.5
+# A shipped language model's answer is averaged with the lexicon engine's: weight of the
+# lexicon score and the neutral band of the average (chosen on held-out English tweets).
+BLEND = 0.5
+BLEND_POSITIVE = 0.25
+BLEND_NEGATIVE = -0.15
 # A trained model calls a text mixed when both polar classes are at least this likely.
 MIXED_PROBABILITY = 0.30
+
+
+def _is_mixed(result: LexiconScore) -> bool:
+    weaker = min(result.positive, result.negative)
+    return weaker >= MIXED_MASS and weaker >= MIXED_RATIO * max(result.positive, result.negative)
 
 
 def label_lexicon(result: LexiconScore) -> SentimentResult:
     """Label and score from the lexicon engine's output."""
     score = round(clamp(result.compound), 4)
-    weaker = min(result.positive, result.negative)
-    stronger = max(result.positive, result.negative)
     label: Label
-    if weaker >= MIXED_MASS and weaker >= MIXED_RATIO * stronger:
+    if _is_mixed(result):
         label = "mixed"
     elif score >= POSITIVE:
         label = "positive"
@@ -92,10 +100,33 @@ class SentimentAnalyzer:
         """Sentiment of `text` written in `language` (ISO 639-1)."""
         if not text or text.isspace():
             return NO_OPINION
-        model = self._model or self._language_models.get(language)
-        if model is None:
-            return label_lexicon(score_text(text, language))
-        return self._label_model(text, language, model)
+        if self._model is not None:
+            return self._label_model(text, language, self._model)
+        shipped = self._language_models.get(language)
+        if shipped is not None:
+            return self._label_blend(text, language, shipped)
+        return label_lexicon(score_text(text, language))
+
+    @staticmethod
+    def _label_blend(text: str, language: str, model: LinearModel) -> SentimentResult:
+        # The shipped model learned from a few thousand product snippets; the rules know
+        # negation, contrast and emoji everywhere. Averaging keeps both.
+        probabilities, lexical = model.predict(text, language)
+        if lexical is None:
+            lexical = score_text(text, language)
+        named = dict(zip(model.classes, probabilities, strict=True))
+        polarity = float(named.get("positive", 0.0)) - float(named.get("negative", 0.0))
+        score = round(clamp(BLEND * lexical.compound + (1 - BLEND) * polarity), 4)
+        label: Label
+        if _is_mixed(lexical):
+            label = "mixed"
+        elif score >= BLEND_POSITIVE:
+            label = "positive"
+        elif score <= BLEND_NEGATIVE:
+            label = "negative"
+        else:
+            label = "neutral"
+        return SentimentResult(label, score)
 
     @staticmethod
     def _label_model(text: str, language: str, model: LinearModel) -> SentimentResult:

@@ -13,7 +13,7 @@ from functools import cache
 import numpy as np
 import numpy.typing as npt
 
-from cxloop_enricher.sentiment.engine import score_tokens
+from cxloop_enricher.sentiment.engine import LexiconScore, score_tokens
 from cxloop_enricher.sentiment.lexicon import for_language
 from cxloop_enricher.sentiment.tokens import tokenize
 
@@ -115,7 +115,20 @@ def featurize(
     *,
     normalise: bool = True,
 ) -> tuple[IntArray, FloatArray]:
-    """Indices and values of the sparse feature vector of `text`.
+    """Indices and values of the sparse feature vector of `text` (see `featurize_scored`)."""
+    index, value, _ = featurize_scored(text, language, config, idf, normalise=normalise)
+    return index, value
+
+
+def featurize_scored(
+    text: str,
+    language: str,
+    config: FeatureConfig,
+    idf: FloatArray | None = None,
+    *,
+    normalise: bool = True,
+) -> tuple[IntArray, FloatArray, LexiconScore | None]:
+    """Indices and values of the feature vector of `text`, and the lexicon engine's score.
 
     The hashed block holds one entry per word, word bigram and character n-gram occurrence
     (indices repeat), weighted by `idf` and, if `normalise`, divided by the root of the sum of
@@ -144,6 +157,7 @@ def featurize(
         if norm > 0:
             value /= norm
     dense = [1.0] + [0.0] * (DENSE - 1)
+    lexical = None
     if config.lexicon:
         lexical = score_tokens(tokens, lang)
         dense[1:] = [
@@ -158,6 +172,7 @@ def featurize(
     return (
         np.concatenate([index, _dense_index(config.hashed)]),
         np.concatenate([value, np.array(dense, dtype=np.float32)]),
+        lexical,
     )
 
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from cxloop_enricher.sentiment.features import FeatureConfig, featurize
+from cxloop_enricher.sentiment.engine import LexiconScore
+from cxloop_enricher.sentiment.features import FeatureConfig, featurize_scored
 
 FORMAT = "cxloop-sentiment-linear"
 VERSION = 1
@@ -37,12 +38,18 @@ class LinearModel:
 
     def probabilities(self, text: str, language: str) -> npt.NDArray[np.float64]:
         """Class probabilities of `text`, in the order of `classes`."""
-        index, value = featurize(text, language, self.config, self.idf)
+        return self.predict(text, language)[0]
+
+    def predict(
+        self, text: str, language: str
+    ) -> tuple[npt.NDArray[np.float64], LexiconScore | None]:
+        """Class probabilities and, if the model uses it, the lexicon engine's score."""
+        index, value, lexical = featurize_scored(text, language, self.config, self.idf)
         logits = (value @ self.weights[index]).astype(np.float64)
         logits -= logits.max()
         exp = np.exp(logits)
         result: npt.NDArray[np.float64] = exp / exp.sum()
-        return result
+        return result, lexical
 
     def save(self, path: str | Path) -> None:
         """Write the model to `path` (an .npz archive, whatever the name)."""
