@@ -168,6 +168,12 @@ async def test_sigkill_at_random_points_neither_loses_nor_double_counts(
             await asyncio.sleep(0.1)
         headers = {"Authorization": f"Bearer {key}"}
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=headers) as http:
+            ready = await http.get("/readyz")
+            assert ready.status_code == 200, ready.text
+            assert ready.json()["checks"] == {"kafka": True, "database": True}
+            exposition = (await http.get("/metrics")).text
+            assert "cx_consumer_lag" in exposition
+            assert "cx_feedback_responses_total" in exposition
             report = (await http.get("/v1/kpis", params={"window": "28d"})).json()
             by_channel = (
                 await http.get("/v1/kpis", params={"window": "28d", "group_by": "channel"})
