@@ -21,6 +21,7 @@ from cxloop_enricher.touchpoints import Tagging, TouchpointTagger
 from cxschema import FeedbackEnriched, FeedbackReceived, Sentiment, SentimentLabel
 from cxschema.events import MAX_COMMENT_CHARS
 
+UNDETERMINED: Final = "und"
 NO_COMMENT_SENTIMENT: Final = Sentiment(label="neutral", score=0.0)
 _MAX_SUBJECT_CHARS: Final = 1000
 _MAX_URL_CHARS: Final = 2000
@@ -106,8 +107,10 @@ class Enricher:
             sentiment = Sentiment(label=result.label, score=score)
         else:
             sentiment = NO_COMMENT_SENTIMENT
-        fields: dict[str, Any] = dict(event)
-        fields.update(
+        if not 2 <= len(language) <= 16:
+            language = UNDETERMINED
+        values: dict[str, Any] = dict(event)
+        values.update(
             comment=comment,
             context=context,
             touchpoint=tagging.touchpoint.id,
@@ -118,7 +121,7 @@ class Enricher:
             redactions=redactions,
             enriched_at=now,
         )
-        return Enriched(FeedbackEnriched.model_validate(fields), tagging)
+        return Enriched(FeedbackEnriched.model_validate(values), tagging)
 
 
 def _add(total: dict[str, int], counts: dict[str, int]) -> None:

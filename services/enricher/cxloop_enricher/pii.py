@@ -64,6 +64,7 @@ _ID_BEFORE: Final = re.compile(
     re.IGNORECASE,
 )
 _IBAN_PREFIX: Final = re.compile(r"[A-Za-z]{2}\d{2} ?$")
+_DIGIT: Final = re.compile(r"\d")
 _CONTEXT_CHARS: Final = 32
 _MAX_GROUPS: Final = 8
 
@@ -184,7 +185,7 @@ class Redactor:
             text = _substitute(text, _EMAIL_RE, "[EMAIL]", EMAIL, counts)
         for pattern in self._extra:
             text = _substitute(text, pattern.regex, pattern.placeholder, pattern.kind, counts)
-        if not any(ch.isdigit() for ch in text):
+        if _DIGIT.search(text) is None:
             return Redaction(text, counts)
         ibans, kept = _iban_spans(text)
         if ibans:

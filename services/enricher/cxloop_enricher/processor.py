@@ -11,7 +11,7 @@ only once they are acknowledged.
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 
 from pydantic import ValidationError
@@ -83,7 +83,7 @@ def _output(record: Consumed, enriched: Enriched) -> Produce:
     return Produce(topic=ENRICHED, value=encode(event), key=key, headers=headers)
 
 
-def _count(batch: collections.abc.Iterable[Enriched]) -> None:
+def _count(batch: Iterable[Enriched]) -> None:
     events: collections.Counter[tuple[str, str, str]] = collections.Counter()
     touchpoints: collections.Counter[tuple[str, str]] = collections.Counter()
     redactions: collections.Counter[str] = collections.Counter()

@@ -50,10 +50,10 @@ class _Strict(BaseModel):
 class TouchpointSpec(_Strict):
     """One node of the taxonomy as written in the file."""
 
-    id: str
+    id: str = Field(max_length=200)
     name: str = Field(min_length=1)
     stage: str | None = None
-    team: str | None = Field(default=None, min_length=1)
+    team: str | None = Field(default=None, min_length=1, max_length=100)
     aliases: list[str] = Field(default_factory=list)
     description: str = ""
 
