@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 
+from cxloop_collector import telemetry
 from cxschema import Headers
 
 PARTITIONS_TTL_S = 10.0
@@ -29,6 +30,7 @@ class _OpenBatch:
     builder: Any
     done: asyncio.Future[None]
     count: int = 0
+    shipped_at: float = 0.0
 
 
 def _resolve(target: asyncio.Future[None], source: asyncio.Future[Any]) -> None:
@@ -56,6 +58,10 @@ class Framer:
         self._partitions_at = float("-inf")
         self._shipping: set[asyncio.Task[None]] = set()
         self._timer: asyncio.TimerHandle | None = None
+
+    def partitions_stale(self) -> bool:
+        """True when the partitions must be (re)read before appending."""
+        return not self._partitions or time.monotonic() - self._partitions_at >= PARTITIONS_TTL_S
 
     async def refresh_partitions(self) -> None:
         """Know the topic's partitions (cached; the producer waits for metadata if needed)."""
@@ -116,7 +122,14 @@ class Framer:
             if not batch.done.done():
                 batch.done.set_exception(exc)
             return
-        delivery.add_done_callback(lambda source: _resolve(batch.done, source))
+        batch.shipped_at = time.perf_counter()
+        delivery.add_done_callback(lambda source: self._delivered(batch, source))
+
+    @staticmethod
+    def _delivered(batch: _OpenBatch, delivery: asyncio.Future[Any]) -> None:
+        if not delivery.cancelled() and delivery.exception() is None:
+            telemetry.PRODUCE_SECONDS.observe(time.perf_counter() - batch.shipped_at)
+        _resolve(batch.done, delivery)
 
     async def close(self, *, timeout_s: float = 5.0) -> None:
         """Seal every open batch and hand it to the producer (before the producer stops)."""

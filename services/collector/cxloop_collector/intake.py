@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 from datetime import datetime
 from typing import Any, Final
@@ -25,6 +26,7 @@ MAX_SOURCE_CHARS: Final = 500
 KEY_SOURCE_PREFIX: Final = "/cxloop/keys/"
 
 
+@functools.lru_cache(maxsize=4096)
 def key_source(key_name: str) -> str:
     """The CloudEvents `source` of events posted natively with the key named `key_name`."""
     return KEY_SOURCE_PREFIX + quote(key_name, safe="")[: MAX_SOURCE_CHARS - len(KEY_SOURCE_PREFIX)]

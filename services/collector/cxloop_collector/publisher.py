@@ -71,6 +71,7 @@ class Publisher:
         self._memo = UidMemo(memo_size)
         self._pending: dict[str, asyncio.Future[Any]] = {}
         self._in_flight = 0
+        telemetry.IN_FLIGHT.set_function(lambda: self._in_flight)
 
     def attach(self, producer: AIOKafkaProducer, *, linger_s: float) -> None:
         """Start producing through `producer` (called once it connected)."""
@@ -147,8 +148,9 @@ class Publisher:
     ) -> None:
         groups: dict[asyncio.Future[Any], list[str]] = {}
         try:
-            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-                await framer.refresh_partitions()
+            if framer.partitions_stale():
+                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                    await framer.refresh_partitions()
             for index in fresh:
                 record = records[index]
                 future = framer.append(record.key, record.value, record.headers)
@@ -169,21 +171,18 @@ class Publisher:
         for uid in uids:
             self._pending[uid] = future
         self._in_flight += len(uids)
-        telemetry.IN_FLIGHT.set(self._in_flight)
-        future.add_done_callback(partial(self._settle, uids, time.perf_counter()))
+        future.add_done_callback(partial(self._settle, uids))
 
-    def _settle(self, uids: list[str], started: float, future: asyncio.Future[Any]) -> None:
+    def _settle(self, uids: list[str], future: asyncio.Future[Any]) -> None:
         for uid in uids:
             if self._pending.get(uid) is future:
                 del self._pending[uid]
         self._in_flight -= len(uids)
-        telemetry.IN_FLIGHT.set(self._in_flight)
         if future.cancelled():
             return
         error = future.exception()
         if error is None:
             for uid in uids:
                 self._memo.add(uid)
-            telemetry.PRODUCE_SECONDS.observe(time.perf_counter() - started)
         else:
             log.warning("Kafka did not acknowledge %d record(s): %r", len(uids), error)

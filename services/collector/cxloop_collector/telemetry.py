@@ -37,7 +37,7 @@ REQUEST_SECONDS = Histogram(
 )
 PRODUCE_SECONDS = Histogram(
     "cx_collector_produce_seconds",
-    "Time from handing a record to the Kafka producer to its acknowledgement (acks=all).",
+    "Time from handing a batch of records to the Kafka producer to its acknowledgement (acks=all).",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0),
 )
 IN_FLIGHT = Gauge(
