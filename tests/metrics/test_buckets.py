@@ -17,6 +17,7 @@ from cxloop_metrics.buckets import (
     floor_hour,
     interval_starts,
     next_interval,
+    with_weeks,
 )
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -140,3 +141,19 @@ def test_cover_is_a_contiguous_aligned_partition(
             assert s >= horizons.minute
         cursor = e
     assert cursor == coverage.end
+
+
+def test_whole_local_weeks_come_from_week_buckets_across_dst() -> None:
+    # 2026-10-21 (Wed) .. 2026-11-05 (Thu) local: the week of Mon 26 Oct (after the October
+    # change) is whole; the days before and after stay day buckets.
+    start = utc(2026, 10, 20, 22)  # Wed 21 Oct 00:00 CEST
+    end = utc(2026, 11, 4, 23)  # Thu 5 Nov 00:00 CET
+    ranges = with_weeks((("day", start, end),), BERLIN)
+    assert ranges == (
+        ("day", start, utc(2026, 10, 25, 23)),  # Mon 26 Oct 00:00 CET
+        ("week", utc(2026, 10, 25, 23), utc(2026, 11, 1, 23)),  # Mon 2 Nov 00:00 CET
+        ("day", utc(2026, 11, 1, 23), end),
+    )
+    assert event_buckets(utc(2026, 10, 25, 0, 30), BERLIN).week == utc(2026, 10, 18, 22)
+    short = (("day", start, utc(2026, 10, 23, 22)),)
+    assert with_weeks(short, BERLIN) == short
