@@ -100,6 +100,10 @@ def train(
     sample_weight /= sample_weight.sum()
 
     weights = np.zeros((features.size, len(classes)), dtype=np.float64)
+    # The bias and the few lexicon features are not shrunk: on a few hundred comments they are
+    # the most reliable evidence there is.
+    penalised = np.ones((features.size, 1), dtype=np.float64)
+    penalised[features.hashed :] = 0.0
     moment = np.zeros_like(weights)
     velocity = np.zeros_like(weights)
     beta1, beta2, epsilon = 0.9, 0.999, 1e-8
@@ -120,7 +124,7 @@ def train(
             ],
             axis=1,
         ).astype(np.float64)
-        gradient = gradient + training.l2 * weights
+        gradient = gradient + training.l2 * penalised * weights
         moment = beta1 * moment + (1 - beta1) * gradient
         velocity = beta2 * velocity + (1 - beta2) * gradient * gradient
         corrected = moment / (1 - beta1**step)
