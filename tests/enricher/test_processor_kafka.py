@@ -120,3 +120,30 @@ async def test_undecodable_records_are_dead_lettered_and_the_consumer_goes_on(
         assert ids == {good_before.id, good_after.id}
 
     await _run(kafka, check())
+
+
+async def test_two_enrichers_share_the_partitions(kafka: EmbeddedKafka) -> None:
+    settings = EnricherSettings(kafka_bootstrap_servers=kafka.bootstrap)
+    config = runner_config(settings, kafka.bootstrap)
+    producer = make_producer(kafka.bootstrap, client_id="test-enricher")
+    await producer.start()
+    runners = [ConsumerRunner(config, EnrichProcessor(default_enricher()), producer) for _ in "ab"]
+    tasks = [asyncio.create_task(r.run()) for r in runners]
+    try:
+        deadline = asyncio.get_running_loop().time() + 30
+        while not all(r.assignment for r in runners):
+            assert asyncio.get_running_loop().time() < deadline, "the group did not balance"
+            await asyncio.sleep(0.1)
+        first, second = (r.assignment for r in runners)
+        assert not first & second
+        assert len(first | second) == 3
+        events = [raw_event() for _ in range(60)]
+        await produce_raw(kafka.bootstrap, [raw_record(e) for e in events])
+        async with TopicReader(kafka.bootstrap, ENRICHED) as reader:
+            assert await reader.until(lambda r: len(r) >= 60, timeout_s=30)
+        assert {header_value(r.headers, "ce_id") for r in reader.records} == {e.id for e in events}
+    finally:
+        for runner in runners:
+            runner.stop()
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=30)
+        await producer.stop()
