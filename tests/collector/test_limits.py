@@ -65,7 +65,7 @@ async def test_in_flight_bound_answers_429_rather_than_queueing(
                 for _ in range(2)
             ]
             deadline = time.monotonic() + 1.5
-            while collector.gate.publisher.in_flight < 2 and time.monotonic() < deadline:
+            while collector.gate.publisher.in_flight < 2 and time.monotonic() < deadline:  # noqa: ASYNC110
                 await asyncio.sleep(0.02)
             assert collector.gate.publisher.in_flight == 2
             started = time.monotonic()
@@ -128,3 +128,30 @@ async def test_publishable_key_cors(
         )
         assert other_channel.status_code == 403
         assert other_channel.headers["access-control-allow-origin"] == shop
+
+
+async def test_concurrent_lookups_of_one_key_share_one_query(
+    kafka: EmbeddedKafka, database_url: str, tmp_path: Path, make_key: KeyMaker
+) -> None:
+    from cxloop_collector.keys import CoalescingAuthenticator
+    from cxruntime import apikeys
+
+    key = await make_key(name="herd")
+    original = apikeys.authenticate
+    async for collector in start_collector(collector_settings(kafka, database_url, tmp_path)):
+        auth = collector.app.state.authenticator
+        assert isinstance(auth, CoalescingAuthenticator)
+        calls = 0
+
+        async def counting(session: object, presented: str) -> object:
+            nonlocal calls
+            calls += 1
+            return await original(session, presented)  # type: ignore[arg-type]
+
+        apikeys.authenticate = counting  # type: ignore[assignment]
+        try:
+            found = await asyncio.gather(*(auth.resolve(key) for _ in range(20)))
+        finally:
+            apikeys.authenticate = original
+        assert calls == 1
+        assert {k.name for k in found if k is not None} == {"herd"}

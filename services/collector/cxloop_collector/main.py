@@ -15,13 +15,13 @@ from fastapi import FastAPI
 from cxloop_collector import api, channels_api
 from cxloop_collector.cors import OriginAllowList, PublishableCors
 from cxloop_collector.gate import Gate
+from cxloop_collector.keys import CoalescingAuthenticator
 from cxloop_collector.openapi import install_openapi
 from cxloop_collector.publisher import Publisher
 from cxloop_collector.ratelimit import RateLimiter
 from cxloop_collector.rating import RatingSigner, load_secret
 from cxloop_collector.settings import CollectorSettings
 from cxloop_collector.timing import RequestTiming
-from cxruntime.auth import Authenticator
 from cxruntime.db import DatabaseProbe, make_engine, make_sessionmaker
 from cxruntime.kafka import KafkaProbe, make_producer
 from cxruntime.logs import configure_logging
@@ -69,7 +69,9 @@ def create_app(settings: CollectorSettings) -> FastAPI:
             load_secret(secret.get_secret_value() if secret else None, settings.data_dir)
         )
         app.state.origins = OriginAllowList(sessions, ttl_s=settings.collector_auth_cache_s)
-        app.state.authenticator = Authenticator(sessions, ttl_s=settings.collector_auth_cache_s)
+        app.state.authenticator = CoalescingAuthenticator(
+            sessions, ttl_s=settings.collector_auth_cache_s
+        )
         publisher = Publisher(
             timeout_s=settings.collector_produce_timeout_s,
             max_in_flight=settings.collector_max_in_flight,
