@@ -67,6 +67,8 @@ _IBAN_PREFIX: Final = re.compile(r"[A-Za-z]{2}\d{2} ?$")
 _DIGIT: Final = re.compile(r"\d")
 _CONTEXT_CHARS: Final = 32
 _MAX_GROUPS: Final = 8
+_MIN_DIGITS: Final = 6
+_MAX_DIGITS: Final = 19
 
 
 def iban_valid(candidate: str) -> bool:
@@ -105,8 +107,11 @@ def card_number(span: str, before: str) -> bool:
     return not _follows_identifier_word(before)
 
 
-def phone_number(span: str, before: str) -> bool:
-    """True when `span`, preceded by `before`, is written as a phone number."""
+def phone_number(span: str, before: str, *, phone_words: bool = True) -> bool:
+    """True when `span`, preceded by `before`, is written as a phone number.
+
+    `phone_words=False` says the text holds no word such as "Tel." at all (saves the search).
+    """
     if _DATE_RE.search(span) or "//" in span or ".." in span:
         return False
     digits = "".join(ch for ch in span if ch.isdigit())
@@ -118,22 +123,38 @@ def phone_number(span: str, before: str) -> bool:
         shaped = 7 <= len(digits) <= 13
     else:
         shaped = _NANP_RE.fullmatch(span) is not None
-    if _follows_identifier_word(before):
+    if not shaped and not (phone_words and 6 <= len(digits) <= 15 and _PHONE_WORDS.search(before)):
         return False
-    return shaped or (6 <= len(digits) <= 15 and _PHONE_WORDS.search(before) is not None)
+    return not _follows_identifier_word(before)
+
+
+def _shaped_phone_number(span: str, before: str) -> bool:
+    return phone_number(span, before, phone_words=False)
 
 
 Validator = Callable[[str, str], bool]
 
 
 def _best_spans(text: str, run: re.Match[str], valid: Validator) -> list[tuple[int, int]]:
-    """The longest sub-runs of whole digit groups that `valid` accepts, left to right."""
+    """The longest sub-runs of whole digit groups that `valid` accepts, left to right.
+
+    Only runs of 6 to 19 digits are candidates (no phone or card number is shorter or longer),
+    which keeps long digit tables cheap.
+    """
     base = run.start()
-    groups = [(base + g.start(), base + g.end()) for g in _GROUP_RE.finditer(run.group(0))]
+    groups = []
+    total = 0
+    counts = [0]
+    for g in _GROUP_RE.finditer(run.group(0)):
+        groups.append((base + g.start(), base + g.end()))
+        total += sum(ch.isdigit() for ch in g.group(0))
+        counts.append(total)
     spans: list[tuple[int, int]] = []
     i = 0
     while i < len(groups):
         for j in range(min(len(groups), i + _MAX_GROUPS) - 1, i - 1, -1):
+            if not _MIN_DIGITS <= counts[j + 1] - counts[i] <= _MAX_DIGITS:
+                continue
             start, end = groups[i][0], groups[j][1]
             before = text[max(0, start - _CONTEXT_CHARS) : start]
             if valid(text[start:end], before):
@@ -199,7 +220,8 @@ class Redactor:
                 text = _replace_spans(text, cards, "[CARD]", CARD, counts)
                 kept = _iban_spans(text)[1]
                 runs = list(_NUMBER_RUN_RE.finditer(text))
-            phones = [s for run in runs for s in _best_spans(text, run, phone_number)]
+            phone = phone_number if _PHONE_WORDS.search(text) else _shaped_phone_number
+            phones = [s for run in runs for s in _best_spans(text, run, phone)]
             text = _replace_spans(text, _outside(phones, kept), "[PHONE]", PHONE, counts)
         return Redaction(text, counts)
 
