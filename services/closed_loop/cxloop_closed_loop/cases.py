@@ -179,6 +179,7 @@ def _feedback_view(event: FeedbackEnriched) -> dict[str, Any]:
         "language": event.language,
         "touchpoint": event.touchpoint,
         "sentiment": event.sentiment.model_dump(),
+        "enriched_at": event.enriched_at.isoformat() if event.enriched_at else None,
     }
 
 
