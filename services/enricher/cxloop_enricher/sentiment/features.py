@@ -56,6 +56,12 @@ _hashes: dict[str, int] = {}
 _NEGATED = np.uint64(0x5BD1E995)
 _BIGRAM = np.uint64(0x27D4EB2F)
 _PUNCTUATION = frozenset(".,;:!?-–—")
+_WORD64 = (1 << 64) - 1
+_PRIME_INT = int(_PRIME)
+_MIX_INT = int(_MIX)
+_SHIFT_INT = int(_SHIFT)
+_NEGATED_INT = int(_NEGATED)
+_BIGRAM_INT = int(_BIGRAM)
 
 
 def _hash(token: str) -> int:
@@ -67,27 +73,30 @@ def _hash(token: str) -> int:
     return value
 
 
-def _word_features(lowered: list[str], negators: frozenset[str]) -> npt.NDArray[np.uint64]:
-    # Words in the scope of a negator get their own features ("nicht gut" != "gut"); the
-    # scope ends at punctuation.
-    if not lowered:
-        return np.zeros(0, dtype=np.uint64)
+def _word_indices(lowered: list[str], negators: frozenset[str], mask: int) -> list[int]:
+    """Hashed indices of the unigrams and bigrams, in plain integers (cheaper than NumPy calls
+    for the few dozen tokens of a comment). Words in the scope of a negator get their own
+    features ("nicht gut" != "gut"); the scope ends at punctuation."""
     cache = _hashes
-    hashes: list[int] = []
-    scope: list[bool] = []
+    indices: list[int] = []
+    append = indices.append
     negated = False
+    previous = -1
     for token in lowered:
-        value = cache.get(token)
-        hashes.append(_hash(token) if value is None else value)
+        hashed = cache.get(token)
+        if hashed is None:
+            hashed = _hash(token)
         if token in negators:
             negated = True
         elif token[0] in _PUNCTUATION:
             negated = False
-        scope.append(negated)
-    array = np.array(hashes, dtype=np.uint64)
-    unigrams = np.where(scope, array ^ _NEGATED, array)
-    bigrams = (array[:-1] * _PRIME + array[1:]) ^ _BIGRAM
-    return np.concatenate([unigrams, bigrams])
+        unigram = hashed ^ _NEGATED_INT if negated else hashed
+        append((((unigram * _MIX_INT) & _WORD64) >> _SHIFT_INT) & mask)
+        if previous >= 0:
+            bigram = ((previous * _PRIME_INT + hashed) & _WORD64) ^ _BIGRAM_INT
+            append((((bigram * _MIX_INT) & _WORD64) >> _SHIFT_INT) & mask)
+        previous = hashed
+    return indices
 
 
 def _char_features(text: str, low: int, high: int) -> npt.NDArray[np.uint64]:
@@ -137,18 +146,19 @@ def featurize_scored(
     lang = for_language(language)
     tokens = tokenize(text)
     lowered = [token.lower() for token in tokens]
-    mask = np.uint64(config.hashed - 1)
-    words = _word_features(lowered, lang.rules.negators)
+    words = _word_indices(lowered, lang.rules.negators, config.hashed - 1)
     # Repeated n-grams stay separate entries (a dot product sums them), which saves sorting on
     # every call: the block is term frequency divided by the root of the summed squared
     # weights of all occurrences.
     if config.char_max >= config.char_min:
         chars = _char_features(" ".join(lowered), config.char_min, config.char_max)
-        index = np.concatenate([(words * _MIX >> _SHIFT) & mask, chars & mask]).astype(np.int64)
+        index = np.concatenate(
+            [np.array(words, dtype=np.int64), (chars & np.uint64(config.hashed - 1))]
+        ).astype(np.int64)
         value = np.full(len(index), config.char_weight, dtype=np.float32)
         value[: len(words)] = 1.0
     else:
-        index = ((words * _MIX >> _SHIFT) & mask).astype(np.int64)
+        index = np.array(words, dtype=np.int64)
         value = np.ones(len(index), dtype=np.float32)
     if idf is not None:
         value *= idf[index]
