@@ -152,3 +152,29 @@ async def _trickle(
     for start in range(0, len(records), 100):
         await produce_raw(bootstrap, list(records[start : start + 100]))
         await asyncio.sleep(0.02)
+
+
+def test_readyz_is_503_while_kafka_does_not_answer(kafka: EmbeddedKafka, tmp_path: Path) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/readyz"
+
+    def status_becomes(expected: int, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(url, timeout=5).status_code == expected:
+                    return True
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        return False
+
+    with enricher_process(kafka, tmp_path, port) as process:
+        wait_ready(port, process)
+        kafka.freeze()
+        try:
+            assert status_becomes(503, timeout_s=15)
+            assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+        finally:
+            kafka.thaw()
+        assert status_becomes(200, timeout_s=30)
