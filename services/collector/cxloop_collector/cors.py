@@ -57,11 +57,12 @@ class PublishableCors:
         if scope["type"] != "http" or scope["path"] not in CORS_PATHS:
             await self.app(scope, receive, send)
             return
-        headers = Headers(scope=scope)
-        origin = headers.get("origin")
-        if origin is None:
+        raw_origin = next((v for k, v in scope["headers"] if k == b"origin"), None)
+        if raw_origin is None:
             await self.app(scope, receive, send)
             return
+        origin = raw_origin.decode("latin-1")
+        headers = Headers(scope=scope)
         allow_list: OriginAllowList | None = getattr(scope["app"].state, "origins", None)
         allowed = allow_list is not None and await allow_list.allows(origin)
         if scope["method"] == "OPTIONS" and "access-control-request-method" in headers:

@@ -40,9 +40,11 @@ class Overloaded(Exception):
     """More events would be in flight than the configured bound."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Record:
-    """One Kafka record of `cx.feedback.raw.v1` and the uid it is deduplicated on."""
+    """One Kafka record of `cx.feedback.raw.v1` and the uid it is deduplicated on.
+
+    Not frozen: a frozen dataclass costs a `object.__setattr__` per field on the hot path."""
 
     uid: str
     event_id: str
