@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import random
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -71,8 +72,6 @@ def majority_baseline(gold: Sequence[str]) -> tuple[str, Scores]:
 
 def folds(count: int, k: int, seed: int = 13) -> Iterable[tuple[list[int], list[int]]]:
     """Shuffled k-fold (train, test) index splits."""
-    import random
-
     order = list(range(count))
     random.Random(seed).shuffle(order)
     for fold in range(k):
