@@ -155,45 +155,90 @@ def event(rng: random.Random, detractor: bool) -> dict[str, Any]:
     }
 
 
+class Connection:
+    """One HTTP/1.1 keep-alive connection sending requests one after another (a cheap client)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    async def send(self, raw: bytes) -> int:
+        self.writer.write(raw)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        if length:
+            await self.reader.readexactly(length)
+        return int(head[9:12])
+
+
+def request_bytes(body: bytes, key: str) -> bytes:
+    """A complete keep-alive POST /v1/feedback."""
+    head = (
+        "POST /v1/feedback HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nX-API-Key: {key}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
 async def load(
-    collector: str, key: str, *, rate: float, seconds: float, share: float, seed: int
-) -> tuple[dict[str, float], int, int, float]:
-    """Post at `rate`/s; returns {detractor id: time of its 202}, accepted, failed, wall time."""
+    port: int, key: str, *, rate: float, seconds: float, share: float, seed: int
+) -> dict[str, Any]:
+    """Post at a fixed offered rate. Returns the 202 time of each detractor (CLOCK_MONOTONIC,
+    which is system-wide, so the receiver process can compare), statuses, the rate achieved."""
     rng = random.Random(seed)
     total = int(rate * seconds)
+    flags = [rng.random() < share for _ in range(total)]
+    bodies = [event(rng, flag) for flag in flags]
+    raws = [request_bytes(orjson.dumps(body), key) for body in bodies]
+    pool: asyncio.Queue[Connection] = asyncio.Queue()
+    for _ in range(64):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        pool.put_nowait(Connection(reader, writer))
     accepted_at: dict[str, float] = {}
-    counts = {"ok": 0, "failed": 0}
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    headers = {"Authorization": f"Bearer {key}", "content-type": "application/json"}
-    async with httpx.AsyncClient(base_url=collector, limits=limits, timeout=10) as client:
+    statuses: dict[int, int] = {}
+    tasks: set[asyncio.Task[None]] = set()
 
-        async def post(body: dict[str, Any], detractor: bool) -> None:
-            try:
-                response = await client.post(
-                    "/v1/feedback", content=orjson.dumps(body), headers=headers
-                )
-            except httpx.HTTPError:
-                counts["failed"] += 1
-                return
-            if response.status_code == 202:
-                counts["ok"] += 1
-                if detractor:
-                    accepted_at[body["id"]] = time.monotonic()
-            else:
-                counts["failed"] += 1
+    async def one(index: int) -> None:
+        connection = await pool.get()
+        try:
+            status = await connection.send(raws[index])
+        finally:
+            pool.put_nowait(connection)
+        statuses[status] = statuses.get(status, 0) + 1
+        if status == 202 and flags[index]:
+            accepted_at[bodies[index]["id"]] = time.monotonic()
 
-        tasks = []
-        start = time.monotonic()
-        for i in range(total):
-            due = start + i / rate
-            delay = due - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            detractor = rng.random() < share
-            tasks.append(asyncio.create_task(post(event(rng, detractor), detractor)))
-        await asyncio.gather(*tasks)
-        wall = time.monotonic() - start
-    return accepted_at, counts["ok"], counts["failed"], wall
+    start = time.monotonic() + 0.05
+    for index in range(total):
+        delay = start + index / rate - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        task = asyncio.create_task(one(index))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    sent_by = time.monotonic()
+    await asyncio.gather(*tasks)
+    return {
+        "accepted_at": accepted_at,
+        "statuses": statuses,
+        "offered_per_s": total / max(1e-9, sent_by - start),
+        "wall_s": time.monotonic() - start,
+    }
+
+
+def run_load(port: int, key: str, work: Path, **options: Any) -> dict[str, Any]:
+    """The load generator in its own process: it shares no event loop or GIL with the receiver."""
+    out = work / f"load-{uuid.uuid4().hex[:6]}.json"
+    command = [sys.executable, "-m", "benchmarks.closed_loop", "--load-port", str(port)]
+    command += ["--key", key, "--out", str(out)]
+    for name, value in options.items():
+        command += [f"--{name}", str(value)]
+    subprocess.run(command, check=True)
+    result: dict[str, Any] = orjson.loads(out.read_bytes())
+    return result
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -209,7 +254,23 @@ def main() -> int:
     parser.add_argument("--detractors", type=float, default=0.2, help="share of detractors")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds at the rate first")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--load-port", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--key", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.load_port is not None:
+        result = asyncio.run(
+            load(
+                args.load_port,
+                args.key,
+                rate=args.rate,
+                seconds=args.seconds,
+                share=args.detractors,
+                seed=args.seed,
+            )
+        )
+        args.out.write_bytes(orjson.dumps(result, option=orjson.OPT_NON_STR_KEYS))
+        return 0
 
     work = Path(tempfile.mkdtemp(prefix="cxbench-closed-loop-"))
     os.chmod(work, 0o755)  # the embedded PostgreSQL runs as another user
@@ -245,32 +306,20 @@ def main() -> int:
             processes.append(subprocess.Popen([cxloop(), name], env=env, stdout=log, stderr=log))
         for port, process in zip(ports.values(), processes, strict=True):
             wait_ready(f"http://127.0.0.1:{port}", process)
-        collector = f"http://127.0.0.1:{ports['collector']}"
-        # Let the consumer groups settle, then warm up at the target rate.
-        time.sleep(6)
-        asyncio.run(
-            load(
-                collector,
-                key,
-                rate=args.rate,
-                seconds=args.warmup,
-                share=args.detractors,
-                seed=args.seed + 1,
-            )
-        )
+        time.sleep(6)  # let the consumer groups settle
+        options = {"rate": args.rate, "detractors": args.detractors}
+        run_load(ports["collector"], key, work, seconds=args.warmup, seed=args.seed + 1, **options)
         time.sleep(3)
         with arrivals.lock:
             arrivals.at.clear()
-        accepted_at, ok, failed, wall = asyncio.run(
-            load(
-                collector,
-                key,
-                rate=args.rate,
-                seconds=args.seconds,
-                share=args.detractors,
-                seed=args.seed,
-            )
+            arrivals.stages.clear()
+        result = run_load(
+            ports["collector"], key, work, seconds=args.seconds, seed=args.seed, **options
         )
+        accepted_at: dict[str, float] = result["accepted_at"]
+        statuses = {int(k): v for k, v in result["statuses"].items()}
+        ok = statuses.get(202, 0)
+        failed = sum(statuses.values()) - ok
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             with arrivals.lock:
@@ -281,8 +330,9 @@ def main() -> int:
             latencies = [arrivals.at[i] - t for i, t in accepted_at.items() if i in arrivals.at]
             missing = sum(1 for i in accepted_at if i not in arrivals.at)
         print(
-            f"posted {ok + failed} events in {wall:.1f}s ({(ok + failed) / wall:.0f}/s offered "
-            f"target {args.rate:.0f}/s), accepted {ok}, failed {failed}"
+            f"posted {ok + failed} events, offered {result['offered_per_s']:.0f}/s "
+            f"(target {args.rate:.0f}/s), all answered after {result['wall_s']:.1f}s; "
+            f"HTTP statuses {statuses}"
         )
         print(
             f"detractors accepted: {len(accepted_at)}, webhooks received: {len(latencies)}, "

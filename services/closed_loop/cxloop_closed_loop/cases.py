@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -220,98 +220,177 @@ async def apply_feedback(
     now: datetime,
 ) -> FeedbackResult:
     """Open, update or reopen the case an event calls for (idempotent on its uid)."""
-    uid = feedback_uid(event.source, event.id)
-    if await repository.feedback_seen(session, [uid]):
-        return FeedbackResult("duplicate")
-    finding = detect(event, config.detection, config.severity)
-    if finding is None:
-        return FeedbackResult("ignored")
-    customer_id = event.customer.id if event.customer else None
-    customer_key = customer_id or f"anonymous:{uid}"
-    view = _feedback_view(event)
+    [result] = await apply_batch(session, events=[event], config=config, now=now)
+    return result
 
-    case = await repository.active_case(
-        session, customer_key=customer_key, touchpoint=event.touchpoint
-    )
-    if case is not None:
-        before = case.severity
-        _attach(session, case=case, event=event, uid=uid, finding=finding, now=now)
-        case.severity = higher(case.severity, finding.severity)
-        details: dict[str, Any] = {"feedback_uid": uid, "reasons": list(finding.reasons)}
-        if case.severity != before:
-            details["severity"] = {"from": before, "to": case.severity}
-            await repository.cancel_timers(
-                session, case_id=case.id, kinds=("acknowledge", "resolve"), now=now
-            )
-            kinds = ("acknowledge", "resolve") if case.status == "open" else ("resolve",)
-            schedule_sla(
-                session, config=config, case=case, start=case.opened_at, now=now, kinds=kinds
-            )
-        record(
-            session,
-            case=case,
-            actor=SYSTEM,
-            action="feedback_added",
-            now=now,
-            from_status=case.status,
-            details=details,
-        )
-        n = enqueue(
-            session,
-            config=config,
-            case=case,
-            event_type="case.updated",
-            change="feedback_added",
-            now=now,
-            receivers=case_receivers(config, case),
-            feedback=view,
-            details=details,
-        )
-        return FeedbackResult("updated", case.id, n)
 
-    resolved_since = now - timedelta(days=config.reopen_within_days)
-    case = await repository.reopenable_case(
+async def apply_batch(
+    session: AsyncSession,
+    *,
+    events: Sequence[FeedbackEnriched],
+    config: RoutingConfig,
+    now: datetime,
+) -> list[FeedbackResult]:
+    """Apply a batch of events in order with a handful of queries (idempotent on each uid).
+
+    Detection is pure and runs first; only events that call for a case touch the database:
+    one query for uids already attached, one for the active cases of the batch's customers,
+    one for recently resolved ones, then the writes in one flush.
+    """
+    results: list[FeedbackResult | None] = [None] * len(events)
+    wanted: list[tuple[int, FeedbackEnriched, str, Finding]] = []
+    for index, event in enumerate(events):
+        finding = detect(event, config.detection, config.severity)
+        if finding is None:
+            results[index] = FeedbackResult("ignored")
+        else:
+            wanted.append((index, event, feedback_uid(event.source, event.id), finding))
+    seen = await repository.feedback_seen(session, [uid for _, _, uid, _ in wanted])
+    keys = {(_customer_key(event, uid), event.touchpoint) for _, event, uid, _ in wanted}
+    active = await repository.active_cases(session, keys)
+    reopenable = await repository.reopenable_cases(
         session,
-        customer_key=customer_key,
-        touchpoint=event.touchpoint,
-        resolved_since=resolved_since,
+        keys - active.keys(),
+        resolved_since=now - timedelta(days=config.reopen_within_days),
     )
-    if case is not None:
-        previous = case.status
-        _reopen(case, now=now)
-        case.severity = higher(case.severity, finding.severity)
-        _attach(session, case=case, event=event, uid=uid, finding=finding, now=now)
-        schedule_sla(session, config=config, case=case, start=now, now=now)
-        details = {"feedback_uid": uid, "reasons": list(finding.reasons)}
-        record(
-            session,
-            case=case,
-            actor=SYSTEM,
-            action="reopened",
-            now=now,
-            from_status=previous,
-            details=details,
-        )
-        CASES_OPENED.labels(case.severity, case.team).inc()
-        n = enqueue(
-            session,
-            config=config,
-            case=case,
-            event_type="case.updated",
-            change="reopened",
-            now=now,
-            receivers=case_receivers(config, case),
-            feedback=view,
-            details=details,
-        )
-        return FeedbackResult("reopened", case.id, n)
+    for index, event, uid, finding in wanted:
+        if uid in seen:
+            results[index] = FeedbackResult("duplicate")
+            continue
+        seen.add(uid)
+        key = (_customer_key(event, uid), event.touchpoint)
+        if key in active:
+            results[index] = await _update(
+                session,
+                case=active[key],
+                event=event,
+                uid=uid,
+                finding=finding,
+                config=config,
+                now=now,
+            )
+        elif key in reopenable:
+            case = reopenable.pop(key)
+            results[index] = _reopen_with(
+                session,
+                case=case,
+                event=event,
+                uid=uid,
+                finding=finding,
+                config=config,
+                now=now,
+            )
+            active[key] = case
+        else:
+            case, n = _open(session, event=event, uid=uid, finding=finding, config=config, now=now)
+            results[index] = FeedbackResult("opened", case.id, n)
+            active[key] = case
+    return [r if r is not None else FeedbackResult("ignored") for r in results]
 
+
+def _customer_key(event: FeedbackEnriched, uid: str) -> str:
+    return event.customer.id if event.customer else f"anonymous:{uid}"
+
+
+async def _update(
+    session: AsyncSession,
+    *,
+    case: CaseRow,
+    event: FeedbackEnriched,
+    uid: str,
+    finding: Finding,
+    config: RoutingConfig,
+    now: datetime,
+) -> FeedbackResult:
+    before = case.severity
+    _attach(session, case=case, event=event, uid=uid, finding=finding, now=now)
+    case.severity = higher(case.severity, finding.severity)
+    details: dict[str, Any] = {"feedback_uid": uid, "reasons": list(finding.reasons)}
+    if case.severity != before:
+        details["severity"] = {"from": before, "to": case.severity}
+        await repository.cancel_timers(
+            session, case_id=case.id, kinds=("acknowledge", "resolve"), now=now
+        )
+        kinds = ("acknowledge", "resolve") if case.status == "open" else ("resolve",)
+        schedule_sla(session, config=config, case=case, start=case.opened_at, now=now, kinds=kinds)
+    record(
+        session,
+        case=case,
+        actor=SYSTEM,
+        action="feedback_added",
+        now=now,
+        from_status=case.status,
+        details=details,
+    )
+    n = enqueue(
+        session,
+        config=config,
+        case=case,
+        event_type="case.updated",
+        change="feedback_added",
+        now=now,
+        receivers=case_receivers(config, case),
+        feedback=_feedback_view(event),
+        details=details,
+    )
+    return FeedbackResult("updated", case.id, n)
+
+
+def _reopen_with(
+    session: AsyncSession,
+    *,
+    case: CaseRow,
+    event: FeedbackEnriched,
+    uid: str,
+    finding: Finding,
+    config: RoutingConfig,
+    now: datetime,
+) -> FeedbackResult:
+    previous = case.status
+    _reopen(case, now=now)
+    case.severity = higher(case.severity, finding.severity)
+    _attach(session, case=case, event=event, uid=uid, finding=finding, now=now)
+    schedule_sla(session, config=config, case=case, start=now, now=now)
+    details = {"feedback_uid": uid, "reasons": list(finding.reasons)}
+    record(
+        session,
+        case=case,
+        actor=SYSTEM,
+        action="reopened",
+        now=now,
+        from_status=previous,
+        details=details,
+    )
+    CASES_OPENED.labels(case.severity, case.team).inc()
+    n = enqueue(
+        session,
+        config=config,
+        case=case,
+        event_type="case.updated",
+        change="reopened",
+        now=now,
+        receivers=case_receivers(config, case),
+        feedback=_feedback_view(event),
+        details=details,
+    )
+    return FeedbackResult("reopened", case.id, n)
+
+
+def _open(
+    session: AsyncSession,
+    *,
+    event: FeedbackEnriched,
+    uid: str,
+    finding: Finding,
+    config: RoutingConfig,
+    now: datetime,
+) -> tuple[CaseRow, int]:
     labels = labels_of(event, finding.severity)
     decision = route(config, labels)
     case = CaseRow(
         id=uuid.uuid4(),
-        customer_key=customer_key,
-        customer_id=customer_id,
+        customer_key=_customer_key(event, uid),
+        customer_id=event.customer.id if event.customer else None,
         touchpoint=event.touchpoint,
         team=decision.team,
         route=decision.path,
@@ -326,7 +405,6 @@ async def apply_feedback(
         updated_at=now,
     )
     session.add(case)
-    await session.flush()  # the case row first: feedback, timers and outbox refer to it
     _attach(session, case=case, event=event, uid=uid, finding=finding, now=now)
     schedule_sla(session, config=config, case=case, start=now, now=now)
     record(
@@ -352,9 +430,9 @@ async def apply_feedback(
         change="opened",
         now=now,
         receivers=decision.receivers(config),
-        feedback=view,
+        feedback=_feedback_view(event),
     )
-    return FeedbackResult("opened", case.id, n)
+    return case, n
 
 
 def _reopen(case: CaseRow, *, now: datetime) -> None:

@@ -19,7 +19,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 ACTIVE_SQL = "status IN ('open', 'acknowledged', 'contacted')"
 
@@ -92,6 +92,8 @@ class CaseFeedbackRow(_Base):
     severity: Mapped[str] = mapped_column(String(10))
     reasons: Mapped[list[str]] = mapped_column(JSONB, default=list)
     event: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    # Declared so one flush inserts the case before rows referring to it; never loaded.
+    case: Mapped[CaseRow] = relationship(lazy="raise")
 
 
 class CaseHistoryRow(_Base):
@@ -107,6 +109,7 @@ class CaseHistoryRow(_Base):
     from_status: Mapped[str | None] = mapped_column(String(20))
     to_status: Mapped[str | None] = mapped_column(String(20))
     details: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    case: Mapped[CaseRow] = relationship(lazy="raise")
 
 
 class CaseTimerRow(_Base):
@@ -121,6 +124,7 @@ class CaseTimerRow(_Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     fired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    case: Mapped[CaseRow] = relationship(lazy="raise")
 
     __table_args__ = (
         Index(
@@ -154,6 +158,7 @@ class DeliveryRow(_Base):
     dead_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_status: Mapped[int | None] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(Text)
+    case: Mapped[CaseRow] = relationship(lazy="raise")
 
     __table_args__ = (
         Index(
@@ -177,3 +182,4 @@ class DeliveryAttemptRow(_Base):
     status_code: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
     duration_ms: Mapped[int] = mapped_column(Integer)
+    delivery: Mapped[DeliveryRow] = relationship(lazy="raise")

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from cxloop_closed_loop.cases import apply_feedback
+from cxloop_closed_loop.cases import apply_batch
 from cxloop_closed_loop.clock import Clock
 from cxloop_closed_loop.config import RoutingConfig
 from cxloop_closed_loop.telemetry import FEEDBACK
@@ -50,16 +50,15 @@ class CaseProcessor:
         """Apply the batch in one transaction, then wake the relay."""
         if not batch:
             return []
-        config = self._config()
-        outcomes: list[str] = []
-        deliveries = 0
         async with self._sessions() as session, session.begin():
-            for item in batch:
-                result = await apply_feedback(
-                    session, event=item.value, config=config, now=self._clock.now()
-                )
-                outcomes.append(result.outcome)
-                deliveries += result.deliveries
+            results = await apply_batch(
+                session,
+                events=[item.value for item in batch],
+                config=self._config(),
+                now=self._clock.now(),
+            )
+        outcomes = [r.outcome for r in results]
+        deliveries = sum(r.deliveries for r in results)
         for outcome in outcomes:
             FEEDBACK.labels(outcome).inc()
         if deliveries:

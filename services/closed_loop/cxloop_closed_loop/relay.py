@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import httpx
@@ -94,28 +95,25 @@ class Relay:
             return 0
         limit = asyncio.Semaphore(self._settings.closed_loop_relay_concurrency)
 
-        async def one(row: DeliveryRow) -> None:
+        async def one(row: DeliveryRow) -> _Outcome:
             async with limit:
-                await self._deliver(row)
+                return await self._attempt(row)
 
-        await asyncio.gather(*(one(row) for row in rows))
+        outcomes = await asyncio.gather(*(one(row) for row in rows))
+        await self._record(outcomes)
         BREAKER_OPEN.set(self.breakers.open_count(self._clock.now()))
         return len(rows)
 
-    async def _deliver(self, row: DeliveryRow) -> None:
+    async def _attempt(self, row: DeliveryRow) -> _Outcome:
         config = self._config()
         now = self._clock.now()
         try:
             receiver = config.receiver(row.receiver)
         except KeyError:
-            await self._finish(
-                row, SendResult(False, error="receiver no longer configured"), 0, now
-            )
-            return
+            return _Outcome(row, SendResult(False, error="receiver no longer configured"), 0, now)
         blocked = self.breakers.blocked_until(row.receiver, now)
         if blocked is not None:
-            await self._defer(row, blocked)
-            return
+            return _Outcome(row, None, 0, now, deferred_until=blocked)
         started = time.perf_counter()
         try:
             result = await asyncio.wait_for(
@@ -137,63 +135,71 @@ class Relay:
             self.breakers.success(row.receiver)
         else:
             self.breakers.failure(row.receiver, now)
-        await self._finish(row, result, int(elapsed * 1000), now)
+        return _Outcome(row, result, int(elapsed * 1000), now)
 
-    async def _defer(self, row: DeliveryRow, until: datetime) -> None:
-        async with self._sessions() as session, session.begin():
-            current = await repository.get_delivery(session, row.id, lock=True)
-            if current is None or current.status != "pending":
-                return
-            current.next_attempt_at = until
-            current.leased_until = None
-        DELIVERIES.labels(row.receiver_type, "deferred").inc()
-
-    async def _finish(
-        self, row: DeliveryRow, result: SendResult, duration_ms: int, now: datetime
-    ) -> None:
+    async def _record(self, outcomes: list[_Outcome]) -> None:
+        """Write every attempt's outcome in one transaction."""
         settings = self._settings
         async with self._sessions() as session, session.begin():
-            current = await repository.get_delivery(session, row.id, lock=True)
-            if current is None or current.status != "pending":
-                return
-            current.attempts += 1
-            current.leased_until = None
-            current.last_status = result.status_code
-            current.last_error = result.error
-            if result.delivered:
-                outcome = "delivered"
-                current.status = "delivered"
-                current.delivered_at = now
-            elif result.retryable and current.attempts < settings.closed_loop_max_attempts:
-                outcome = "retry"
-                current.next_attempt_at = now + backoff_delay(
-                    current.attempts,
-                    base_s=settings.closed_loop_retry_base_s,
-                    max_s=settings.closed_loop_retry_max_s,
-                    retry_after_s=result.retry_after_s,
+            current = await repository.lock_deliveries(session, [o.row.id for o in outcomes])
+            for item in outcomes:
+                row = current.get(item.row.id)
+                if row is None or row.status != "pending":
+                    continue
+                row.leased_until = None
+                if item.result is None:
+                    row.next_attempt_at = item.deferred_until or item.at
+                    DELIVERIES.labels(row.receiver_type, "deferred").inc()
+                    continue
+                result = item.result
+                row.attempts += 1
+                row.last_status = result.status_code
+                row.last_error = result.error
+                if result.delivered:
+                    outcome = "delivered"
+                    row.status = "delivered"
+                    row.delivered_at = item.at
+                elif result.retryable and row.attempts < settings.closed_loop_max_attempts:
+                    outcome = "retry"
+                    row.next_attempt_at = item.at + backoff_delay(
+                        row.attempts,
+                        base_s=settings.closed_loop_retry_base_s,
+                        max_s=settings.closed_loop_retry_max_s,
+                        retry_after_s=result.retry_after_s,
+                    )
+                else:
+                    outcome = "dead"
+                    row.status = "dead"
+                    row.dead_at = item.at
+                    log.warning(
+                        "delivery %s to %s dead after %d attempts: %s",
+                        row.id,
+                        row.receiver,
+                        row.attempts,
+                        result.error,
+                    )
+                session.add(
+                    DeliveryAttemptRow(
+                        delivery_id=row.id,
+                        at=item.at,
+                        outcome=outcome,
+                        status_code=result.status_code,
+                        error=result.error,
+                        duration_ms=item.duration_ms,
+                    )
                 )
-            else:
-                outcome = "dead"
-                current.status = "dead"
-                current.dead_at = now
-                log.warning(
-                    "delivery %s to %s dead after %d attempts: %s",
-                    row.id,
-                    row.receiver,
-                    current.attempts,
-                    result.error,
-                )
-            session.add(
-                DeliveryAttemptRow(
-                    delivery_id=row.id,
-                    at=now,
-                    outcome=outcome,
-                    status_code=result.status_code,
-                    error=result.error,
-                    duration_ms=duration_ms,
-                )
-            )
-        DELIVERIES.labels(row.receiver_type, outcome).inc()
+                DELIVERIES.labels(row.receiver_type, outcome).inc()
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """One attempt's result (None: held back by the breaker until `deferred_until`)."""
+
+    row: DeliveryRow
+    result: SendResult | None
+    duration_ms: int
+    at: datetime
+    deferred_until: datetime | None = None
 
 
 async def resend(session: AsyncSession, *, delivery_id: str, now: datetime) -> DeliveryRow | None:

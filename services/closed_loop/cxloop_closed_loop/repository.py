@@ -4,10 +4,10 @@ transaction (so a case change and its outbox rows commit together)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cxloop_closed_loop.lifecycle import ACTIVE
@@ -47,23 +47,40 @@ async def active_case(
     return result.first()
 
 
-async def reopenable_case(
-    session: AsyncSession, *, customer_key: str, touchpoint: str, resolved_since: datetime
-) -> CaseRow | None:
-    """The latest case of a customer on a touchpoint resolved since `resolved_since`, locked."""
-    result = await session.scalars(
+async def active_cases(
+    session: AsyncSession, keys: Collection[tuple[str, str]]
+) -> dict[tuple[str, str], CaseRow]:
+    """Active cases for these (customer_key, touchpoint) pairs, locked, in one query."""
+    if not keys:
+        return {}
+    rows = await session.scalars(
         select(CaseRow)
         .where(
-            CaseRow.customer_key == customer_key,
-            CaseRow.touchpoint == touchpoint,
+            tuple_(CaseRow.customer_key, CaseRow.touchpoint).in_(list(keys)),
+            CaseRow.status.in_(ACTIVE),
+        )
+        .with_for_update()
+    )
+    return {(row.customer_key, row.touchpoint): row for row in rows}
+
+
+async def reopenable_cases(
+    session: AsyncSession, keys: Collection[tuple[str, str]], *, resolved_since: datetime
+) -> dict[tuple[str, str], CaseRow]:
+    """For each pair, its latest case resolved since `resolved_since`, locked."""
+    if not keys:
+        return {}
+    rows = await session.scalars(
+        select(CaseRow)
+        .where(
+            tuple_(CaseRow.customer_key, CaseRow.touchpoint).in_(list(keys)),
             CaseRow.status.in_(("resolved", "closed")),
             CaseRow.resolved_at >= resolved_since,
         )
-        .order_by(CaseRow.resolved_at.desc())
-        .limit(1)
+        .order_by(CaseRow.resolved_at)
         .with_for_update()
     )
-    return result.first()
+    return {(row.customer_key, row.touchpoint): row for row in rows}  # latest wins
 
 
 async def get_case(
@@ -181,6 +198,16 @@ async def claim_deliveries(
     for row in rows:
         row.leased_until = now + lease
     return rows
+
+
+async def lock_deliveries(session: AsyncSession, ids: Collection[str]) -> dict[str, DeliveryRow]:
+    """These deliveries, locked, by id."""
+    if not ids:
+        return {}
+    rows = await session.scalars(
+        select(DeliveryRow).where(DeliveryRow.id.in_(list(ids))).with_for_update()
+    )
+    return {row.id: row for row in rows}
 
 
 async def get_delivery(
