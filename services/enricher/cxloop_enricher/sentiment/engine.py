@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from cxloop_enricher.sentiment.lexicon import Language, Rules, for_language
+from cxloop_enricher.sentiment.lexicon import Language, Role, Rules, for_language
 from cxloop_enricher.sentiment.tokens import BREAKS, EMOTICONS, tokenize
 
 NEGATION = -0.74  # VADER's factor: "not good" is less bad than "bad"
@@ -20,6 +20,8 @@ BEFORE_CONTRAST = 0.5
 AFTER_CONTRAST = 1.5
 EXCLAMATION = 0.29  # per "!", at most four
 SQUASH = 15.0
+_CONTRAST, _CLAUSE, _PHRASE = Role.CONTRAST, Role.CLAUSE, Role.PHRASE
+_NEGATOR, _BOOSTER = Role.NEGATOR, Role.BOOSTER
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +44,8 @@ def _is_word(token: str) -> bool:
 
 def score_tokens(tokens: list[str], language: Language) -> LexiconScore:
     """Score the tokens of a text (from `tokenize`) with one language's lexicon and rules."""
-    lexicon, rules = language.lexicon, language.rules
+    lexicon, rules, roles = language.lexicon, language.rules, language.roles
+    valence, known = lexicon.valence, lexicon.cache.get
     values: list[float] = []  # one per valenced word, already weighted
     weight = 1.0
     exclamations = 0
@@ -50,8 +53,8 @@ def score_tokens(tokens: list[str], language: Language) -> LexiconScore:
     skip = 0
     count = len(tokens)
     for index, token in enumerate(tokens):
-        if not _is_word(token):
-            first = token[0]
+        first = token[0]
+        if not first.isalnum() or token in EMOTICONS:
             if first == "!":
                 exclamations += len(token)
             elif first != "?" and token.strip(BREAKS):
@@ -65,29 +68,32 @@ def score_tokens(tokens: list[str], language: Language) -> LexiconScore:
             skip -= 1
             words.append(word)
             continue
-        if word in rules.contrasts:
-            values = [value * BEFORE_CONTRAST for value in values]
-            weight = AFTER_CONTRAST
-            words.clear()
-            continue
-        if word in rules.clause_words:
-            words.clear()
-            continue
-        if word in lexicon.phrase_starts:
-            value, used = _phrase(tokens, index, lexicon.phrases)
-            if used:
-                skip = used - 1
-                values.append(value * weight * _boost(words, rules.boosters))
+        role = roles.get(word, 0)  # one lookup for the common case: an ordinary word
+        if role:
+            if role & _CONTRAST:
+                values = [value * BEFORE_CONTRAST for value in values]
+                weight = AFTER_CONTRAST
+                words.clear()
+                continue
+            if role & _CLAUSE:
+                words.clear()
+                continue
+            if role & _PHRASE:
+                value, used = _phrase(tokens, index, lexicon.phrases)
+                if used:
+                    skip = used - 1
+                    values.append(value * weight * _boost(words, rules.boosters))
+                    words.append(word)
+                    continue
+            if role & _NEGATOR:
                 words.append(word)
                 continue
-        if word in rules.negators:
-            words.append(word)
-            continue
-        if word in rules.boosters and index + 1 < count and _is_word(tokens[index + 1]):
-            # "super freundlich", "pretty good": an intensifier here, not an opinion itself.
-            words.append(word)
-            continue
-        value = lexicon.valence(word)
+            if role & _BOOSTER and index + 1 < count and _is_word(tokens[index + 1]):
+                # "super freundlich", "pretty good": an intensifier here, not an opinion itself.
+                words.append(word)
+                continue
+        cached = known(word)
+        value = valence(word) if cached is None else cached
         if value:
             value *= _boost(words, rules.boosters)
             if len(token) > 1 and token.isupper():

@@ -42,7 +42,8 @@ class Lexicon:
     phrases: dict[tuple[str, ...], float] = field(default_factory=dict)
     phrase_starts: set[str] = field(default_factory=set)
     symbols: dict[str, float] = field(default_factory=dict)
-    _cache: dict[str, float] = field(default_factory=dict, repr=False)
+    # Valences already looked up (affix search is the slow part); read directly by the engine.
+    cache: dict[str, float] = field(default_factory=dict, repr=False)
 
     def add(self, term: str, valence: float) -> None:
         """Add one entry in the file syntax (see data/de_cx.tsv)."""
@@ -65,15 +66,15 @@ class Lexicon:
 
     def valence(self, word: str) -> float:
         """Valence of a lower-case word (0.0 when unknown)."""
-        cached = self._cache.get(word)
+        cached = self.cache.get(word)
         if cached is not None:
             return cached
         value = self.words.get(word)
         if value is None:
             value = self._affix(word)
-        if len(self._cache) > 200_000:  # bound memory in a long-running process
-            self._cache.clear()
-        self._cache[word] = value
+        if len(self.cache) > 200_000:  # bound memory in a long-running process
+            self.cache.clear()
+        self.cache[word] = value
         return value
 
     def _affix(self, word: str) -> float:
@@ -205,12 +206,41 @@ ENGLISH_RULES = Rules(
 )
 
 
+class Role:
+    """Bits for what a function word does in the rules (a word may do several things).
+
+    Plain integers, not an IntFlag: the engine tests them for every word, and enum arithmetic
+    costs more than the rest of the loop."""
+
+    CONTRAST = 1
+    CLAUSE = 2
+    PHRASE = 4  # starts a phrase of the lexicon
+    NEGATOR = 8
+    BOOSTER = 16
+
+
 @dataclass(frozen=True)
 class Language:
     """A lexicon with its rules."""
 
     lexicon: Lexicon
     rules: Rules
+    roles: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, lexicon: Lexicon, rules: Rules) -> Language:
+        """The language, with the role of every function word looked up once."""
+        roles: dict[str, int] = {}
+        for words, role in (
+            (rules.contrasts, Role.CONTRAST),
+            (rules.clause_words, Role.CLAUSE),
+            (lexicon.phrase_starts, Role.PHRASE),
+            (rules.negators, Role.NEGATOR),
+            (rules.boosters.keys(), Role.BOOSTER),
+        ):
+            for word in words:
+                roles[word] = roles.get(word, 0) | role
+        return cls(lexicon, rules, roles)
 
 
 @cache
@@ -230,7 +260,7 @@ def german() -> Language:
     """The shipped German lexicon (hand-written CX vocabulary) and rules."""
     lexicon = Lexicon()
     _read("de_cx.tsv", lexicon)
-    return Language(_with_symbols(lexicon), GERMAN_RULES)
+    return Language.build(_with_symbols(lexicon), GERMAN_RULES)
 
 
 @cache
@@ -240,7 +270,7 @@ def english() -> Language:
     # Negators are rules here, not valenced words (VADER itself scores "no" at -1.2).
     _read("en_vader.tsv", lexicon, skip=ENGLISH_RULES.negators)
     _read("en_cx.tsv", lexicon)
-    return Language(_with_symbols(lexicon), ENGLISH_RULES)
+    return Language.build(_with_symbols(lexicon), ENGLISH_RULES)
 
 
 def for_language(code: str) -> Language:
