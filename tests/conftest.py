@@ -16,21 +16,22 @@ from cxruntime.db import make_engine, make_sessionmaker
 from cxruntime.embedded import EmbeddedKafka, EmbeddedPostgres
 from cxruntime.kafka import ensure_topics
 from cxruntime.migrations import migrate
+from tests.serverdirs import server_dir
 
 TEMPLATE_DB = "cxloop_template"
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
+def postgres() -> Iterator[EmbeddedPostgres]:
     """One embedded PostgreSQL for the session, with a migrated template database."""
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data")
-    server.start()
-    url = server.create_database(TEMPLATE_DB)
-    migrate(url)
-    try:
-        yield server
-    finally:
-        server.stop()
+    with server_dir("cxloop-test-pg-") as folder:
+        server = EmbeddedPostgres(folder / "data")
+        server.start()
+        try:
+            migrate(server.create_database(TEMPLATE_DB))
+            yield server
+        finally:
+            server.stop()
 
 
 @pytest.fixture

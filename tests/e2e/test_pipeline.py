@@ -20,6 +20,7 @@ import pytest
 from standardwebhooks import Webhook
 
 from tests.e2e.stack import WEBHOOK_SECRET, Stack, WebhookReceiver, alive
+from tests.serverdirs import server_dir
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 
@@ -36,17 +37,18 @@ def wait_for(probe: Callable[[], T | None], timeout_s: float, interval_s: float 
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack() -> Iterator[Stack]:
     receiver = WebhookReceiver()
     receiver.start()
-    stack = Stack(data_dir=tmp_path_factory.mktemp("cxloop") / "data", webhook=receiver)
-    stack.start()
-    try:
-        yield stack
-    finally:
-        if stack.process is not None and stack.process.poll() is None:
-            stack.process.kill()
-        receiver.stop()
+    with server_dir("cxloop-e2e-") as folder:
+        stack = Stack(data_dir=folder / "data", webhook=receiver)
+        try:
+            stack.start()
+            yield stack
+        finally:
+            if stack.process is not None and stack.process.poll() is None:
+                stack.process.kill()
+            receiver.stop()
 
 
 @pytest.fixture(scope="module")
