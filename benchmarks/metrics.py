@@ -200,21 +200,30 @@ async def preload(url: str, now: datetime, tz: Any, total_events: int) -> int:
     """COPY the buckets of exactly `total_events` synthetic events; returns rows written."""
     conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
     rng = np.random.default_rng(11)
-    per_day = np.full(DAYS, total_events // DAYS)
+    today = floor_day(now, tz)
+    # The local days of the 90-day window, today last; today has only its elapsed minutes.
+    # Events are spread evenly in time, so every minute carries the same load.
+    days = [
+        floor_day(today - timedelta(days=DAYS - 1 - d) + timedelta(hours=12), tz)
+        for d in range(DAYS)
+    ]
+    lengths = [
+        int((floor_day(day + timedelta(hours=36), tz) - day).total_seconds() // 60)
+        for day in days[:-1]
+    ]
+    lengths.append(max(1, int((now - days[-1]).total_seconds() // 60)))
+    weights = np.array(lengths, dtype=float) / sum(lengths)
+    per_day = np.floor(weights * total_events).astype(np.int64)
     per_day[: total_events - int(per_day.sum())] += 1
     assert int(per_day.sum()) == total_events
-    today = floor_day(now, tz)
     rows_written = 0
     columns = ["cube", "bucket_start", *DIMENSIONS, *MEASURES]
     tp_weights = rng.dirichlet(np.ones(30) * 2)
     for d in range(DAYS):
         n = int(per_day[d])
-        day = floor_day(today - timedelta(days=DAYS - 1 - d) + timedelta(hours=12), tz)
+        day = days[d]
         day_len = int((floor_day(day + timedelta(hours=36), tz) - day).total_seconds() // 60)
-        minute = rng.integers(0, day_len, n)
-        # The last day ends now: keep its events in the past.
-        if d == DAYS - 1:
-            minute = rng.integers(0, max(1, int((now - day).total_seconds() // 60)), n)
+        minute = rng.integers(0, lengths[d], n)
         tp = rng.choice(30, n, p=tp_weights)
         ch = rng.integers(0, 4, n)
         rg = rng.integers(0, 16, n)

@@ -320,8 +320,11 @@ async def fetch_totals(
     """
     if not coverage.ranges:
         return []
-    # A few thousand rows: parallel workers cost more to start than they save.
+    # A few thousand rows: parallel workers cost more to start than they save. And plan for
+    # the actual time bounds each time: a cached generic plan cannot tell a 90-day range of
+    # week buckets from a scan of every hour bucket.
     await session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
+    await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
     cube = choose_cube({*group_dims, *filters.dimensions})
     ranges = coverage.ranges
     if cube != 0 and not by_bucket and tz is not None:

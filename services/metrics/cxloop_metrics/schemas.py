@@ -158,11 +158,15 @@ def _key_out(key: dict[str, str]) -> dict[str, str | None]:
 
 
 def kpi_group(key: dict[str, str], k: Kpis) -> KpiGroup:
-    """The API form of one group's KPIs."""
-    return KpiGroup(
+    """The API form of one group's KPIs.
+
+    Built with `model_construct`: every value comes typed from `compute_kpis`, and validating
+    hundreds of nested models per report cost more than the query.
+    """
+    return KpiGroup.model_construct(
         key=_key_out(key),
         responses=k.responses,
-        nps=NpsOut(
+        nps=NpsOut.model_construct(
             score=k.nps.score,
             promoters=k.nps.promoters,
             passives=k.nps.passives,
@@ -170,21 +174,21 @@ def kpi_group(key: dict[str, str], k: Kpis) -> KpiGroup:
             n=k.nps.n,
             ci95=k.nps.ci95,
         ),
-        csat=CsatOut(
+        csat=CsatOut.model_construct(
             top2_pct=k.csat.top2_pct,
             n=k.csat.n,
             ci95=k.csat.ci95,
             mean=k.csat.mean,
             mean_ci95=k.csat.mean_ci95,
         ),
-        ces=CesOut(
+        ces=CesOut.model_construct(
             mean=k.ces.mean,
             n=k.ces.n,
             ci95=k.ces.ci95,
             high_share=k.ces.high_share,
             high_share_ci95=k.ces.high_share_ci95,
         ),
-        sentiment=SentimentOut(
+        sentiment=SentimentOut.model_construct(
             avg=k.sentiment.avg,
             avg_ci95=k.sentiment.avg_ci95,
             negative_share=k.sentiment.negative_share,
