@@ -57,6 +57,15 @@ _MARKERS: dict[str, frozenset[str]] = {
     "nl": words("het een en is niet nooit zeer goed slecht bedankt met voor maar"),
 }
 
+_LANGUAGES_OF: dict[str, tuple[str, ...]] = {}
+for _language, _words in _MARKERS.items():
+    for _word in _words:
+        _LANGUAGES_OF[_word] = (*_LANGUAGES_OF.get(_word, ()), _language)
+
+# Long texts are judged on their beginning: a few hundred characters settle the language and
+# keep the cost per comment flat.
+SAMPLE = 400
+
 _WORD = re.compile(r"[^\W\d_]+(?:[-'’][^\W\d_]+)*", re.UNICODE)
 _LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
 
@@ -82,9 +91,8 @@ def _vote(text: str) -> tuple[str | None, int, int]:
     """The language with most marker words, its count and the runner-up's count."""
     counts: dict[str, int] = {}
     for word in _WORD.findall(text.lower()):
-        for language, markers in _MARKERS.items():
-            if word in markers:
-                counts[language] = counts.get(language, 0) + 1
+        for language in _LANGUAGES_OF.get(word, ()):
+            counts[language] = counts.get(language, 0) + 1
     if not counts:
         return None, 0, 0
     ranked = sorted(counts.items(), key=lambda item: item[1], reverse=True)
@@ -95,6 +103,8 @@ def _vote(text: str) -> tuple[str | None, int, int]:
 def detect_language(text: str | None, hint: str | None = None) -> str:
     """ISO 639-1 code of `text`, `hint` when unsure, "und" with neither text nor hint."""
     hint_code = _normalise_hint(hint)
+    if text and len(text) > SAMPLE:
+        text = text[:SAMPLE]
     letters = len(_LETTER.findall(text)) if text else 0
     if not text or letters == 0:
         return hint_code or UNDETERMINED
