@@ -52,7 +52,7 @@ class Relay:
         self._settings = settings
         self._clock = clock
         self._client = client
-        self._wake = asyncio.Event()
+        self._wakes = [asyncio.Event() for _ in range(max(1, settings.closed_loop_relay_workers))]
         self._stopping = asyncio.Event()
         self.breakers = CircuitBreakers(
             threshold=settings.closed_loop_breaker_threshold,
@@ -62,17 +62,26 @@ class Relay:
 
     def wake(self) -> None:
         """New rows are waiting: look now rather than at the next poll."""
-        self._wake.set()
+        for event in self._wakes:
+            event.set()
 
     def stop(self) -> None:
         """Finish the deliveries in flight and return."""
         self._stopping.set()
-        self._wake.set()
+        self.wake()
 
     async def run(self) -> None:
-        """Deliver until stopped."""
+        """Deliver until stopped, with `closed_loop_relay_workers` claim loops in parallel.
+
+        Several loops keep the pipe full: while one waits for its slowest receiver, another
+        has already claimed the next rows (SKIP LOCKED keeps them apart).
+        """
+        await asyncio.gather(*(self._loop(event) for event in self._wakes))
+
+    async def _loop(self, wake: asyncio.Event) -> None:
         interval = self._settings.closed_loop_relay_interval_s
         while not self._stopping.is_set():
+            wake.clear()
             try:
                 sent = await self.deliver_due()
             except Exception:
@@ -80,9 +89,8 @@ class Relay:
                 sent = 0
             if sent >= self._settings.closed_loop_relay_batch:
                 continue
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=interval)
+                await asyncio.wait_for(wake.wait(), timeout=interval)
 
     async def deliver_due(self) -> int:
         """One pass: claim due rows, send them concurrently, record results; returns rows."""

@@ -17,8 +17,9 @@ class ClosedLoopSettings(CommonSettings):
     closed_loop_webhook_secret: SecretStr | None = None
     """`whsec_...` secret of the default webhook; generated under CX_DATA_DIR when unset."""
     closed_loop_relay_interval_s: float = 0.5
-    closed_loop_relay_batch: int = 100
-    closed_loop_relay_concurrency: int = 16
+    closed_loop_relay_batch: int = 50
+    closed_loop_relay_concurrency: int = 32
+    closed_loop_relay_workers: int = 4
     closed_loop_max_attempts: int = 10
     closed_loop_retry_base_s: float = 1.0
     closed_loop_retry_max_s: float = 3600.0
