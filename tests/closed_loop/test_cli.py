@@ -1,0 +1,84 @@
+"""`cxloop routes test` and the `cxloop webhooks listen` development receiver."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+
+from cxloop_closed_loop.listen import make_server
+from cxloop_closed_loop.senders import signed_headers
+from cxruntime.cli import main
+from cxruntime.embedded import free_port
+from tests.closed_loop.helpers import SECRET
+
+
+def test_routes_test_prints_route_team_and_receivers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CX_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("CX_CLOSED_LOOP_WEBHOOK_URL", "http://127.0.0.1:9/hooks")
+    monkeypatch.setenv("CX_CLOSED_LOOP_WEBHOOK_SECRET", SECRET)
+    event = tmp_path / "event.json"
+    event.write_text(
+        json.dumps(
+            {
+                "channel": "app",
+                "customer": {"id": "crm-1", "segment": "premium"},
+                "scores": {"nps": 1},
+                "comment": "Ich will kündigen.",
+                "touchpoint": "delivery.delay",
+            }
+        )
+    )
+    assert main(["routes", "test", "--event", str(event)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        "case: yes (nps=1, keyword=kündigen), severity high",
+        "route: delivery (owner) -> team logistics",
+        "team: logistics",
+        "receivers: default-webhook",
+    ]
+
+
+def test_routes_test_on_a_promoter_and_a_bad_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CX_CLOSED_LOOP_WEBHOOK_URL", raising=False)
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"channel": "web", "scores": {"nps": 10}, "touchpoint": "x"}))
+    assert main(["routes", "test", "--event", str(event)]) == 0
+    out = capsys.readouterr().out
+    assert "case: no" in out
+    assert "route: triage (owner) -> team cx-triage" in out
+    event.write_text("{not json")
+    assert main(["routes", "test", "--event", str(event)]) == 2
+
+
+def test_listen_verifies_and_prints() -> None:
+    out = io.StringIO()
+    port = free_port()
+    server = make_server("127.0.0.1", port, SECRET, out=out)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        body = json.dumps({"type": "case.opened", "timestamp": "t", "data": {"id": "c1"}})
+        good = httpx.post(
+            f"http://127.0.0.1:{port}/", content=body, headers=signed_headers("msg_1", body, SECRET)
+        )
+        forged = httpx.post(
+            f"http://127.0.0.1:{port}/",
+            content=body.replace("c1", "c2"),
+            headers=signed_headers("msg_2", body, SECRET),
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (good.status_code, forged.status_code) == (204, 401)
+    printed = out.getvalue()
+    assert "case.opened webhook-id=msg_1 (signature verified)" in printed
+    assert "REJECTED msg_2" in printed
