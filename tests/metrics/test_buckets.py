@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cxloop_metrics.buckets import (
+    Grain,
     Horizons,
     ceil_day,
     cover,
@@ -155,5 +156,5 @@ def test_whole_local_weeks_come_from_week_buckets_across_dst() -> None:
         ("day", utc(2026, 11, 1, 23), end),
     )
     assert event_buckets(utc(2026, 10, 25, 0, 30), BERLIN).week == utc(2026, 10, 18, 22)
-    short = (("day", start, utc(2026, 10, 23, 22)),)
+    short: tuple[tuple[Grain, datetime, datetime], ...] = (("day", start, utc(2026, 10, 23, 22)),)
     assert with_weeks(short, BERLIN) == short

@@ -40,7 +40,7 @@ RESPONSES = Counter(
 EVENTS = Counter(
     "cx_metrics_events_total",
     "Enriched events seen by the metrics consumer, by outcome: counted, duplicate (uid seen "
-    "before), replayed (below the stored position), late (counted, past the lateness).",
+    "before), replayed (below the stored position), late (past the lateness: no minute bucket).",
     ["outcome"],
 )
 
