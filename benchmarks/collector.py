@@ -20,6 +20,7 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -430,6 +431,7 @@ def main_run(args: argparse.Namespace) -> int:
                 process.kill()
         kafka.stop()
         postgres.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def report(
