@@ -80,6 +80,7 @@ def create_app(settings: ClosedLoopSettings, *, clock: Clock | None = None) -> F
                 stage="closed_loop",
                 client_id="cxloop-closed-loop",
                 poll_timeout_ms=100,
+                max_batch=settings.closed_loop_max_batch,
             ),
             processor,  # type: ignore[arg-type]
             producer,

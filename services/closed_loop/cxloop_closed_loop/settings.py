@@ -12,6 +12,8 @@ class ClosedLoopSettings(CommonSettings):
 
     closed_loop_port: int = 8003
     closed_loop_group_id: str = "cxloop-closed-loop"
+    closed_loop_max_batch: int = 100
+    """Records per consumer batch (one transaction); small batches keep the loop responsive."""
     closed_loop_webhook_url: str | None = None
     """When set, a default webhook receiver with this URL gets every case event."""
     closed_loop_webhook_secret: SecretStr | None = None
