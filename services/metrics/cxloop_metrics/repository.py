@@ -299,6 +299,10 @@ def _totals_sql(
     return text(" UNION ALL ".join(parts))
 
 
+_READ_SETTINGS: Final = text(
+    "SELECT set_config('max_parallel_workers_per_gather', '0', true), "
+    "set_config('plan_cache_mode', 'force_custom_plan', true)"
+)
 GroupKey = tuple[str, ...]
 MINUTE_CUBE: Final = 0
 """Minute buckets hold only the full cube."""
@@ -322,9 +326,8 @@ async def fetch_totals(
         return []
     # A few thousand rows: parallel workers cost more to start than they save. And plan for
     # the actual time bounds each time: a cached generic plan cannot tell a 90-day range of
-    # week buckets from a scan of every hour bucket.
-    await session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
-    await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+    # week buckets from a scan of every hour bucket. (Transaction-local, one round trip.)
+    await session.execute(_READ_SETTINGS)
     cube = choose_cube({*group_dims, *filters.dimensions})
     ranges = coverage.ranges
     if cube != 0 and not by_bucket and tz is not None:
