@@ -158,24 +158,12 @@ def create_app(settings: CollectorSettings, *, tune_gc: bool = False) -> FastAPI
     return app
 
 
-def use_uvloop() -> bool:
-    """Run on uvloop when it is installed: `serve()` uses `asyncio.run`, which would otherwise
-    give uvicorn the slower default loop."""
-    try:
-        import uvloop
-    except ImportError:
-        return False
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    return True
-
-
 def run() -> int:
     """Entry point of `cxloop collector`."""
     settings = CollectorSettings()
     configure_logging("collector", settings.log_level)
     settings.kafka_bootstrap()
     settings.database_dsn()
-    use_uvloop()
     return serve(
         create_app(settings, tune_gc=True), host=settings.host, port=settings.collector_port
     )
