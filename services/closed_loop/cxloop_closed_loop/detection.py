@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -26,17 +27,17 @@ def _fold(text: str) -> str:
     return unicodedata.normalize("NFKC", text).casefold()
 
 
+@functools.lru_cache(maxsize=64)
+def _keyword_patterns(keywords: tuple[str, ...]) -> tuple[tuple[str, re.Pattern[str]], ...]:
+    return tuple((k, re.compile(r"(?<!\w)" + re.escape(_fold(k)))) for k in keywords)
+
+
 def find_keywords(comment: str | None, keywords: Sequence[str]) -> tuple[str, ...]:
     """The configured keywords the comment contains as words or word prefixes ("kündig...")."""
     if not comment or not keywords:
         return ()
     folded = _fold(comment)
-    hits = []
-    for keyword in keywords:
-        pattern = r"(?<!\w)" + re.escape(_fold(keyword))
-        if re.search(pattern, folded):
-            hits.append(keyword)
-    return tuple(hits)
+    return tuple(k for k, pattern in _keyword_patterns(tuple(keywords)) if pattern.search(folded))
 
 
 def _reasons(event: FeedbackEnriched, rules: Detection, keywords: tuple[str, ...]) -> list[str]:
