@@ -377,14 +377,23 @@ def default_webhook_secret(settings: ClosedLoopSettings) -> str:
         if value:
             return value
     path = settings.data_dir / SECRET_FILE
-    if path.is_file():
-        return path.read_text().strip()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    secret = new_webhook_secret()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secret + "\n")
-    log.info("generated the default webhook secret in %s", path.resolve())
+    if not path.is_file():
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # Written aside, then linked into place: a concurrent `cxloop webhooks listen` either
+        # wins the link or reads the complete file, never a half-written one.
+        tmp = path.with_name(f".{SECRET_FILE}.{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(new_webhook_secret() + "\n")
+        try:
+            os.link(tmp, path)
+            log.info("generated the default webhook secret in %s", path.resolve())
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    secret = path.read_text().strip()
+    log.info("default webhook secret: %s (CX_CLOSED_LOOP_WEBHOOK_SECRET unset)", path.resolve())
     return secret
 
 
