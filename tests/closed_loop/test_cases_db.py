@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -168,6 +169,13 @@ async def test_sla_escalates_team_then_lead_then_owner_in_business_hours(
     db_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     config = make_config()
+    breaches_before = (
+        REGISTRY.get_sample_value(
+            "cx_closed_loop_sla_breaches_total",
+            {"kind": "acknowledge", "severity": "normal", "team": "logistics"},
+        )
+        or 0.0
+    )
     clock = ManualClock(datetime(2026, 11, 27, 16, 30, tzinfo=UTC))  # Friday 16:30
     await feed(db_sessions, config, enriched(customer="c", nps=3), clock.now())
     case = await only_case(db_sessions)
@@ -197,6 +205,17 @@ async def test_sla_escalates_team_then_lead_then_owner_in_business_hours(
     clock.advance(timedelta(hours=5))  # resolve deadline passed too; top rung stays
     assert await worker().tick() == 1
     assert (await only_case(db_sessions)).escalation_level == 2
+    breaches = REGISTRY.get_sample_value(
+        "cx_closed_loop_sla_breaches_total",
+        {"kind": "acknowledge", "severity": "normal", "team": "logistics"},
+    )
+    assert breaches == breaches_before + 2
+    assert (
+        REGISTRY.get_sample_value(
+            "cx_closed_loop_cases_open", {"severity": "normal", "team": "logistics"}
+        )
+        == 1.0
+    )
     pending = await count(
         db_sessions,
         select(func.count())

@@ -239,3 +239,31 @@ async def test_email_over_smtp(
     [row] = await rows(db_sessions)
     assert message["Message-ID"] == f"<{row.id}@cxloop>"
     assert row.status == "delivered"
+
+
+async def test_quiet_hours_hold_a_notification_until_they_end(
+    db_sessions: async_sessionmaker[AsyncSession],
+    receiver: WebhookReceiver,
+    client: httpx.AsyncClient,
+) -> None:
+    from datetime import timedelta
+
+    from cxloop_closed_loop.clock import ManualClock
+
+    quiet = {"start": "20:00", "end": "07:00", "timezone": "Europe/Berlin"}
+    config = config_for([webhook(receiver) | {"quiet_hours": quiet}])
+    clock = ManualClock(datetime(2026, 11, 23, 22, 0, tzinfo=UTC))  # 23:00 in Berlin
+    async with db_sessions() as session, session.begin():
+        await apply_feedback(
+            session, event=enriched(customer="night", nps=1), config=config, now=clock.now()
+        )
+    relay = Relay(
+        sessions=db_sessions, config=lambda: config, settings=FAST, clock=clock, client=client
+    )
+    assert await relay.deliver_due() == 0
+    clock.advance(timedelta(hours=7, minutes=59))  # 06:59 in Berlin
+    assert await relay.deliver_due() == 0
+    clock.advance(timedelta(minutes=1))
+    assert await relay.deliver_due() == 1
+    assert len(receiver.received) == 1
+    assert receiver.received[0].body["data"]["customer"]["id"] == "night"
