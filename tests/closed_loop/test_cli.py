@@ -82,3 +82,62 @@ def test_listen_verifies_and_prints() -> None:
     printed = out.getvalue()
     assert "case.opened webhook-id=msg_1 (signature verified)" in printed
     assert "REJECTED msg_2" in printed
+
+
+@pytest.mark.integration
+def test_deliveries_list_and_resend(
+    database_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select, update
+
+    from cxloop_closed_loop.cases import apply_feedback
+    from cxloop_closed_loop.orm import DeliveryRow
+    from cxruntime.db import make_engine, make_sessionmaker
+    from tests.closed_loop.helpers import enriched
+    from tests.closed_loop.test_cases_db import make_config
+
+    async def seed() -> str:
+        engine = make_engine(database_url, pool_size=1)
+        try:
+            async with make_sessionmaker(engine)() as session, session.begin():
+                await apply_feedback(
+                    session,
+                    event=enriched(customer="c", nps=1),
+                    config=make_config(),
+                    now=datetime.now(UTC),
+                )
+                ids = list(await session.scalars(select(DeliveryRow.id).order_by(DeliveryRow.id)))
+                await session.execute(
+                    update(DeliveryRow)
+                    .where(DeliveryRow.id == ids[0])
+                    .values(status="dead", attempts=10, last_error="HTTP 503")
+                )
+            return ids[0]
+        finally:
+            await engine.dispose()
+
+    async def status_of(delivery_id: str) -> str:
+        engine = make_engine(database_url, pool_size=1)
+        try:
+            async with make_sessionmaker(engine)() as session:
+                row = await session.get(DeliveryRow, delivery_id)
+                assert row is not None
+                return row.status
+        finally:
+            await engine.dispose()
+
+    dead = asyncio.run(seed())
+    monkeypatch.setenv("CX_DATABASE_URL", database_url)
+    assert main(["deliveries", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert dead in listing
+    assert "HTTP 503" in listing
+    assert "1 in all" in listing
+    assert main(["deliveries", "resend", dead]) == 0
+    assert f"re-queued {dead}" in capsys.readouterr().out
+    assert asyncio.run(status_of(dead)) == "pending"
+    assert main(["deliveries", "resend", dead]) == 1  # still pending: nothing to re-send
+    assert main(["deliveries", "resend", "msg_unknown"]) == 1
