@@ -13,7 +13,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from cxloop_closed_loop import repository
-from cxloop_closed_loop.config import RoutingConfig, default_webhook_secret, load_config
+from cxloop_closed_loop.config import (
+    SECRET_FILE,
+    RoutingConfig,
+    default_webhook_secret,
+    load_config,
+)
 from cxloop_closed_loop.detection import detect, labels_of
 from cxloop_closed_loop.listen import listen
 from cxloop_closed_loop.relay import ResendConflict, resend
@@ -149,5 +154,16 @@ def _deliveries(args: argparse.Namespace) -> int:
 
 
 def _webhooks_listen(args: argparse.Namespace) -> int:
-    secret = args.secret or default_webhook_secret(ClosedLoopSettings())
+    settings = ClosedLoopSettings()
+    if args.secret:
+        secret, source = args.secret, "--secret"
+    else:
+        secret = default_webhook_secret(settings)
+        source = (
+            "CX_CLOSED_LOOP_WEBHOOK_SECRET"
+            if settings.closed_loop_webhook_secret is not None
+            and settings.closed_loop_webhook_secret.get_secret_value()
+            else str((settings.data_dir / SECRET_FILE).resolve())
+        )
+    print(f"verifying signatures with the secret from {source}", flush=True)
     return listen(args.host, args.port, secret)
