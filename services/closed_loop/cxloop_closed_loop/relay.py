@@ -58,6 +58,7 @@ class Relay:
             threshold=settings.closed_loop_breaker_threshold,
             cooldown=timedelta(seconds=settings.closed_loop_breaker_cooldown_s),
         )
+        self._slots: dict[str, asyncio.Semaphore] = {}
         self._lease = timedelta(seconds=settings.closed_loop_delivery_timeout_s * 2 + 10)
 
     def wake(self) -> None:
@@ -122,21 +123,22 @@ class Relay:
         blocked = self.breakers.blocked_until(row.receiver, now)
         if blocked is not None:
             return _Outcome(row, None, 0, now, deferred_until=blocked)
-        started = time.perf_counter()
-        try:
-            result = await asyncio.wait_for(
-                send(
-                    self._client,
-                    receiver,
-                    delivery_id=row.id,
-                    body=row.body,
-                    timeout_s=self._settings.closed_loop_delivery_timeout_s,
-                ),
-                timeout=self._settings.closed_loop_delivery_timeout_s + 5,
-            )
-        except TimeoutError:
-            result = SendResult(False, retryable=True, error="delivery timed out")
-        elapsed = time.perf_counter() - started
+        async with self._endpoint_slots(row.receiver):
+            started = time.perf_counter()
+            try:
+                result = await asyncio.wait_for(
+                    send(
+                        self._client,
+                        receiver,
+                        delivery_id=row.id,
+                        body=row.body,
+                        timeout_s=self._settings.closed_loop_delivery_timeout_s,
+                    ),
+                    timeout=self._settings.closed_loop_delivery_timeout_s + 5,
+                )
+            except TimeoutError:
+                result = SendResult(False, retryable=True, error="delivery timed out")
+            elapsed = time.perf_counter() - started
         DELIVERY_SECONDS.labels(row.receiver_type).observe(elapsed)
         now = self._clock.now()
         if result.delivered:
@@ -144,6 +146,14 @@ class Relay:
         else:
             self.breakers.failure(row.receiver, now)
         return _Outcome(row, result, int(elapsed * 1000), now)
+
+    def _endpoint_slots(self, endpoint: str) -> asyncio.Semaphore:
+        """At most `closed_loop_endpoint_concurrency` requests in flight to one receiver."""
+        slots = self._slots.get(endpoint)
+        if slots is None:
+            slots = asyncio.Semaphore(self._settings.closed_loop_endpoint_concurrency)
+            self._slots[endpoint] = slots
+        return slots
 
     async def _record(self, outcomes: list[_Outcome]) -> None:
         """Write every attempt's outcome in one transaction."""

@@ -22,6 +22,8 @@ class ClosedLoopSettings(CommonSettings):
     closed_loop_relay_batch: int = 50
     closed_loop_relay_concurrency: int = 32
     closed_loop_relay_workers: int = 4
+    closed_loop_endpoint_concurrency: int = 32
+    """Requests in flight to one receiver at most, across all relay loops."""
     closed_loop_max_attempts: int = 10
     closed_loop_retry_base_s: float = 1.0
     closed_loop_retry_max_s: float = 3600.0
