@@ -38,9 +38,10 @@ async def test_killed_mid_deliveries_loses_nothing_and_reuses_no_webhook_id(
     db_sessions: async_sessionmaker[AsyncSession],
     tmp_path: Path,
 ) -> None:
-    receiver = WebhookReceiver(delay_s=0.05)
+    receiver = WebhookReceiver(delay_s=0.1)
+    slow = {"CX_CLOSED_LOOP_ENDPOINT_CONCURRENCY": "2"}  # 40 deliveries take about 2 s
     service = ServiceProcess(
-        env(kafka, database_url, tmp_path, receiver.url), tmp_path / "closed-loop.log"
+        env(kafka, database_url, tmp_path, receiver.url) | slow, tmp_path / "closed-loop.log"
     )
     await asyncio.to_thread(service.start)
     n = 40
