@@ -148,6 +148,8 @@ class RunnerConfig:
     client_id: str = "cxloop"
     max_batch: int = 500
     poll_timeout_ms: int = 200
+    # aiokafka's default (500 ms) is added to every hop's latency whenever a partition is idle.
+    fetch_max_wait_ms: int = 100
     commit_every: int = 1000
     commit_interval_s: float = 1.0
     max_retries: int = 8
@@ -212,6 +214,7 @@ class ConsumerRunner(Generic[T]):
             heartbeat_interval_ms=cfg.heartbeat_interval_ms,
             max_poll_interval_ms=cfg.max_poll_interval_ms,
             isolation_level="read_uncommitted",
+            fetch_max_wait_ms=cfg.fetch_max_wait_ms,
         )
         consumer.subscribe(list(cfg.topics), listener=_Rebalance(self))
         self._consumer = consumer
