@@ -49,6 +49,7 @@ from cxruntime.consumer import Consumed, Decoded
 from cxruntime.db import make_engine, make_sessionmaker
 from cxruntime.embedded import EmbeddedPostgres
 from cxruntime.migrations import migrate
+from cxruntime.serve import settle_garbage_collector
 from cxschema import CHANNELS, ENRICHED, FeedbackEnriched, Sentiment, encode
 
 TOUCHPOINTS = [f"tp{i:02d}" for i in range(30)]
@@ -360,6 +361,7 @@ async def bench_query(url: str, rounds: int) -> dict[str, dict[str, float]]:
         "timeseries 90d by day": None,
     }
     results: dict[str, dict[str, float]] = {}
+    settle_garbage_collector()  # what `cxloop metrics` does once started (cxruntime.serve)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(
         transport=transport, base_url="http://metrics", headers={"X-API-Key": key}

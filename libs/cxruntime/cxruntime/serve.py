@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import Callable, Sequence
 from types import FrameType
@@ -46,6 +47,21 @@ def serve(
     """
     use_uvloop()
     return asyncio.run(_serve(app, host=host, port=port, workers=workers))
+
+
+GC_THRESHOLD = 20_000
+
+
+def settle_garbage_collector() -> None:
+    """Move everything built at start-up out of the collector's sight and collect less often.
+
+    A service holds about 100,000 long-lived objects (FastAPI, SQLAlchemy, aiokafka, pydantic
+    schemas); with the default thresholds every full collection walks all of them, which was
+    measured at about 125 ms each in the collector: the whole p99 of a request.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD, 20, 20)
 
 
 def use_uvloop() -> bool:
@@ -89,6 +105,7 @@ async def _serve(
         await server_task
         return 1
     running = list(workers())
+    settle_garbage_collector()
     tasks = {asyncio.create_task(w.run(), name=type(w).__name__): w for w in running}
     stop_task = asyncio.create_task(stop_requested.wait(), name="signal")
     done, _ = await asyncio.wait(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 from collections.abc import AsyncIterator, Mapping
 from zoneinfo import ZoneInfo
@@ -32,7 +31,6 @@ from cxruntime.serve import serve
 
 log = logging.getLogger(__name__)
 
-GC_THRESHOLD = 20_000
 """Allocations between young-generation collections (CPython's default is 700)."""
 
 
@@ -58,23 +56,8 @@ async def _connect(settings: CollectorSettings, publisher: Publisher) -> AIOKafk
         return producer
 
 
-def settle_garbage_collector() -> None:
-    """Move everything built at start-up out of the collector's sight and collect less often.
-
-    The process holds about 100,000 long-lived objects (FastAPI, SQLAlchemy, aiokafka,
-    pydantic schemas); with the default thresholds every full collection walks all of them,
-    which measured about 125 ms each and a third of the CPU time per request under load.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(GC_THRESHOLD, 20, 20)
-
-
-def create_app(settings: CollectorSettings, *, tune_gc: bool = False) -> FastAPI:
-    """The collector's FastAPI app; clients are built in its lifespan.
-
-    `tune_gc` (what `cxloop collector` does) freezes start-up objects for the process's
-    garbage collector; tests leave their process alone."""
+def create_app(settings: CollectorSettings) -> FastAPI:
+    """The collector's FastAPI app; clients are built in its lifespan."""
     checks: dict[str, ReadinessCheck] = {}
 
     @contextlib.asynccontextmanager
@@ -120,8 +103,6 @@ def create_app(settings: CollectorSettings, *, tune_gc: bool = False) -> FastAPI
 
         checks["kafka"] = kafka_check
         checks["database"] = db_probe
-        if tune_gc:
-            settle_garbage_collector()
         try:
             yield
         finally:
@@ -164,6 +145,4 @@ def run() -> int:
     configure_logging("collector", settings.log_level)
     settings.kafka_bootstrap()
     settings.database_dsn()
-    return serve(
-        create_app(settings, tune_gc=True), host=settings.host, port=settings.collector_port
-    )
+    return serve(create_app(settings), host=settings.host, port=settings.collector_port)
