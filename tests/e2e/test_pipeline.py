@@ -126,15 +126,6 @@ def test_unauthenticated_posts_are_refused(stack: Stack) -> None:
     assert response.headers["content-type"].startswith("application/problem+json")
 
 
-def test_pipeline_warms_up(stack: Stack, client: httpx.Client) -> None:
-    """The first event after start-up waits for the consumer groups to form."""
-    body = event("E2E-WARMUP", scores={"nps": 2}, comment="Paket kam beschädigt an.")
-    assert client.post(f"{stack.url('collector')}/v1/feedback", json=body).status_code == 202
-    seen = wait_for(lambda: kpis(stack, client, "E2E-WARMUP")["responses"] or None, 60, 0.2)
-    assert seen == 1
-    assert wait_for(lambda: webhooks_for(stack, body["customer"]["id"]) or None, 60, 0.2)
-
-
 def test_detractor_reaches_kpis_and_webhook_within_two_seconds(
     stack: Stack, client: httpx.Client
 ) -> None:

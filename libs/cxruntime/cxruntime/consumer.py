@@ -63,6 +63,11 @@ LAG = Gauge(
     "Records between the partition's high watermark and the consumer's position.",
     ["group", "topic", "partition"],
 )
+ASSIGNED = Gauge(
+    "cx_consumer_assigned_partitions",
+    "Partitions this process's consumer owns; the series appears once it has joined its group.",
+    ["group"],
+)
 COMMITS = Counter("cx_consumer_commits_total", "Offset commits to Kafka.", ["group", "outcome"])
 
 
@@ -238,6 +243,7 @@ class ConsumerRunner(Generic[T]):
                 await self._observe_lag(consumer)
         finally:
             self.running = False
+            ASSIGNED.remove(cfg.group_id)
             try:
                 async with self._lock:
                     await self._commit(force=True)
@@ -362,13 +368,13 @@ class ConsumerRunner(Generic[T]):
                 LAG.remove(*labels)
 
     async def on_assigned(self, assigned: Collection[TopicPartition]) -> None:
-        """Seek to the processor's own stored positions, when it keeps them."""
-        if self._offset_store is None or self._consumer is None or not assigned:
-            return
-        positions = await self._offset_store.load(assigned)
-        for tp, offset in positions.items():
-            self._consumer.seek(tp, offset)
-        log.info("seeked %d partitions to stored positions", len(positions))
+        """Seek to the processor's own stored positions, when it keeps them; report the join."""
+        if self._offset_store is not None and self._consumer is not None and assigned:
+            positions = await self._offset_store.load(assigned)
+            for tp, offset in positions.items():
+                self._consumer.seek(tp, offset)
+            log.info("seeked %d partitions to stored positions", len(positions))
+        ASSIGNED.labels(self._config.group_id).set(len(assigned))
 
     async def _observe_lag(self, consumer: AIOKafkaConsumer) -> None:
         now = time.monotonic()

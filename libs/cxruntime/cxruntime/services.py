@@ -14,6 +14,7 @@ class ServiceInfo:
     name: str
     package: str
     default_port: int
+    consumes: bool
 
     @property
     def port_variable(self) -> str:
@@ -26,9 +27,9 @@ class ServiceInfo:
 
 
 SERVICES: Final = (
-    ServiceInfo("collector", "cxloop_collector", 8000),
-    ServiceInfo("enricher", "cxloop_enricher", 8001),
-    ServiceInfo("metrics", "cxloop_metrics", 8002),
-    ServiceInfo("closed-loop", "cxloop_closed_loop", 8003),
+    ServiceInfo("collector", "cxloop_collector", 8000, consumes=False),
+    ServiceInfo("enricher", "cxloop_enricher", 8001, consumes=True),
+    ServiceInfo("metrics", "cxloop_metrics", 8002, consumes=True),
+    ServiceInfo("closed-loop", "cxloop_closed_loop", 8003, consumes=True),
 )
 BY_NAME: Final = {service.name: service for service in SERVICES}

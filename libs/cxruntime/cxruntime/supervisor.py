@@ -204,14 +204,22 @@ class Supervisor:
         return f"http://127.0.0.1:{service.port()}"
 
     def _ready(self, client: httpx.Client, pending: set[str]) -> set[str]:
-        """Which of the `pending` services answer `/readyz` with 200 now."""
+        """Which of the `pending` services are ready now: `/readyz` answers 200 and, for a
+        consuming service, its consumer has joined its group (else the first events wait for
+        the group to form)."""
         ready = set()
         for child in self.children:
-            if child.service.name in pending:
-                with contextlib.suppress(httpx.HTTPError):
-                    response = client.get(f"{self._url(child.service)}/readyz")
-                    if response.status_code == 200:
-                        ready.add(child.service.name)
+            if child.service.name not in pending:
+                continue
+            url = self._url(child.service)
+            with contextlib.suppress(httpx.HTTPError):
+                if client.get(f"{url}/readyz").status_code != 200:
+                    continue
+                if child.service.consumes:
+                    exposition = client.get(f"{url}/metrics").text
+                    if "cx_consumer_assigned_partitions{" not in exposition:
+                        continue
+                ready.add(child.service.name)
         return ready
 
     def _print_banner(self, env: dict[str, str], dev_key: str) -> None:
