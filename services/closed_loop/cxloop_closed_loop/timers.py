@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 
@@ -14,11 +12,12 @@ from cxloop_closed_loop.cases import fire_due_timers
 from cxloop_closed_loop.clock import Clock
 from cxloop_closed_loop.config import RoutingConfig
 from cxloop_closed_loop.telemetry import CASES_OPEN, DEAD_LETTERS, OUTBOX_BACKLOG
+from cxruntime.periodic import PeriodicWorker
 
 log = logging.getLogger(__name__)
 
 
-class SlaWorker:
+class SlaWorker(PeriodicWorker):
     """Every `interval_s`, fires due timers and updates the case and outbox gauges."""
 
     def __init__(
@@ -33,23 +32,8 @@ class SlaWorker:
         self._sessions = sessions
         self._config = config
         self._clock = clock
-        self._interval_s = interval_s
+        super().__init__(interval_s=interval_s)
         self._on_fired = on_fired
-        self._stopping = asyncio.Event()
-
-    def stop(self) -> None:
-        """Return after the current pass."""
-        self._stopping.set()
-
-    async def run(self) -> None:
-        """Tick until stopped."""
-        while not self._stopping.is_set():
-            try:
-                await self.tick()
-            except Exception:
-                log.exception("SLA pass failed; retrying")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=self._interval_s)
 
     async def tick(self) -> int:
         """Fire every due timer (in batches) and refresh the gauges; returns timers fired."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
 
@@ -16,6 +14,7 @@ from cxloop_metrics.labels import OTHER
 from cxloop_metrics.measures import Totals
 from cxloop_metrics.reports import ReportContext, Slice, window_coverage
 from cxloop_metrics.repository import Filters
+from cxruntime.periodic import PeriodicWorker
 
 log = logging.getLogger(__name__)
 
@@ -30,33 +29,7 @@ REFRESHED = Gauge("cx_metrics_gauges_refreshed_timestamp_seconds", "Last gauge r
 _GAUGES = (NPS, NPS_N, CSAT, CES, SENTIMENT, RESPONSES)
 
 
-class _Loop:
-    """A loop that runs `tick()` every `every` until `stop()`; a failing tick is logged only."""
-
-    def __init__(self, every: timedelta) -> None:
-        self._every = every.total_seconds()
-        self._stopping = asyncio.Event()
-
-    def stop(self) -> None:
-        """Finish after the current tick."""
-        self._stopping.set()
-
-    async def run(self) -> None:
-        """Tick until stopped."""
-        while not self._stopping.is_set():
-            try:
-                await self.tick()
-            except Exception:
-                log.exception("%s failed; trying again later", type(self).__name__)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=self._every)
-
-    async def tick(self) -> None:
-        """One round of work."""
-        raise NotImplementedError
-
-
-class GaugeRefresher(_Loop):
+class GaugeRefresher(PeriodicWorker):
     """Recomputes the KPI gauges from the buckets, per (touchpoint, channel, window).
 
     Touchpoints are bounded: the `max_touchpoints` busiest of the longest window keep their
@@ -66,7 +39,7 @@ class GaugeRefresher(_Loop):
     def __init__(
         self, sessions: async_sessionmaker[AsyncSession], ctx: ReportContext, every: timedelta
     ) -> None:
-        super().__init__(every)
+        super().__init__(interval_s=every.total_seconds())
         self._sessions = sessions
         self._ctx = ctx
 
@@ -115,7 +88,7 @@ class GaugeRefresher(_Loop):
         REFRESHED.set(now.timestamp())
 
 
-class Pruner(_Loop):
+class Pruner(PeriodicWorker):
     """Deletes minute and hour buckets and dedup uids past their retention."""
 
     def __init__(
@@ -127,7 +100,7 @@ class Pruner(_Loop):
         hour_retention: timedelta,
         dedup_retention: timedelta,
     ) -> None:
-        super().__init__(every)
+        super().__init__(interval_s=every.total_seconds())
         self._sessions = sessions
         self._minute = minute_retention
         self._hour = hour_retention
