@@ -112,6 +112,7 @@ class Stack:
             stderr=subprocess.STDOUT,
             text=True,
             bufsize=1,
+            start_new_session=True,  # its own process group, like a job in a terminal
         )
         ready = threading.Event()
 
@@ -161,9 +162,10 @@ class Stack:
         except (OSError, ValueError, IndexError):
             return None
 
-    def stop(self, timeout_s: float = 60) -> int:
+    def interrupt(self, timeout_s: float = 60) -> int:
+        """Ctrl-C as a terminal sends it: SIGINT to the whole foreground process group."""
         assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
+        os.killpg(self.process.pid, signal.SIGINT)
         return self.process.wait(timeout=timeout_s)
 
 

@@ -259,8 +259,11 @@ def test_interrupted_up_leaves_no_process_behind(stack: Stack) -> None:
     postgres = stack.postgres_pid()
     assert postgres is not None
     assert alive(postgres)
-    status = stack.stop()
+    status = stack.interrupt()
     assert status == 0, "\n".join(stack.output[-40:])
+    time.sleep(0.5)  # the output pump drains the last lines
+    assert not [line for line in stack.output if "Traceback" in line], "\n".join(stack.output)
+    assert "consumer cxloop-metrics stopped" in "\n".join(stack.output)
     time.sleep(0.5)
     left = [pid for pid in [*children, postgres] if alive(pid)]
     assert not left, {pid: children.get(pid, "postgres") for pid in left}

@@ -111,6 +111,9 @@ class EmbeddedKafka:
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            # Its own session: a terminal's Ctrl-C reaches `cxloop up`, which stops the broker
+            # only after the services made their final commits.
+            start_new_session=True,
             preexec_fn=die_with_parent,  # noqa: PLW1509
         )
         deadline = time.monotonic() + timeout_s
