@@ -12,6 +12,7 @@ Nothing is dropped: every event gets a touchpoint.
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -126,16 +127,18 @@ class _Vocabulary:
         return _Words(a.words | b.words, a.prefixes | b.prefixes, a.suffixes | b.suffixes)
 
 
-class _Condition:
+class _Condition(ABC):
     """One condition of a rule: `holds` is the fast test, `describe` says why it held."""
 
     field: str
 
+    @abstractmethod
     def holds(self, fields: _Fields) -> bool:
-        raise NotImplementedError
+        """True when the event's fields satisfy the condition."""
 
+    @abstractmethod
     def describe(self, fields: _Fields) -> str:
-        raise NotImplementedError
+        """Why the condition held, for `cxloop touchpoints test`."""
 
 
 class _ChannelCondition(_Condition):
