@@ -341,27 +341,52 @@ async def _update(
         await _cancel_timers(session, case_id=case.id, kinds=("acknowledge", "resolve"), now=now)
         kinds = ("acknowledge", "resolve") if case.status == "open" else ("resolve",)
         schedule_sla(session, config=config, case=case, start=case.opened_at, now=now, kinds=kinds)
+    n = _feedback_changed(
+        session,
+        case=case,
+        config=config,
+        event=event,
+        change="feedback_added",
+        from_status=case.status,
+        details=details,
+        now=now,
+    )
+    return FeedbackResult("updated", case.id, n)
+
+
+def _feedback_changed(
+    session: AsyncSession,
+    *,
+    case: CaseRow,
+    config: RoutingConfig,
+    event: FeedbackEnriched,
+    change: str,
+    from_status: str | None,
+    details: dict[str, Any],
+    now: datetime,
+) -> int:
+    """Audit a feedback-driven change of an existing case and queue its `case.updated`;
+    returns how many notifications were queued."""
     record(
         session,
         case=case,
         actor=SYSTEM,
-        action="feedback_added",
+        action=change,
         now=now,
-        from_status=case.status,
+        from_status=from_status,
         details=details,
     )
-    n = enqueue(
+    return enqueue(
         session,
         config=config,
         case=case,
         event_type="case.updated",
-        change="feedback_added",
+        change=change,
         now=now,
         receivers=case_receivers(config, case),
         feedback=_feedback_view(event),
         details=details,
     )
-    return FeedbackResult("updated", case.id, n)
 
 
 def _reopen_with(
@@ -380,26 +405,16 @@ def _reopen_with(
     _attach(session, case=case, event=event, uid=uid, finding=finding, now=now)
     schedule_sla(session, config=config, case=case, start=now, now=now)
     details = {"feedback_uid": uid, "reasons": list(finding.reasons)}
-    record(
+    CASES_OPENED.labels(case.severity, case.team).inc()
+    n = _feedback_changed(
         session,
         case=case,
-        actor=SYSTEM,
-        action="reopened",
-        now=now,
+        config=config,
+        event=event,
+        change="reopened",
         from_status=previous,
         details=details,
-    )
-    CASES_OPENED.labels(case.severity, case.team).inc()
-    n = enqueue(
-        session,
-        config=config,
-        case=case,
-        event_type="case.updated",
-        change="reopened",
         now=now,
-        receivers=case_receivers(config, case),
-        feedback=_feedback_view(event),
-        details=details,
     )
     return FeedbackResult("reopened", case.id, n)
 
