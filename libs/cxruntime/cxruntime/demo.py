@@ -17,9 +17,7 @@ import httpx
 
 from cxruntime.services import BY_NAME
 from cxruntime.settings import CommonSettings
-from cxruntime.state import read_state
-
-DEV_KEY_FILE = "dev-api-key"
+from cxruntime.state import DEV_KEY_FILE, read_state
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 STATE_FILE = "embedded.json"
+DEV_KEY_FILE = "dev-api-key"
+"""The development API key `cxloop up` creates (all scopes), read by `cxloop demo`."""
 
 
 @dataclass(frozen=True)

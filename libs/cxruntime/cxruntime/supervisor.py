@@ -30,11 +30,10 @@ from cxruntime.kafka import ensure_topics, wait_for_kafka
 from cxruntime.migrations import migrate
 from cxruntime.services import SERVICES, ServiceInfo
 from cxruntime.settings import CommonSettings
-from cxruntime.state import EmbeddedState, read_state, remove_state, write_state
+from cxruntime.state import DEV_KEY_FILE, EmbeddedState, read_state, remove_state, write_state
 
 log = logging.getLogger("cxloop.up")
 
-DEV_KEY_FILE = "dev-api-key"
 RESTART_BACKOFF_MAX_S = 30.0
 STOP_TIMEOUT_S = 20.0
 READY_TIMEOUT_S = 60.0
