@@ -37,6 +37,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from prometheus_client import Counter, Gauge, Histogram
 
+from cxruntime.framing import Framer
 from cxschema import INVALID, Headers, invalid_headers
 
 log = logging.getLogger(__name__)
@@ -192,6 +193,7 @@ class ConsumerRunner(Generic[T]):
             maxlen=config.invalid_window
         )
         self._consumer: AIOKafkaConsumer | None = None
+        self._framer: Framer | None = None
         self._lag_observed_at = 0.0
         self.running = False
 
@@ -316,11 +318,15 @@ class ConsumerRunner(Generic[T]):
     async def _produce(self, records: Sequence[Produce]) -> None:
         if not records:
             return
-        futures = [
-            await self._producer.send(r.topic, r.value, key=r.key, headers=list(r.headers))
-            for r in records
-        ]
-        await asyncio.gather(*futures)
+        framer = self._framer
+        if framer is None:
+            framer = self._framer = Framer(self._producer, linger_s=None)
+        topics = {r.topic for r in records}
+        if framer.partitions_stale(topics):
+            await framer.refresh_partitions(topics)
+        deliveries = {framer.append(r.topic, r.key, r.value, list(r.headers)) for r in records}
+        framer.flush()
+        await asyncio.gather(*deliveries)
 
     async def _commit_if_due(self) -> None:
         cfg = self._config

@@ -21,8 +21,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from cxloop_collector import telemetry
-from cxloop_collector.framer import Framer
 from cxloop_collector.memo import UidMemo
+from cxruntime.framing import Framer
 from cxschema import RAW, Headers
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,9 @@ class Publisher:
 
     def attach(self, producer: AIOKafkaProducer, *, linger_s: float) -> None:
         """Start producing through `producer` (called once it connected)."""
-        self.framer = Framer(producer, self._topic, linger_s=linger_s)
+        self.framer = Framer(
+            producer, linger_s=linger_s, on_delivered=telemetry.PRODUCE_SECONDS.observe
+        )
         self.producer = producer
 
     async def close(self) -> None:
@@ -149,12 +151,13 @@ class Publisher:
     ) -> None:
         groups: dict[asyncio.Future[Any], list[str]] = {}
         try:
-            if framer.partitions_stale():
+            topics = (self._topic,)
+            if framer.partitions_stale(topics):
                 async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-                    await framer.refresh_partitions()
+                    await framer.refresh_partitions(topics)
             for index in fresh:
                 record = records[index]
-                future = framer.append(record.key, record.value, record.headers)
+                future = framer.append(self._topic, record.key, record.value, record.headers)
                 groups.setdefault(future, []).append(record.uid)
                 waits.append((index, future, False))
         except (TimeoutError, KafkaError, OSError) as exc:

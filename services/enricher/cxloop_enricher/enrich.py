@@ -109,7 +109,7 @@ class Enricher:
             sentiment = NO_COMMENT_SENTIMENT
         if not 2 <= len(language) <= 16:
             language = UNDETERMINED
-        values: dict[str, Any] = dict(event)
+        values: dict[str, Any] = event.__dict__.copy()
         values.update(
             comment=comment,
             context=context,

@@ -70,9 +70,14 @@ _WORD = re.compile(r"[^\W\d_]+(?:[-'’][^\W\d_]+)*", re.UNICODE)
 _LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
 
 
+def warm_up() -> None:
+    """Load the n-gram model now (most of a second), not while the first events wait."""
+    _identifier()
+
+
 @cache
 def _identifier() -> Any:
-    # Loading the model takes most of a second: do it once per process, on first use.
+    # Loading the model takes most of a second: once per process, at start or on first use.
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
     identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)

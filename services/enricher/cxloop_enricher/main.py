@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 
 from cxloop_enricher.enrich import Enricher
-from cxloop_enricher.language import detect_language
+from cxloop_enricher.language import detect_language, warm_up
 from cxloop_enricher.pii import Redactor
 from cxloop_enricher.processor import EnrichProcessor
 from cxloop_enricher.sentiment import SentimentAnalyzer
@@ -129,6 +129,7 @@ def run() -> int:
         raise ConfigurationError(f"invalid CX_ENRICHER_* setting: {exc}") from exc
     configure_logging("enricher", settings.log_level)
     app = create_app(settings)
+    warm_up()
     log.info(
         "enricher on %s:%d (taxonomy %d touchpoints, %d rules)",
         settings.host,
