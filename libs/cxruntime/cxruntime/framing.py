@@ -147,6 +147,9 @@ class Framer:
 
     def _seal(self, slot: tuple[str, int]) -> None:
         batch = self._open.pop(slot)
+        # A closed builder is ready at once; an open one lingers again for the producer's own
+        # linger_ms inside aiokafka's accumulator after `send_batch`.
+        batch.builder.close()
         task = self._loop.create_task(self._ship(slot, batch))
         self._shipping.add(task)
         task.add_done_callback(self._shipping.discard)
