@@ -7,6 +7,9 @@ share the servers' event loops. In one run it measures, interleaving bare and co
 
 - single-event requests/s and p50/p99 latency at a fixed concurrency (closed loop),
 - the same for the bare endpoint, and the ratio,
+- the same for the collector with Kafka's acknowledgement replaced by an immediate one (auth,
+  rate limit, dedup, telemetry and middleware kept), which splits the gap to the bare endpoint
+  into the Kafka path and the rest,
 - p50/p99 latency at a fixed offered rate of 1,000 requests/s (open loop, latency counted from
   the scheduled send time, so queueing is not hidden),
 - batch throughput in events/s (500-event batches),
@@ -26,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -263,6 +267,18 @@ def bare_main(args: argparse.Namespace) -> int:
     return 0
 
 
+def no_kafka_main() -> int:
+    """`cxloop collector` whose publisher acknowledges every record at once (no Kafka path)."""
+    from cxloop_collector import main as collector_main
+    from cxloop_collector.publisher import Outcome, Publisher, Record
+
+    async def publish(self: Publisher, records: Sequence[Record]) -> list[Outcome]:
+        return [Outcome.ACCEPTED] * len(records)
+
+    Publisher.publish = publish  # type: ignore[method-assign]
+    return collector_main.run()
+
+
 # --- orchestration ----------------------------------------------------------------------------
 
 
@@ -379,8 +395,15 @@ def main_run(args: argparse.Namespace) -> int:
             env=env,
         )
         processes.append(bare)
+        no_kafka_port = free_port()
+        no_kafka = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.collector", "--no-kafka"],
+            env={**env, "CX_COLLECTOR_PORT": str(no_kafka_port)},
+        )
+        processes.append(no_kafka)
         _wait_ready(collector_port, "/readyz")
         _wait_ready(bare_port, "/docs")
+        _wait_ready(no_kafka_port, "/readyz")
         assert kafka.process is not None
         broker_pid = kafka.process.pid
 
@@ -390,10 +413,13 @@ def main_run(args: argparse.Namespace) -> int:
             "warmup": 1.5,
             "rate": 0,
         }
-        rounds: dict[str, list[dict[str, Any]]] = {"bare": [], "collector": []}
+        rounds: dict[str, list[dict[str, Any]]] = {"bare": [], "no-kafka": [], "collector": []}
         for _ in range(args.rounds):
             rounds["bare"].append(
                 _measured([bare.pid], bare_port, key=None, kind="single", **closed)
+            )
+            rounds["no-kafka"].append(
+                _measured([no_kafka.pid], no_kafka_port, key=key, kind="single", **closed)
             )
             rounds["collector"].append(
                 _measured(
@@ -454,7 +480,7 @@ def report(
         f"single event, closed loop, concurrency {args.concurrency}, {args.rounds} rounds "
         f"of {args.duration:g} s each (median):"
     )
-    for name in ("bare", "collector"):
+    for name in ("bare", "no-kafka", "collector"):
         each = ", ".join(f"{r['requests_per_s']:.0f}" for r in rounds[name])
         print(
             f"  {name:<9} {median(name, 'requests_per_s'):8.0f} req/s   "
@@ -462,12 +488,23 @@ def report(
             f"(rounds: {each}; statuses {rounds[name][-1]['statuses']})"
         )
     print(f"  ratio collector/bare: {ratio:.2f}  (target >= 0.80)")
+    print(
+        f"  ratio no-kafka/bare: {median('no-kafka', 'requests_per_s') / bare_rps:.2f}  "
+        "(the collector with Kafka's acknowledgement replaced by an immediate one)"
+    )
     bare_cpu = statistics.median(r["cpu_us_per_request"][0] for r in rounds["bare"])
+    no_kafka_cpu = statistics.median(r["cpu_us_per_request"][0] for r in rounds["no-kafka"])
     coll_cpu = statistics.median(r["cpu_us_per_request"][0] for r in rounds["collector"])
     broker_cpu = statistics.median(r["cpu_us_per_request"][1] for r in rounds["collector"])
     print(
-        f"  CPU per request: bare {bare_cpu:.0f} us, collector {coll_cpu:.0f} us "
-        f"(+ broker {broker_cpu:.0f} us); ratio bare/collector {bare_cpu / coll_cpu:.2f}"
+        f"  CPU per request: bare {bare_cpu:.0f} us, no-kafka {no_kafka_cpu:.0f} us, collector "
+        f"{coll_cpu:.0f} us (+ broker {broker_cpu:.0f} us); ratio bare/collector "
+        f"{bare_cpu / coll_cpu:.2f}"
+    )
+    print(
+        f"  of the collector's extra {coll_cpu - bare_cpu:.0f} us: Kafka path "
+        f"{coll_cpu - no_kafka_cpu:.0f} us, auth, rate limit, dedup, telemetry and middleware "
+        f"{no_kafka_cpu - bare_cpu:.0f} us"
     )
     print(
         f"paced {paced['offered_per_s']:.0f} req/s: completed {paced['completed_per_s']:.0f}/s, "
@@ -491,6 +528,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.collector")
     parser.add_argument("--load", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--bare", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--no-kafka", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--kind", default="single", help=argparse.SUPPRESS)
     parser.add_argument("--key", default="", help=argparse.SUPPRESS)
@@ -505,6 +543,8 @@ def main(argv: list[str] | None = None) -> int:
         return load_main(args)
     if args.bare:
         return bare_main(args)
+    if args.no_kafka:
+        return no_kafka_main()
     return main_run(args)
 
 

@@ -44,12 +44,19 @@ class Authenticator:
         self._max_entries = max_entries
         self._cache: dict[str, tuple[float, ApiKey | None]] = {}
 
+    def cached(self, key: str) -> tuple[bool, ApiKey | None]:
+        """(True, the answer) when the cache holds a fresh answer for `key`, else (False, None)."""
+        hit = self._cache.get(key)
+        if hit is not None and time.monotonic() - hit[0] < self._ttl_s:
+            return True, hit[1]
+        return False, None
+
     async def resolve(self, key: str) -> ApiKey | None:
         """The live key for `key`, or None."""
+        fresh, cached = self.cached(key)
+        if fresh:
+            return cached
         now = time.monotonic()
-        hit = self._cache.get(key)
-        if hit is not None and now - hit[0] < self._ttl_s:
-            return hit[1]
         async with self._sessions() as session:
             found = await apikeys.authenticate(session, key)
         if len(self._cache) >= self._max_entries:

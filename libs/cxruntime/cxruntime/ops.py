@@ -7,9 +7,14 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
+from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
+
+NO_OPENTELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+"""`FastAPI(telemetry=...)` for every service: cxloop reports through Prometheus, and FastAPI's
+built-in OpenTelemetry hooks otherwise look up the global providers on every request."""
 
 
 def ops_router(checks: Callable[[], Mapping[str, ReadinessCheck]]) -> APIRouter:

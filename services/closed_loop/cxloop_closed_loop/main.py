@@ -25,7 +25,7 @@ from cxruntime.consumer import ConsumerRunner, RunnerConfig
 from cxruntime.db import DatabaseProbe, make_engine, make_sessionmaker
 from cxruntime.kafka import KafkaProbe, make_producer
 from cxruntime.logs import configure_logging
-from cxruntime.ops import ReadinessCheck, ops_router
+from cxruntime.ops import NO_OPENTELEMETRY, ReadinessCheck, ops_router
 from cxruntime.problems import install_problem_handlers
 from cxruntime.serve import Worker, serve
 from cxschema import ENRICHED
@@ -118,6 +118,7 @@ def create_app(settings: ClosedLoopSettings, *, clock: Clock | None = None) -> F
         version="0.1.0",
         summary="Cases from unhappy customers, routed, tracked against SLAs and notified.",
         lifespan=lifespan,
+        telemetry=NO_OPENTELEMETRY,
     )
     install_problem_handlers(app)
 

@@ -20,6 +20,9 @@ class CoalescingAuthenticator(Authenticator):
 
     async def resolve(self, key: str) -> ApiKey | None:
         """The live key for `key`, or None."""
+        fresh, found = self.cached(key)
+        if fresh:
+            return found
         inflight = self.__dict__.setdefault("_inflight", {})
         pending = inflight.get(key)
         if pending is not None:

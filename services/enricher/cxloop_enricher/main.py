@@ -26,7 +26,7 @@ from cxruntime.consumer import ConsumerRunner, RunnerConfig
 from cxruntime.errors import ConfigurationError
 from cxruntime.kafka import KafkaProbe, make_producer, wait_for_kafka
 from cxruntime.logs import configure_logging
-from cxruntime.ops import ReadinessCheck, ops_router
+from cxruntime.ops import NO_OPENTELEMETRY, ReadinessCheck, ops_router
 from cxruntime.serve import Worker, serve
 from cxschema import RAW
 
@@ -100,6 +100,7 @@ def create_app(settings: EnricherSettings, enricher: Enricher | None = None) -> 
         version="0.1.0",
         summary="Touchpoint, language, sentiment and PII redaction for feedback events.",
         lifespan=lifespan,
+        telemetry=NO_OPENTELEMETRY,
     )
     app.state.kafka_probe = None
     app.state.enricher = enricher

@@ -22,7 +22,7 @@ from cxruntime.db import DatabaseProbe, make_engine, make_sessionmaker
 from cxruntime.errors import ConfigurationError
 from cxruntime.kafka import KafkaProbe, make_producer
 from cxruntime.logs import configure_logging
-from cxruntime.ops import ReadinessCheck, ops_router
+from cxruntime.ops import NO_OPENTELEMETRY, ReadinessCheck, ops_router
 from cxruntime.problems import install_problem_handlers
 from cxruntime.serve import Worker, serve
 from cxschema import ENRICHED
