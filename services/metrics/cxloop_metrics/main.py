@@ -105,6 +105,7 @@ def create_app(settings: MetricsSettings) -> FastAPI:
         version="0.1.0",
         summary="Rolling Voice-of-the-Customer KPIs, each event counted exactly once.",
         lifespan=lifespan,
+        telemetry=NO_OPENTELEMETRY,
     )
     app.state.checks = {}
     app.state.workers = []
