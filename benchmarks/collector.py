@@ -243,10 +243,14 @@ def load_main(args: argparse.Namespace) -> int:
 
 
 def bare_main(args: argparse.Namespace) -> int:
-    """A FastAPI app validating like the collector, without auth and Kafka."""
+    """A FastAPI app validating like the collector, without auth and Kafka; FastAPI configured
+    as in every cxloop service (its OpenTelemetry hooks off), so the ratio compares the work
+    and not the framework settings."""
     import uvicorn
 
-    app = FastAPI()
+    from cxruntime.ops import NO_OPENTELEMETRY
+
+    app = FastAPI(telemetry=NO_OPENTELEMETRY)
 
     @app.post("/v1/feedback", status_code=202)
     async def post(request: Request) -> Response:
