@@ -1,11 +1,16 @@
-"""Metrics benchmark: `python -m benchmarks.metrics [--events N] [--quick]`.
+"""Metrics benchmark: `python -m benchmarks.metrics [--events N] [--preload-events N]`.
 
 Starts an embedded PostgreSQL (private temporary folder) and measures, in one run:
 
-1. Ingest: events/s into the aggregates on one process, through the consumer's own path
-   (`MetricsProcessor.decode` of the JSON record, then `handle`: one transaction per batch of
-   1,000 with dedup, the minute/hour/day upserts of all three cubes and the offsets). Kafka is
-   left out: it is the broker's throughput, not ours. RSS is read after two ingest sizes.
+1. Ingest through the real path: one `cxloop metrics` process (a subprocess, as served) on the
+   embedded broker, the topic filled with N events beforehand. The rate is taken from the
+   first batch stored in PostgreSQL (positions are stored in the same transaction as the
+   buckets) to the one covering all N, so start-up and the group join are not counted; CPU
+   time per event of the metrics process, of the whole PostgreSQL server (backends, WAL
+   writer, checkpointer, autovacuum) and of the broker; the process's RSS at half and at the
+   end; and a check that exactly N events were counted.
+   Then the processor alone (no Kafka), synchronous and with the pipelined writer: the
+   records' values are encoded up front, the timed loop is decode + `handle`.
 2. Query: p50/p99 of `GET /v1/kpis?window=90d&group_by=touchpoint,channel` (HTTP through the
    real app, in process, with auth) over 10,000,000 preloaded events: 90 days, 30 touchpoints,
    4 channels, 16 regions, 4 segments. The preload writes the aggregate rows directly (COPY)
@@ -21,6 +26,7 @@ import argparse
 import asyncio
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -32,7 +38,7 @@ from typing import Any
 import asyncpg
 import httpx
 import numpy as np
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 from sqlalchemy import text
 
 from cxloop_metrics.buckets import floor_day, floor_hour, floor_interval
@@ -47,7 +53,8 @@ from cxruntime import apikeys
 from cxruntime.auth import Authenticator
 from cxruntime.consumer import Consumed, Decoded
 from cxruntime.db import make_engine, make_sessionmaker
-from cxruntime.embedded import EmbeddedPostgres
+from cxruntime.embedded import EmbeddedKafka, EmbeddedPostgres, free_port
+from cxruntime.kafka import ensure_topics
 from cxruntime.migrations import migrate
 from cxruntime.serve import settle_garbage_collector
 from cxschema import CHANNELS, ENRICHED, FeedbackEnriched, Sentiment, encode
@@ -110,17 +117,18 @@ def synthetic_event(i: int, rng: np.random.Generator, now: datetime) -> Feedback
     )
 
 
-async def bench_ingest(url: str, events: int, batch: int, *, pipelined: bool) -> dict[str, float]:
-    """Events/s through decode + handle, and RSS after half and all of the events.
+async def bench_ingest(
+    url: str, events: int, batch: int, *, pipelined: bool, postmaster: int
+) -> dict[str, float]:
+    """Events/s through the processor alone (decode + handle), and RSS after half and all.
 
     `pipelined` runs the processor's writer beside the loop, as `cxloop metrics` does; else
-    each `handle` commits before returning.
+    each `handle` commits before returning. The record values are encoded before the clock
+    starts (encoding is the producer's cost, and building them between batches would stall the
+    loop the writer shares), so the timed loop is exactly what the consumer does per batch.
     """
-    # One connection, so that its server process's CPU time is the database's share.
     engine = make_engine(url, pool_size=1, max_overflow=0)
     sessions = make_sessionmaker(engine)
-    async with sessions() as session:
-        backend = int(await session.scalar(text("SELECT pg_backend_pid()")) or 0)
     settings = MetricsSettings()
     processor = MetricsProcessor(
         sessions,
@@ -128,49 +136,205 @@ async def bench_ingest(url: str, events: int, batch: int, *, pipelined: bool) ->
         lateness=settings.metrics_lateness,
         hour_retention=settings.metrics_hour_retention,
         touchpoint_labels=LabelLimiter(30),
+        writer_dsn=url,
     )
     writer = asyncio.create_task(processor.run()) if pipelined else None
-    rng = np.random.default_rng(7)
-    now = datetime.now(UTC)
-    # Encoding is the producer's cost, not ours: prepare the record values up front, in chunks
-    # so that the generator's memory does not hide in the RSS figures.
+    # Each mode counts its own events (distinct ids), after the other mode's offsets.
+    first = events if pipelined else 0
+    values = synthetic_values(first, events, datetime.now(UTC))
     tp = TopicPartition(ENRICHED, 0)
-    offset = events if pipelined else 0
-    events += offset
-    elapsed = ours = 0.0
-    db_before = cpu_seconds(backend)
     rss: dict[int, float] = {}
-    half = offset + (events - offset) // 2
-    count = events - offset
-    while offset < events:
-        values = [encode(synthetic_event(offset + i, rng, now)) for i in range(batch)]
-        records = [Consumed(ENRICHED, 0, offset + i, None, v, (), 0) for i, v in enumerate(values)]
-        started = time.perf_counter()
-        cpu_started = time.process_time()
+    half = events // 2
+    settle_garbage_collector()
+    db_before = server_cpu_seconds(postmaster)
+    started = time.perf_counter()
+    cpu_started = time.process_time()
+    for done in range(0, events, batch):
+        offset = first + done
+        records = [
+            Consumed(ENRICHED, 0, offset + i, None, v, (), 0)
+            for i, v in enumerate(values[done : done + batch])
+        ]
         decoded = [Decoded(r, processor.decode(r)) for r in records]
-        await processor.handle(decoded, {tp: offset + batch})
-        elapsed += time.perf_counter() - started
-        ours += time.process_time() - cpu_started
-        offset += batch
-        if offset == events and writer is not None:
-            started = time.perf_counter()
-            await processor.flush()
-            elapsed += time.perf_counter() - started
-        if offset in (half, events):
-            rss[offset] = rss_mib()
+        await processor.handle(decoded, {tp: offset + len(records)})
+        if done + batch in (half, events):
+            rss[done + batch] = rss_mib()
+    if writer is not None:
+        await processor.flush()
+    elapsed = time.perf_counter() - started
+    ours = time.process_time() - cpu_started
+    db_cpu = server_cpu_seconds(postmaster) - db_before
     if writer is not None:
         processor.stop()
         await writer
-    db_cpu = cpu_seconds(backend) - db_before
     await engine.dispose()
     return {
-        "events": float(count),
-        "events_per_s": count / elapsed,
-        "our_cpu_us": ours / count * 1e6,
-        "db_cpu_us": db_cpu / count * 1e6,
-        "rss_half_mib": rss[half],
-        "rss_full_mib": rss[events],
+        "events": float(events),
+        "events_per_s": events / elapsed,
+        "our_cpu_us": ours / events * 1e6,
+        "db_cpu_us": db_cpu / events * 1e6,
+        "rss_half_mib": rss.get(half, float("nan")),
+        "rss_full_mib": rss.get(events, float("nan")),
     }
+
+
+def synthetic_values(first: int, count: int, now: datetime) -> list[bytes]:
+    """Record values of `count` synthetic events with ids from `first` (seeded per range)."""
+    rng = np.random.default_rng(7 + first)
+    return [encode(synthetic_event(first + i, rng, now)) for i in range(count)]
+
+
+def server_cpu_seconds(postmaster: int) -> float:
+    """CPU seconds of a PostgreSQL server: the postmaster, its live children (backends,
+    WAL writer, checkpointer, autovacuum) and the children that already exited."""
+    fields = Path(f"/proc/{postmaster}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = sum(int(f) for f in fields[11:15])
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            child = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited meanwhile
+        if int(child[1]) == postmaster:
+            ticks += int(child[11]) + int(child[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def postmaster_pid(pg: EmbeddedPostgres) -> int:
+    """The embedded server's main process."""
+    return int((pg.data_dir / "postmaster.pid").read_text().split()[0])
+
+
+def process_rss_mib(pid: int) -> float:
+    """Resident set size of a process in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def _fill_topic(bootstrap: str, values: list[bytes]) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=512 * 1024
+    )
+    await producer.start()
+    try:
+        for start in range(0, len(values), 5000):
+            futures = [
+                await producer.send(ENRICHED, value, key=f"c{(start + i) % 5000}".encode())
+                for i, value in enumerate(values[start : start + 5000])
+            ]
+            await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def _consume_and_time(
+    conn: Any,
+    total: int,
+    process: subprocess.Popen[bytes],
+    *,
+    postmaster: int,
+    broker: int,
+    log: Path,
+) -> dict[str, float]:
+    """Poll the stored positions (committed in the same transaction as the buckets) until they
+    cover `total` records; time and CPU from the first commit to the last."""
+    first: tuple[float, int, float, float, float] | None = None
+    rss_half = float("nan")
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"cxloop metrics exited with {process.returncode}: {_tail(log)}")
+        done = int(await conn.fetchval("SELECT coalesce(sum(next_offset), 0) FROM metrics_offsets"))
+        now = time.monotonic()
+        if first is None and done > 0:
+            first = (
+                now,
+                done,
+                cpu_seconds(process.pid),
+                server_cpu_seconds(postmaster),
+                cpu_seconds(broker),
+            )
+        if first is not None and rss_half != rss_half and done >= total // 2:
+            rss_half = process_rss_mib(process.pid)
+        if done >= total:
+            assert first is not None
+            counted = total - first[1]
+            return {
+                "events": float(counted),
+                "events_per_s": counted / (now - first[0]),
+                "our_cpu_us": (cpu_seconds(process.pid) - first[2]) / counted * 1e6,
+                "db_cpu_us": (server_cpu_seconds(postmaster) - first[3]) / counted * 1e6,
+                "broker_cpu_us": (cpu_seconds(broker) - first[4]) / counted * 1e6,
+                "rss_half_mib": rss_half,
+                "rss_full_mib": process_rss_mib(process.pid),
+            }
+        await asyncio.sleep(0.02)
+    raise TimeoutError("cxloop metrics did not finish in 900 s")
+
+
+def _start_metrics(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "cxruntime", "metrics"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def _tail(log: Path) -> str:
+    return log.read_text(errors="replace")[-3000:]
+
+
+async def bench_service(
+    pg: EmbeddedPostgres, tmp: Path, events: int, partitions: int
+) -> dict[str, float]:
+    """One `cxloop metrics` process on the embedded broker with the topic filled beforehand:
+    events/s from its first stored commit to the commit that covers every record."""
+    url = pg.create_database("service")
+    await asyncio.to_thread(migrate, url)
+    broker = EmbeddedKafka(log_path=tmp / "tansu.log")
+    broker.start()
+    try:
+        await ensure_topics(broker.bootstrap, partitions=partitions)
+        values = synthetic_values(0, events, datetime.now(UTC))
+        await _fill_topic(broker.bootstrap, values)
+        del values
+        env = {
+            **os.environ,
+            "CX_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
+            "CX_DATABASE_URL": url,
+            "CX_METRICS_PORT": str(free_port()),
+            "CX_DATA_DIR": str(tmp / "data"),
+            "CX_LOG_LEVEL": "WARNING",
+        }
+        postmaster = postmaster_pid(pg)
+        conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+        log = tmp / "metrics.log"
+        try:
+            process = _start_metrics(env, log)
+            try:
+                assert broker.process is not None
+                result = await _consume_and_time(
+                    conn,
+                    events,
+                    process,
+                    postmaster=postmaster,
+                    broker=broker.process.pid,
+                    log=log,
+                )
+            finally:
+                process.terminate()
+                process.wait(timeout=30)
+            counted = await conn.fetchval("SELECT sum(responses) FROM metrics_day WHERE cube = 1")
+            if int(counted or 0) != events:
+                raise RuntimeError(f"counted {counted} of {events} events: {_tail(log)}")
+        finally:
+            await conn.close()
+        return result
+    finally:
+        broker.stop()
 
 
 def _aggregate(
@@ -411,24 +575,48 @@ async def main_async(args: argparse.Namespace) -> int:
         pg.start()
         try:
             print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-            ingest_url = pg.create_database("ingest")
-            await asyncio.to_thread(migrate, ingest_url)
+            if not args.skip_ingest:
+                print(
+                    f"ingest, one `cxloop metrics` process on the embedded broker: "
+                    f"{args.events:,} events on {args.partitions} partitions, filled beforehand",
+                    flush=True,
+                )
+                service = await bench_service(pg, Path(tmp), args.events, args.partitions)
+                print(
+                    f"  {service['events_per_s']:,.0f} events/s wall clock, from the first stored "
+                    "commit to the one covering every record (consume, decode, dedup, bucket "
+                    "upserts and offsets in one transaction per batch, Kafka commit)"
+                )
+                print(
+                    f"  CPU per event: {service['our_cpu_us']:.0f} us in the metrics process + "
+                    f"{service['db_cpu_us']:.0f} us in PostgreSQL (every server process) + "
+                    f"{service['broker_cpu_us']:.0f} us in the broker"
+                )
+                print(
+                    f"  metrics process RSS at half: {service['rss_half_mib']:.1f} MiB; "
+                    f"at the end: {service['rss_full_mib']:.1f} MiB",
+                    flush=True,
+                )
+                ingest_url = pg.create_database("ingest")
+                await asyncio.to_thread(migrate, ingest_url)
+            postmaster = postmaster_pid(pg)
             for pipelined in () if args.skip_ingest else (False, True):
                 mode = "pipelined writer (as served)" if pipelined else "synchronous handle"
-                print(f"ingest, {mode}: {args.events:,} events, batches of {args.batch}")
+                print(
+                    f"ingest, processor alone ({mode}): {args.events:,} events, "
+                    f"batches of {args.batch}"
+                )
                 ingest = await bench_ingest(
-                    ingest_url, args.events, args.batch, pipelined=pipelined
+                    ingest_url, args.events, args.batch, pipelined=pipelined, postmaster=postmaster
                 )
                 ours, db = ingest["our_cpu_us"], ingest["db_cpu_us"]
                 print(
                     f"  {ingest['events_per_s']:,.0f} events/s wall clock "
                     "(decode + dedup + minute/hour/day/week upserts + offsets, one process)"
                 )
-                # Synchronously the two run one after the other; pipelined they overlap.
-                bound = max(ours, db) if pipelined else ours + db
                 print(
                     f"  CPU per event: {ours:.0f} us in this process + {db:.0f} us in "
-                    f"PostgreSQL (-> {1e6 / bound:,.0f} events/s on an otherwise idle host)"
+                    "PostgreSQL (every server process)"
                 )
                 print(
                     f"  RSS after {args.events // 2:,} events: {ingest['rss_half_mib']:.1f} MiB; "
@@ -466,7 +654,8 @@ async def main_async(args: argparse.Namespace) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.metrics")
     parser.add_argument("--events", type=int, default=100_000, help="events to ingest per mode")
-    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--batch", type=int, default=1000, help="processor-alone batch size")
+    parser.add_argument("--partitions", type=int, default=6, help="partitions of the topic")
     parser.add_argument("--rounds", type=int, default=200, help="requests per query kind")
     parser.add_argument("--skip-query", action="store_true", help="ingest only")
     parser.add_argument("--skip-ingest", action="store_true", help="query only")

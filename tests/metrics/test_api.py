@@ -29,7 +29,9 @@ pytestmark = pytest.mark.integration
 NOW = datetime.now(UTC)
 
 
-def _processor(sessions: async_sessionmaker[AsyncSession]) -> MetricsProcessor:
+def _processor(
+    sessions: async_sessionmaker[AsyncSession], *, writer_dsn: str | None = None
+) -> MetricsProcessor:
     settings = MetricsSettings()
     return MetricsProcessor(
         sessions,
@@ -37,6 +39,7 @@ def _processor(sessions: async_sessionmaker[AsyncSession]) -> MetricsProcessor:
         lateness=settings.metrics_lateness,
         hour_retention=settings.metrics_hour_retention,
         touchpoint_labels=LabelLimiter(5),
+        writer_dsn=writer_dsn,
     )
 
 

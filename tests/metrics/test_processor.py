@@ -11,15 +11,49 @@ from aiokafka import TopicPartition
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from cxloop_metrics.buckets import event_buckets
 from cxloop_metrics.labels import LabelLimiter
-from cxloop_metrics.processor import MetricsProcessor
+from cxloop_metrics.processor import BucketCache, MetricsProcessor, observe, select_events, to_row
+from cxloop_metrics.repository import EventRow
 from cxruntime.consumer import Consumed, InvalidMessage
 from cxschema import ENRICHED
-from tests.metrics.factories import enriched
+from tests.metrics.factories import enriched, value
 from tests.metrics.test_api import _processor, feed
 
-pytestmark = pytest.mark.integration
 NOW = datetime.now(UTC)
+BERLIN = ZoneInfo("Europe/Berlin")
+TP0 = (ENRICHED, 0)
+TP1 = (ENRICHED, 1)
+
+
+def _row(event_id: str) -> EventRow:
+    obs = observe(value(enriched(event_id, occurred_at=NOW, nps=5)), BucketCache(BERLIN))
+    return to_row(obs, now=NOW, lateness=timedelta(days=7), hour_retention=timedelta(days=35))
+
+
+def test_select_skips_records_below_the_stored_position_then_keeps_each_uid_once() -> None:
+    a, b, c = _row("a"), _row("b"), _row("c")
+    records = [(TP0, 8, a), (TP0, 9, b), (TP0, 10, a), (TP0, 11, c), (TP1, 3, b), (TP1, 4, c)]
+    # Nothing stored: every record is new; `a` (offset 10) and `b`, `c` on partition 1 repeat.
+    fresh = select_events(records, {})
+    assert [r.uid for r in fresh.rows] == [a.uid, b.uid, c.uid]
+    assert (fresh.replayed, fresh.duplicates) == (0, 3)
+    # Partition 0 stored up to 10: offsets 8 and 9 were counted by an earlier owner, so the
+    # `a` at offset 10 is this batch's first `a` and counts.
+    after = select_events(records, {TP0: 10, TP1: 0})
+    assert [r.uid for r in after.rows] == [a.uid, c.uid, b.uid]
+    assert (after.replayed, after.duplicates) == (2, 1)
+
+
+def test_bucket_cache_keys_on_the_exact_minute() -> None:
+    cache = BucketCache(BERLIN)
+    last_instant = datetime(2026, 3, 29, 0, 59, 59, 999_999, tzinfo=UTC)
+    next_minute = datetime(2026, 3, 29, 1, 0, tzinfo=UTC)  # 03:00 CEST, just after the change
+    for t in (last_instant, next_minute, last_instant - timedelta(seconds=59)):
+        assert cache(t) == event_buckets(t, BERLIN)
+    assert cache(last_instant).hour != cache(next_minute).hour
+    # Another zone's offset in the input changes nothing: the key is the instant.
+    assert cache(next_minute.astimezone(ZoneInfo("Asia/Kolkata"))) is cache(next_minute)
 
 
 async def _responses(sessions: async_sessionmaker[AsyncSession]) -> int:
@@ -28,10 +62,11 @@ async def _responses(sessions: async_sessionmaker[AsyncSession]) -> int:
     return int(total or 0)
 
 
+@pytest.mark.integration
 async def test_pipelined_writer_commits_in_order_and_stops(
-    db_sessions: async_sessionmaker[AsyncSession],
+    db_sessions: async_sessionmaker[AsyncSession], database_url: str
 ) -> None:
-    processor = _processor(db_sessions)
+    processor = _processor(db_sessions, writer_dsn=database_url)
     writer = asyncio.create_task(processor.run())
     await asyncio.sleep(0)
     for b in range(4):
@@ -51,6 +86,7 @@ async def test_pipelined_writer_commits_in_order_and_stops(
     assert await _responses(db_sessions) == 201
 
 
+@pytest.mark.integration
 async def test_records_below_the_stored_position_are_skipped(
     db_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
@@ -63,8 +99,9 @@ async def test_records_below_the_stored_position_are_skipped(
     assert await _responses(db_sessions) == 10
 
 
+@pytest.mark.integration
 async def test_writer_failure_stops_the_consumer(
-    db_sessions: async_sessionmaker[AsyncSession],
+    db_sessions: async_sessionmaker[AsyncSession], database_url: str
 ) -> None:
     processor = MetricsProcessor(
         db_sessions,
@@ -72,6 +109,7 @@ async def test_writer_failure_stops_the_consumer(
         lateness=timedelta(days=7),
         hour_retention=timedelta(days=35),
         touchpoint_labels=LabelLimiter(5),
+        writer_dsn=database_url,
         write_attempts=1,
     )
     writer = asyncio.create_task(processor.run())
@@ -85,8 +123,34 @@ async def test_writer_failure_stops_the_consumer(
         await feed(processor, [enriched("y", occurred_at=NOW, nps=1)], first_offset=1)
 
 
+@pytest.mark.integration
 def test_undecodable_records_are_invalid(db_sessions: async_sessionmaker[AsyncSession]) -> None:
     processor = _processor(db_sessions)
-    for value in (None, b"{", b'{"id": "x"}'):
+    for raw in (None, b"{", b'{"id": "x"}'):
         with pytest.raises(InvalidMessage):
-            processor.decode(Consumed(ENRICHED, 0, 0, None, value, (), 0))
+            processor.decode(Consumed(ENRICHED, 0, 0, None, raw, (), 0))
+
+
+@pytest.mark.integration
+async def test_pipelined_writer_skips_what_a_previous_owner_stored(
+    db_sessions: async_sessionmaker[AsyncSession], database_url: str
+) -> None:
+    first = [enriched(f"o{i}", occurred_at=NOW, nps=9) for i in range(30)]
+    await feed(_processor(db_sessions), first)  # an earlier owner stored offsets 0..29
+    processor = _processor(db_sessions, writer_dsn=database_url)
+    writer = asyncio.create_task(processor.run())
+    await asyncio.sleep(0.2)
+    # This owner starts at 20 (its Kafka position was behind): offsets 20..29 hold other
+    # events here, and must be skipped on the writer's thread, not counted.
+    overlap = [enriched(f"n{i}", occurred_at=NOW, nps=0) for i in range(20)]
+    await feed(processor, overlap, first_offset=20)
+    await feed(processor, [enriched("n-last", occurred_at=NOW, nps=0)], first_offset=40)
+    await processor.flush()
+    processor.stop()
+    await asyncio.wait_for(writer, timeout=5)
+    assert await _responses(db_sessions) == 30 + 10 + 1
+    async with db_sessions() as s:
+        detractors = await s.scalar(text("SELECT sum(nps_0) FROM metrics_day WHERE cube = 1"))
+    assert detractors == 11
+    positions = await processor.load([TopicPartition(ENRICHED, 0)])
+    assert positions == {TopicPartition(ENRICHED, 0): 41}

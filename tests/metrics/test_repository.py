@@ -22,6 +22,10 @@ BERLIN = ZoneInfo("Europe/Berlin")
 NOW = datetime.now(UTC)
 
 
+async def _apply(s: AsyncSession, rows: list[repository.EventRow]) -> list[tuple[str, str, int]]:
+    return await repository.apply_batch(s, repository.event_columns(rows), {})
+
+
 def _rows(events: list[bytes]) -> list[repository.EventRow]:
     return [
         to_row(
@@ -57,15 +61,31 @@ def _events(n: int, start: datetime) -> list[bytes]:
     return out
 
 
+def test_event_columns_bind_each_bucket_tuple_once() -> None:
+    def at(t: datetime, n: int, prefix: str) -> list[repository.EventRow]:
+        return _rows([value(enriched(f"{prefix}{i}", occurred_at=t, nps=i)) for i in range(n)])
+
+    live = at(NOW - timedelta(minutes=1), 3, "live")
+    too_late = at(NOW - timedelta(days=9), 2, "late")  # no minute bucket, an hour bucket
+    columns = repository.event_columns([*live, too_late[0], live[1], too_late[1]])
+    assert columns["b"] == [1, 1, 1, 2, 1, 2]
+    assert columns["minute"] == [live[0].minute, None]
+    assert columns["hour"] == [live[0].hour, too_late[0].hour]
+    assert columns["day"] == [live[0].day, too_late[0].day]
+    assert columns["week"] == [live[0].week, too_late[0].week]
+    assert columns["uid"] == [r.uid for r in (*live, too_late[0], live[1], too_late[1])]
+    assert all(len(columns[c]) == 6 for c in ("tp", "ch", "js", "rg", "sg", "nps", "neg"))
+
+
 async def test_counts_each_uid_once_and_cubes_agree(
     db_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     events = _events(60, NOW - timedelta(hours=30))
     async with db_sessions() as s, s.begin():
-        counted = await repository.apply_events(s, _rows(events))
+        counted = await _apply(s, _rows(events))
     assert sum(n for _, _, n in counted) == 60
     async with db_sessions() as s, s.begin():
-        again = await repository.apply_events(s, _rows(events[:20]))
+        again = await _apply(s, _rows(events[:20]))
     assert again == []
 
     horizons = Horizons(minute=NOW - timedelta(days=7), hour=NOW - timedelta(days=35))
@@ -95,7 +115,7 @@ async def test_filters_select_the_matching_cube_rows(
     db_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     async with db_sessions() as s, s.begin():
-        await repository.apply_events(s, _rows(_events(30, NOW - timedelta(hours=4))))
+        await _apply(s, _rows(_events(30, NOW - timedelta(hours=4))))
     horizons = Horizons(minute=NOW - timedelta(days=7), hour=NOW - timedelta(days=35))
     coverage = cover(NOW - timedelta(hours=5), NOW + timedelta(minutes=1), BERLIN, horizons)
     async with db_sessions() as s:
@@ -127,7 +147,7 @@ async def test_position_lock_fences_a_stale_owner(
     tp = ("cx.feedback.enriched.v1", 0)
     async with db_sessions() as s, s.begin():
         assert await repository.lock_positions(s, [tp]) == {tp: 0}
-        await repository.store_positions(s, {tp: 10})
+        await repository.apply_batch(s, repository.event_columns([]), {tp: 10})
 
     order: list[str] = []
 
@@ -136,7 +156,7 @@ async def test_position_lock_fences_a_stale_owner(
             stored = await repository.lock_positions(s, [tp])
             order.append(f"{name} saw {stored[tp]}")
             await asyncio.sleep(hold)
-            await repository.store_positions(s, {tp: new_position})
+            await repository.apply_batch(s, repository.event_columns([]), {tp: new_position})
             return stored[tp]
 
     first = asyncio.create_task(owner("new", 50, 0.3))
@@ -153,7 +173,7 @@ async def test_position_lock_fences_a_stale_owner(
 async def test_prune_keeps_day_buckets(db_sessions: async_sessionmaker[AsyncSession]) -> None:
     old = NOW - timedelta(days=6, hours=23)
     async with db_sessions() as s, s.begin():
-        await repository.apply_events(s, _rows(_events(5, old)))
+        await _apply(s, _rows(_events(5, old)))
     async with db_sessions() as s, s.begin():
         counts = await repository.prune(
             s, minute_before=NOW, hour_before=NOW, seen_before=NOW - timedelta(days=1)

@@ -44,7 +44,8 @@ def create_app(settings: MetricsSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.database_dsn())
+        dsn = settings.database_dsn()
+        engine = make_engine(dsn)
         sessions = make_sessionmaker(engine)
         bootstrap = settings.kafka_bootstrap()
         producer = make_producer(bootstrap, client_id="cxloop-metrics")
@@ -63,6 +64,7 @@ def create_app(settings: MetricsSettings) -> FastAPI:
                 lateness=settings.metrics_lateness,
                 hour_retention=settings.metrics_hour_retention,
                 touchpoint_labels=LabelLimiter(config.prometheus.max_touchpoints),
+                writer_dsn=dsn,
             )
             runner = ConsumerRunner(
                 RunnerConfig(
