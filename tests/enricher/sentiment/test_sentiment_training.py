@@ -4,6 +4,7 @@ import argparse
 import io
 import json
 import random
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +18,14 @@ from cxloop_enricher.sentiment.evaluation import (
     read_tsv,
     score,
 )
-from cxloop_enricher.sentiment.features import FeatureConfig, featurize
+from cxloop_enricher.sentiment.features import (
+    FeatureConfig,
+    _char_features_within_words,
+    featurize,
+    terms,
+)
 from cxloop_enricher.sentiment.model import LinearModel, ModelFormatError
-from cxloop_enricher.sentiment.training import TrainingConfig, train
+from cxloop_enricher.sentiment.training import TrainingConfig, minimise, train
 
 # Made-up vocabulary, so the model cannot lean on the shipped lexicons.
 _GOOD = ["blorp", "zindel", "quaff", "mervy"]
@@ -60,7 +66,7 @@ def _run(argv: list[str]) -> int:
 
 
 SMALL = FeatureConfig(bits=12)
-FAST = TrainingConfig(epochs=60)
+FAST = TrainingConfig(iterations=60, l2=1e-2)
 
 
 def test_train_save_load_round_trip(tmp_path: Path) -> None:
@@ -90,15 +96,105 @@ def test_train_save_load_round_trip(tmp_path: Path) -> None:
 
 
 def test_features_are_stable_and_normalised() -> None:
-    index, value = featurize("Die Lieferung kam zu spät :(", "de", SMALL)
-    again_index, again_value = featurize("Die Lieferung kam zu spät :(", "de", SMALL)
+    text = "Die Lieferung kam zu spät, zu spät :("
+    index, value = featurize(text, "de", SMALL)
+    again_index, again_value = featurize(text, "de", SMALL)
     np.testing.assert_array_equal(index, again_index)
     np.testing.assert_array_equal(value, again_value)
-    hashed = index < SMALL.hashed
-    assert np.dot(value[hashed], value[hashed]) == pytest.approx(1.0, rel=1e-5)
     assert index.max() < SMALL.size
+    # The word block and the character block are each scaled to unit length.
+    found = terms(text, "de", SMALL)
+    words, chars = value[: found.words], value[found.words : len(found.index)]
+    assert np.dot(words, words) == pytest.approx(1.0, rel=1e-5)
+    assert np.dot(chars, chars) == pytest.approx(SMALL.char_weight**2, rel=1e-5)
+    # Sublinear term frequency: "zu" and "spät" occur twice, one entry each.
+    assert len(set(found.index[: found.words].tolist())) == found.words
+    assert found.frequency.max() == pytest.approx(1 + np.log(2))
     empty_index, _ = featurize("", "de", SMALL)
     assert len(empty_index) >= 1  # the bias feature
+
+
+def test_character_ngrams_stay_within_words() -> None:
+    together = set(_char_features_within_words(["gute", "fahrt"], 2, 5).tolist())
+    apart = set(_char_features_within_words(["gute"], 2, 5).tolist()) | set(
+        _char_features_within_words(["fahrt"], 2, 5).tolist()
+    )
+    assert together == apart
+    # " gute " has 5 + 4 + 3 + 2 n-grams of lengths 2 to 5.
+    assert len(_char_features_within_words(["gute"], 2, 5)) == 14
+
+
+def test_minimise_finds_the_minimum_of_a_quadratic() -> None:
+    rng = np.random.default_rng(0)
+    basis = rng.normal(size=(20, 20))
+    hessian = basis @ basis.T + np.eye(20)
+    centre = rng.normal(size=20)
+
+    def evaluate(point: np.ndarray) -> tuple[float, np.ndarray]:
+        offset = point - centre
+        return 0.5 * float(offset @ hessian @ offset), hessian @ offset
+
+    found = minimise(evaluate, np.zeros(20), iterations=500, tolerance=1e-14)
+    np.testing.assert_allclose(found, centre, atol=1e-4)
+
+
+def test_cross_validation_separates_the_classes() -> None:
+    rows = _dataset(240, seed=5)
+    predicted = [""] * len(rows)
+    for train_rows, test_rows in folds(len(rows), 3):
+        # Default training: the penalty is chosen by inner cross-validation.
+        model = train(
+            [rows[i][0] for i in train_rows],
+            [rows[i][1] for i in train_rows],
+            ["de"] * len(train_rows),
+            features=SMALL,
+        )
+        analyzer = SentimentAnalyzer(model)
+        for row in test_rows:
+            predicted[row] = analyzer.analyze(rows[row][0], "de").label
+    assert score([label for _, label in rows], predicted).macro_f1 > 0.9
+
+
+def test_unseen_words_do_not_dilute_known_ones() -> None:
+    rows = _dataset(200, seed=6)
+    model = train(
+        [text for text, _ in rows],
+        [label for _, label in rows],
+        ["de"] * len(rows),
+        features=FeatureConfig(bits=18),  # few hash collisions with the unseen n-grams
+        training=FAST,
+    )
+    np.testing.assert_allclose(
+        model.probabilities("blorp paket", "de"),
+        model.probabilities("blorp paket xxxx", "de"),
+        rtol=1e-5,
+    )
+
+
+def test_version_1_model_files_still_load_and_score(tmp_path: Path) -> None:
+    legacy = FeatureConfig(bits=10, char_weight=0.5, lexicon=True, idf=False, scheme=1)
+    rng = np.random.default_rng(1)
+    weights = rng.normal(size=(legacy.size, 3)).astype(np.float32)
+    model = LinearModel(("negative", "neutral", "positive"), legacy, weights)
+    header = {
+        "format": "cxloop-sentiment-linear",
+        "version": 1,
+        "classes": list(model.classes),
+        # Version 1 headers had no scheme.
+        "features": {name: value for name, value in asdict(legacy).items() if name != "scheme"},
+    }
+    path = tmp_path / "v1.npz"
+    np.savez_compressed(path, weights=weights, header=np.array(json.dumps(header)))
+    loaded = LinearModel.load(path)
+    assert loaded.config == legacy
+    np.testing.assert_allclose(
+        loaded.probabilities("Die Lieferung kam zu spät", "de"),
+        model.probabilities("Die Lieferung kam zu spät", "de"),
+    )
+    header["version"] = 3
+    np.savez_compressed(path, weights=weights, header=np.array(json.dumps(header)))
+    with pytest.raises(ModelFormatError, match="version 3"):
+        LinearModel.load(path)
 
 
 def test_load_rejects_other_files(tmp_path: Path) -> None:
@@ -172,6 +268,7 @@ def test_cli_train_eval_and_score(
     assert _run([*argv, "--epochs", "40", "--cv", "3"]) == 0
     out = capsys.readouterr().out
     assert "3-fold cross-validation" in out
+    assert float(out.splitlines()[2].removeprefix("macro-F1: ")) > 0.8
     assert f"wrote {model}" in out
     assert model.exists()
 

@@ -45,8 +45,19 @@ def register_sentiment(commands: Any) -> None:
     trainer.add_argument("--data", required=True, help="TSV with columns text and label")
     trainer.add_argument("--out", required=True, help="where to write the model")
     trainer.add_argument("--language", default=None, help="ISO 639-1 code (default: detect)")
-    trainer.add_argument("--epochs", type=int, default=TrainingConfig.epochs)
-    trainer.add_argument("--l2", type=float, default=TrainingConfig.l2)
+    trainer.add_argument(
+        "--epochs",
+        type=int,
+        default=TrainingConfig.iterations,
+        metavar="N",
+        help="at most N optimiser (L-BFGS) iterations",
+    )
+    trainer.add_argument(
+        "--l2",
+        type=float,
+        default=None,
+        help="L2 penalty (default: chosen by cross-validation inside the training data)",
+    )
     trainer.add_argument(
         "--cv", type=int, default=0, metavar="K", help="also report K-fold cross-validation"
     )
@@ -120,7 +131,7 @@ def _train(args: argparse.Namespace) -> int:
     texts = [example.text for example in examples]
     labels = [example.label for example in examples]
     languages = _languages(examples, args.language)
-    config = TrainingConfig(epochs=args.epochs, l2=args.l2)
+    config = TrainingConfig(iterations=args.epochs, l2=args.l2)
     if len(set(labels)) < 2:
         print("cxloop sentiment: need at least two different labels", file=sys.stderr)
         return 2

@@ -2,6 +2,12 @@
 
 Hashes are stable across processes (CRC-32 for words, a fixed polynomial for characters),
 so a model trained in one process scores the same in another.
+
+Two schemes: 2 (the default) is TF-IDF as in the usual text-classification recipe: sublinear
+term frequency (1 + ln tf) times idf, character n-grams within word boundaries, the word block
+and the character block each scaled to unit length. Scheme 1 (models written before it) counts
+every occurrence once, takes character n-grams across the whole text and scales both blocks
+together; it is kept so that those models score as they were trained.
 """
 
 from __future__ import annotations
@@ -31,15 +37,18 @@ class FeatureConfig:
     """How texts become feature vectors; stored in the model file.
 
     `char_min`..`char_max` is the range of character n-gram lengths; an empty range
-    (`char_max < char_min`) means words, word bigrams and lexicon features only.
+    (`char_max < char_min`) means words, word bigrams and lexicon features only. `lexicon`
+    appends the lexicon engine's scores; `idf` weights hashed features by inverse document
+    frequency; `scheme` is described in the module docstring.
     """
 
-    bits: int = 18
+    bits: int = 20
     char_min: int = 2
     char_max: int = 5
-    char_weight: float = 0.5
-    lexicon: bool = True
-    idf: bool = False
+    char_weight: float = 1.0
+    lexicon: bool = False
+    idf: bool = True
+    scheme: int = 2
 
     @property
     def hashed(self) -> int:
@@ -116,57 +125,77 @@ def _char_features(text: str, low: int, high: int) -> npt.NDArray[np.uint64]:
     return joined ^ (joined >> _SHIFT)
 
 
-def featurize(
-    text: str,
-    language: str,
-    config: FeatureConfig,
-    idf: FloatArray | None = None,
-    *,
-    normalise: bool = True,
-) -> tuple[IntArray, FloatArray]:
-    """Indices and values of the sparse feature vector of `text` (see `featurize_scored`)."""
-    index, value, _ = featurize_scored(text, language, config, idf, normalise=normalise)
-    return index, value
+def _char_features_within_words(words: list[str], low: int, high: int) -> npt.NDArray[np.uint64]:
+    """Hashes of the character n-grams of each word padded with a space, none across words."""
+    codes = np.frombuffer(
+        "\0".join(f" {word} " for word in words).encode("utf-32-le"), dtype=np.uint32
+    ).astype(np.uint64)
+    # separators[i] counts the word separators before position i: an n-gram starting at s
+    # stays inside one word when the count does not change between s and s + n.
+    separators = np.concatenate([[0], np.cumsum(codes == 0)])
+    parts: list[npt.NDArray[np.uint64]] = []
+    hashed = codes
+    for size in range(2, high + 1):
+        if len(codes) < size:
+            break
+        hashed = hashed[:-1] * _PRIME + codes[size - 1 :]
+        if size >= low:
+            inside = separators[size:] == separators[:-size]
+            parts.append(hashed[inside] ^ np.uint64(size))
+    if not parts:
+        return np.zeros(0, dtype=np.uint64)
+    joined = np.concatenate(parts) * _MIX
+    return joined ^ (joined >> _SHIFT)
 
 
-def featurize_scored(
-    text: str,
-    language: str,
-    config: FeatureConfig,
-    idf: FloatArray | None = None,
-    *,
-    normalise: bool = True,
-) -> tuple[IntArray, FloatArray, LexiconScore | None]:
-    """Indices and values of the feature vector of `text`, and the lexicon engine's score.
+@dataclass(frozen=True, slots=True)
+class Terms:
+    """The hashed terms of one text before idf weighting and scaling.
 
-    The hashed block holds one entry per word, word bigram and character n-gram occurrence
-    (indices repeat), weighted by `idf` and, if `normalise`, divided by the root of the sum of
-    the squared entries; the dense block after it (bias and lexicon features) is never scaled.
+    `index[:words]` is the word block, `index[words:]` the character block; `frequency` is
+    1 + ln(term frequency) in scheme 2 (indices unique within a block) and 1 per occurrence
+    in scheme 1 (indices repeat).
     """
+
+    index: IntArray
+    frequency: FloatArray
+    words: int
+    dense: FloatArray
+    lexical: LexiconScore | None
+
+
+def terms(text: str, language: str, config: FeatureConfig) -> Terms:
+    """The hashed word and character terms of `text` and the dense block (bias, lexicon)."""
     lang = for_language(language)
     tokens = tokenize(text)
     lowered = [token.lower() for token in tokens]
-    words = _word_indices(lowered, lang.rules.negators, config.hashed - 1)
-    # Repeated n-grams stay separate entries (a dot product sums them), which saves sorting on
-    # every call: the block is term frequency divided by the root of the summed squared
-    # weights of all occurrences.
-    if config.char_max >= config.char_min:
-        chars = _char_features(" ".join(lowered), config.char_min, config.char_max)
-        index = np.concatenate(
-            [np.array(words, dtype=np.int64), (chars & np.uint64(config.hashed - 1))]
-        ).astype(np.int64)
-        value = np.full(len(index), config.char_weight, dtype=np.float32)
-        value[: len(words)] = 1.0
+    mask = config.hashed - 1
+    words = np.array(_word_indices(lowered, lang.rules.negators, mask), dtype=np.int64)
+    has_chars = config.char_max >= config.char_min
+    if config.scheme == 1:
+        # Repeated n-grams stay separate entries (a dot product sums them).
+        chars = (
+            (_char_features(" ".join(lowered), config.char_min, config.char_max) & np.uint64(mask))
+            if has_chars
+            else np.zeros(0, dtype=np.uint64)
+        )
+        index = np.concatenate([words, chars.astype(np.int64)])
+        frequency = np.full(len(index), config.char_weight, dtype=np.float32)
+        frequency[: len(words)] = 1.0
     else:
-        index = np.array(words, dtype=np.int64)
-        value = np.ones(len(index), dtype=np.float32)
-    if idf is not None:
-        value *= idf[index]
-    if normalise:
-        norm = float(np.sqrt(np.dot(value, value)))
-        if norm > 0:
-            value /= norm
-    dense = [1.0] + [0.0] * (DENSE - 1)
+        word_index, word_count = np.unique(words, return_counts=True)
+        if has_chars:
+            hashed = _char_features_within_words(lowered, config.char_min, config.char_max)
+            char_index, char_count = np.unique(
+                (hashed & np.uint64(mask)).astype(np.int64), return_counts=True
+            )
+        else:
+            char_index = char_count = np.zeros(0, dtype=np.int64)
+        index = np.concatenate([word_index, char_index])
+        frequency = (1.0 + np.log(np.concatenate([word_count, char_count]))).astype(np.float32)
+        words = word_index
+    dense = np.zeros(DENSE, dtype=np.float32)
+    dense[0] = 1.0
     lexical = None
     if config.lexicon:
         lexical = score_tokens(tokens, lang)
@@ -179,10 +208,50 @@ def featurize_scored(
             1.0 if any(token[0] == "!" for token in lowered) else 0.0,
             min(len(tokens), 60) / 60.0,
         ]
+    return Terms(index, frequency, len(words), dense, lexical)
+
+
+def weigh(found: Terms, config: FeatureConfig, idf: FloatArray | None) -> FloatArray:
+    """Values of the hashed terms: frequency times idf, scaled to unit length (scheme 2: each
+    block on its own, the character block then times `char_weight`; scheme 1: together)."""
+    value = found.frequency * idf[found.index] if idf is not None else found.frequency.copy()
+    if config.scheme == 1:
+        norm = float(np.sqrt(np.dot(value, value)))
+        if norm > 0:
+            value /= norm
+        return value
+    for block, scale in (
+        (slice(0, found.words), 1.0),
+        (slice(found.words, None), config.char_weight),
+    ):
+        part = value[block]
+        norm = float(np.sqrt(np.dot(part, part)))
+        if norm > 0:
+            part *= scale / norm
+    return value
+
+
+def featurize(
+    text: str, language: str, config: FeatureConfig, idf: FloatArray | None = None
+) -> tuple[IntArray, FloatArray]:
+    """Indices and values of the sparse feature vector of `text` (see `featurize_scored`)."""
+    index, value, _ = featurize_scored(text, language, config, idf)
+    return index, value
+
+
+def featurize_scored(
+    text: str, language: str, config: FeatureConfig, idf: FloatArray | None = None
+) -> tuple[IntArray, FloatArray, LexiconScore | None]:
+    """Indices and values of the feature vector of `text`, and the lexicon engine's score.
+
+    The hashed block (see `terms` and `weigh`) comes first, the dense block after it (bias
+    and lexicon features), which is never scaled.
+    """
+    found = terms(text, language, config)
     return (
-        np.concatenate([index, _dense_index(config.hashed)]),
-        np.concatenate([value, np.array(dense, dtype=np.float32)]),
-        lexical,
+        np.concatenate([found.index, _dense_index(config.hashed)]),
+        np.concatenate([weigh(found, config, idf), found.dense]),
+        found.lexical,
     )
 
 

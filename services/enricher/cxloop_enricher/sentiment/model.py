@@ -4,6 +4,9 @@ A model file is a NumPy `.npz` archive (no pickle) with the members `weights`, a
 (features x classes), `idf`, float32 inverse document frequencies of the hashed features (when
 the configuration asks for them), and `header`, a JSON document: format version, class names
 and the feature configuration. Loading takes milliseconds and needs only NumPy.
+
+Version 2 added the feature scheme (TF-IDF with character n-grams within words, see
+`features`); version 1 files have none and are read as scheme 1, so they score as trained.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from cxloop_enricher.sentiment.engine import LexiconScore
 from cxloop_enricher.sentiment.features import FeatureConfig, featurize_scored
 
 FORMAT = "cxloop-sentiment-linear"
-VERSION = 1
+VERSION = 2
+READABLE = (1, 2)
 
 
 class ModelFormatError(ValueError):
@@ -83,10 +87,24 @@ class LinearModel:
                 )
         except (OSError, ValueError, KeyError) as exc:
             raise ModelFormatError(f"{path}: not a cxloop sentiment model ({exc})") from exc
-        if header.get("format") != FORMAT or header.get("version") != VERSION:
+        if header.get("format") != FORMAT:
             raise ModelFormatError(f"{path}: unsupported model format {header.get('format')!r}")
-        config = FeatureConfig(**header["features"])
-        classes = tuple(str(name) for name in header["classes"])
+        version = header.get("version")
+        if version not in READABLE:
+            raise ModelFormatError(
+                f"{path}: model format version {version!r}; this cxloop reads versions "
+                f"{', '.join(map(str, READABLE))} (a newer cxloop wrote it?)"
+            )
+        try:
+            features = dict(header["features"])
+            if version == 1:
+                features["scheme"] = 1
+            config = FeatureConfig(**features)
+            classes = tuple(str(name) for name in header["classes"])
+        except (KeyError, TypeError) as exc:
+            raise ModelFormatError(f"{path}: inconsistent model header ({exc})") from exc
+        if config.scheme not in (1, 2):
+            raise ModelFormatError(f"{path}: unknown feature scheme {config.scheme!r}")
         if weights.shape != (config.size, len(classes)):
             raise ModelFormatError(f"{path}: weights of shape {weights.shape} do not match")
         if (idf is not None and idf.shape != (config.hashed,)) or (idf is None) == config.idf:
