@@ -654,7 +654,12 @@ async def main_async(args: argparse.Namespace) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.metrics")
     parser.add_argument("--events", type=int, default=100_000, help="events to ingest per mode")
-    parser.add_argument("--batch", type=int, default=1000, help="processor-alone batch size")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=MetricsSettings().metrics_max_batch,
+        help="processor-alone batch size (default: the service's CX_METRICS_MAX_BATCH)",
+    )
     parser.add_argument("--partitions", type=int, default=6, help="partitions of the topic")
     parser.add_argument("--rounds", type=int, default=200, help="requests per query kind")
     parser.add_argument("--skip-query", action="store_true", help="ingest only")

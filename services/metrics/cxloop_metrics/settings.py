@@ -35,7 +35,10 @@ class MetricsSettings(CommonSettings):
     metrics_dedup_retention: timedelta = timedelta(days=30)
     metrics_gauge_refresh: timedelta = timedelta(seconds=30)
     metrics_prune_interval: timedelta = timedelta(minutes=10)
-    metrics_max_batch: int = 1000
+    metrics_max_batch: int = 5000
+    """Records per consumer batch, one transaction. Larger batches write fewer bucket rows per
+    event (the small cubes' rows are shared by many events of a batch): PostgreSQL's CPU per
+    event measured 60 us at 1,000 and 47 us at 5,000 (benchmarks/metrics.py)."""
     metrics_group_id: str = "cxloop-metrics"
     metrics_session_timeout_ms: int = 10_000
     """How soon the group notices a killed consumer and hands its partitions on."""
