@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import subprocess
@@ -137,6 +138,7 @@ async def bench_ingest(
         hour_retention=settings.metrics_hour_retention,
         touchpoint_labels=LabelLimiter(30),
         writer_dsn=url,
+        max_write=settings.metrics_write_batch,
     )
     writer = asyncio.create_task(processor.run()) if pipelined else None
     # Each mode counts its own events (distinct ids), after the other mode's offsets.
@@ -228,6 +230,21 @@ async def _fill_topic(bootstrap: str, values: list[bytes]) -> None:
         await producer.stop()
 
 
+async def _probe_latency(port: int, latencies: list[float]) -> None:
+    """GET /healthz every 20 ms: how long the process's event loop, shared by the HTTP API
+    and the consumer, keeps a request waiting while it ingests."""
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+        while True:
+            started = time.perf_counter()
+            try:
+                await http.get("/healthz")
+            except httpx.TransportError:
+                await asyncio.sleep(0.05)  # not listening yet
+                continue
+            latencies.append((time.perf_counter() - started) * 1000)
+            await asyncio.sleep(0.02)
+
+
 async def _consume_and_time(
     conn: Any,
     total: int,
@@ -236,9 +253,33 @@ async def _consume_and_time(
     postmaster: int,
     broker: int,
     log: Path,
+    port: int,
 ) -> dict[str, float]:
     """Poll the stored positions (committed in the same transaction as the buckets) until they
-    cover `total` records; time and CPU from the first commit to the last."""
+    cover `total` records; time and CPU from the first commit to the last, and the latency of
+    HTTP requests to the process meanwhile."""
+    latencies: list[float] = []
+    probe = asyncio.create_task(_probe_latency(port, latencies))
+    try:
+        return await _time_commits(
+            conn, total, process, postmaster=postmaster, broker=broker, log=log, latencies=latencies
+        )
+    finally:
+        probe.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await probe
+
+
+async def _time_commits(
+    conn: Any,
+    total: int,
+    process: subprocess.Popen[bytes],
+    *,
+    postmaster: int,
+    broker: int,
+    log: Path,
+    latencies: list[float],
+) -> dict[str, float]:
     first: tuple[float, int, float, float, float] | None = None
     rss_half = float("nan")
     deadline = time.monotonic() + 900
@@ -248,6 +289,7 @@ async def _consume_and_time(
         done = int(await conn.fetchval("SELECT coalesce(sum(next_offset), 0) FROM metrics_offsets"))
         now = time.monotonic()
         if first is None and done > 0:
+            latencies.clear()
             first = (
                 now,
                 done,
@@ -268,6 +310,7 @@ async def _consume_and_time(
                 "broker_cpu_us": (cpu_seconds(broker) - first[4]) / counted * 1e6,
                 "rss_half_mib": rss_half,
                 "rss_full_mib": process_rss_mib(process.pid),
+                **_latency_summary(latencies),
             }
         await asyncio.sleep(0.02)
     raise TimeoutError("cxloop metrics did not finish in 900 s")
@@ -281,6 +324,16 @@ def _start_metrics(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+
+
+def _latency_summary(latencies: list[float]) -> dict[str, float]:
+    ordered = sorted(latencies) or [float("nan")]
+    return {
+        "probe_n": float(len(latencies)),
+        "probe_p50_ms": statistics.median(ordered),
+        "probe_p99_ms": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))],
+        "probe_max_ms": ordered[-1],
+    }
 
 
 def _tail(log: Path) -> str:
@@ -301,11 +354,12 @@ async def bench_service(
         values = synthetic_values(0, events, datetime.now(UTC))
         await _fill_topic(broker.bootstrap, values)
         del values
+        port = free_port()
         env = {
             **os.environ,
             "CX_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
             "CX_DATABASE_URL": url,
-            "CX_METRICS_PORT": str(free_port()),
+            "CX_METRICS_PORT": str(port),
             "CX_DATA_DIR": str(tmp / "data"),
             "CX_LOG_LEVEL": "WARNING",
         }
@@ -323,6 +377,7 @@ async def bench_service(
                     postmaster=postmaster,
                     broker=broker.process.pid,
                     log=log,
+                    port=port,
                 )
             finally:
                 process.terminate()
@@ -594,7 +649,13 @@ async def main_async(args: argparse.Namespace) -> int:
                 )
                 print(
                     f"  metrics process RSS at half: {service['rss_half_mib']:.1f} MiB; "
-                    f"at the end: {service['rss_full_mib']:.1f} MiB",
+                    f"at the end: {service['rss_full_mib']:.1f} MiB"
+                )
+                print(
+                    f"  GET /healthz on the same process meanwhile: "
+                    f"p50 {service['probe_p50_ms']:.1f} ms, p99 {service['probe_p99_ms']:.1f} ms, "
+                    f"max {service['probe_max_ms']:.1f} ms ({service['probe_n']:.0f} requests; "
+                    "the API shares the event loop with the consumer's decoding)",
                     flush=True,
                 )
                 ingest_url = pg.create_database("ingest")

@@ -137,6 +137,8 @@ async def test_sigkill_at_random_points_neither_loses_nor_double_counts(
         "CX_DATABASE_URL": database_url,
         "CX_METRICS_PORT": str(port),
         "CX_METRICS_MAX_BATCH": "25",
+        # Small transactions (two batches merged at most), so that kills land mid-stream.
+        "CX_METRICS_WRITE_BATCH": "50",
         "CX_DATA_DIR": str(tmp_path / "data"),
         "CX_LOG_LEVEL": "WARNING",
         "CX_METRICS_SESSION_TIMEOUT_MS": "2000",

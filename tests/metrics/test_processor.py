@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,10 +14,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cxloop_metrics.buckets import event_buckets
 from cxloop_metrics.labels import LabelLimiter
-from cxloop_metrics.processor import BucketCache, MetricsProcessor, observe, select_events, to_row
-from cxloop_metrics.repository import EventRow
-from cxruntime.consumer import Consumed, InvalidMessage
-from cxschema import ENRICHED
+from cxloop_metrics.processor import (
+    BucketCache,
+    MetricsProcessor,
+    merge_pending,
+    observe,
+    select_events,
+    to_row,
+)
+from cxloop_metrics.repository import EventColumns, EventRow
+from cxruntime.consumer import Consumed, Decoded, InvalidMessage
+from cxschema import ENRICHED, FeedbackEnriched
 from tests.metrics.factories import enriched, value
 from tests.metrics.test_api import _processor, feed
 
@@ -43,6 +51,54 @@ def test_select_skips_records_below_the_stored_position_then_keeps_each_uid_once
     after = select_events(records, {TP0: 10, TP1: 0})
     assert [r.uid for r in after.rows] == [a.uid, c.uid, b.uid]
     assert (after.replayed, after.duplicates) == (2, 1)
+
+
+def _events_bound(columns: EventColumns) -> list[tuple[object, ...]]:
+    """Each bound event with its bucket tuple resolved: what the statement's join yields."""
+    buckets = list(
+        zip(columns["minute"], columns["hour"], columns["day"], columns["week"], strict=True)
+    )
+    return [
+        (uid, buckets[ref - 1], tp, nps)
+        for uid, ref, tp, nps in zip(
+            columns["uid"], columns["b"], columns["tp"], columns["nps"], strict=True
+        )
+    ]
+
+
+def _pending(processor: MetricsProcessor, events: list[FeedbackEnriched], first: int) -> Any:
+    batch = [
+        Decoded(r, processor.decode(r))
+        for r in (
+            Consumed(ENRICHED, i % 2, first + i, None, value(e), (), 0)
+            for i, e in enumerate(events)
+        )
+    ]
+    positions = {TopicPartition(ENRICHED, p): first + len(events) + p for p in (0, 1)}
+    return processor._prepare(batch, positions)
+
+
+def test_merged_batches_bind_each_uid_once_with_the_furthest_positions() -> None:
+    processor = _processor(async_sessionmaker())
+    old = NOW - timedelta(days=9)  # too late for a minute bucket: another bucket tuple
+    a = [enriched(f"m{i}", occurred_at=NOW if i % 2 else old, nps=i) for i in range(6)]
+    b = [enriched(f"m{i + 6}", occurred_at=NOW, nps=1) for i in range(4)]
+    parts = [_pending(processor, a, 0), _pending(processor, b, 6)]
+    merged = merge_pending(parts)
+    assert merged.positions == {TP0: 10, TP1: 11}
+    assert merged.first_offsets == {TP0: 0, TP1: 1}
+    assert len(merged.records) == 10
+    # No uid repeats: the parts' columns are concatenated, references moved past the first
+    # part's bucket tuples; the statement sees exactly the events of both parts.
+    assert merged.columns["b"] == [1, 2, 1, 2, 1, 2, 3, 3, 3, 3]
+    assert _events_bound(merged.columns) == _events_bound(parts[0].columns) + _events_bound(
+        parts[1].columns
+    )
+    # A uid of the first part again in the second: bound once, counted as a duplicate.
+    again = merge_pending([parts[0], _pending(processor, [a[2], *b], 6)])
+    assert len(again.columns["uid"]) == len(set(again.columns["uid"])) == 10
+    assert again.selection.duplicates == 1
+    assert _events_bound(again.columns) == _events_bound(merged.columns)
 
 
 def test_bucket_cache_keys_on_the_exact_minute() -> None:
@@ -154,3 +210,49 @@ async def test_pipelined_writer_skips_what_a_previous_owner_stored(
     assert detractors == 11
     positions = await processor.load([TopicPartition(ENRICHED, 0)])
     assert positions == {TopicPartition(ENRICHED, 0): 41}
+
+
+@pytest.mark.integration
+async def test_batches_queued_behind_a_busy_writer_commit_together_exactly(
+    db_sessions: async_sessionmaker[AsyncSession], database_url: str
+) -> None:
+    processor = _processor(db_sessions, writer_dsn=database_url)
+    writer = asyncio.create_task(processor.run())
+    await asyncio.sleep(0.2)
+    await feed(processor, [enriched("g0", occurred_at=NOW, nps=1)])  # creates the offset row
+    await processor.flush()
+    async with db_sessions() as blocker, blocker.begin():
+        # Hold the partition's offset row: the writer's next transaction waits on it, so the
+        # batches after it pile up and are merged into the one after.
+        await blocker.execute(text("SELECT * FROM metrics_offsets FOR UPDATE"))
+        await feed(
+            processor,
+            [enriched(f"g{i}", occurred_at=NOW, nps=2) for i in range(1, 4)],
+            first_offset=1,
+        )
+        await feed(
+            processor,
+            [enriched(f"g{i}", occurred_at=NOW, nps=3) for i in range(4, 8)],
+            first_offset=4,
+        )
+        # g2 again (a re-sent duplicate) and a new event, in the same merged transaction.
+        await feed(
+            processor,
+            [enriched("g2", occurred_at=NOW, nps=2), enriched("g8", occurred_at=NOW, nps=4)],
+            first_offset=8,
+        )
+        await asyncio.sleep(0.3)
+        assert await _responses(db_sessions) == 1
+    await processor.flush()
+    processor.stop()
+    await asyncio.wait_for(writer, timeout=5)
+    assert await _responses(db_sessions) == 9
+    async with db_sessions() as s:
+        nps = (
+            await s.execute(
+                text("SELECT sum(nps_2), sum(nps_3), sum(nps_4) FROM metrics_day WHERE cube = 1")
+            )
+        ).one()
+    assert tuple(nps) == (3, 4, 1)
+    positions = await processor.load([TopicPartition(ENRICHED, 0)])
+    assert positions == {TopicPartition(ENRICHED, 0): 10}

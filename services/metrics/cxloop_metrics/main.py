@@ -65,6 +65,7 @@ def create_app(settings: MetricsSettings) -> FastAPI:
                 hour_retention=settings.metrics_hour_retention,
                 touchpoint_labels=LabelLimiter(config.prometheus.max_touchpoints),
                 writer_dsn=dsn,
+                max_write=settings.metrics_write_batch,
             )
             runner = ConsumerRunner(
                 RunnerConfig(

@@ -178,6 +178,27 @@ class _Pending:
     columns: repository.EventColumns
 
 
+def merge_pending(parts: Sequence[_Pending]) -> _Pending:
+    """Consecutive batches as one: records in order, the furthest positions, uids once."""
+    if len(parts) == 1:
+        return parts[0]
+    records = [record for part in parts for record in part.records]
+    positions: dict[tuple[str, int], int] = {}
+    first_offsets: dict[tuple[str, int], int] = {}
+    for part in parts:
+        for tp, offset in part.positions.items():
+            positions[tp] = max(positions.get(tp, offset), offset)
+        for tp, offset in part.first_offsets.items():
+            first_offsets[tp] = min(first_offsets.get(tp, offset), offset)
+    selection = select_events(records, {})
+    if selection.duplicates == sum(part.selection.duplicates for part in parts):
+        # No uid repeats across the parts: their selections, in order, are the merged one.
+        columns = repository.concat_event_columns([part.columns for part in parts])
+    else:
+        columns = repository.event_columns(selection.rows)
+    return _Pending(records, positions, first_offsets, selection, columns)
+
+
 class WriterFailed(RuntimeError):
     """The bucket writer gave up; the process must restart from the stored positions."""
 
@@ -186,8 +207,12 @@ class MetricsProcessor:
     """`Processor` and `OffsetStore` of the metrics consumer, and its pipelined bucket writer.
 
     Run alone, `handle` writes each batch before it returns. When `run()` is running as a
-    worker beside the consumer, `handle` only prepares the batch and hands it to the writer
-    (at most one waits while another is written), so decoding and the database work overlap.
+    worker beside the consumer, `handle` only prepares the batch and hands it to the writer,
+    so decoding and the database work overlap. Batches that arrive while the writer is busy
+    are merged into its next transaction, up to `max_write` events (a group commit): under
+    load transactions grow, which writes fewer bucket rows per event, while the runner's
+    batches, and so the time its synchronous decoding holds the event loop the HTTP API
+    shares, stay small.
 
     The writer runs on a thread of its own, with its own event loop and its own database
     connection (`writer_dsn`): on the consumer's loop, each of its round trips waited for the
@@ -208,6 +233,7 @@ class MetricsProcessor:
         hour_retention: timedelta,
         touchpoint_labels: LabelLimiter,
         writer_dsn: str | None = None,
+        max_write: int = 5000,
         write_attempts: int = 5,
     ) -> None:
         self._sessions = sessions
@@ -216,9 +242,12 @@ class MetricsProcessor:
         self._hour_retention = hour_retention
         self._touchpoint_labels = touchpoint_labels
         self._writer_dsn = writer_dsn
+        self._max_write = max_write
         self._write_attempts = write_attempts
         self._writer: _WriterThread | None = None
-        self._in_flight: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._writing: asyncio.Future[None] | None = None
+        self._open: list[_Pending] = []
+        self._open_records = 0
         self._failure: BaseException | None = None
 
     def decode(self, record: Consumed) -> Observation:
@@ -230,8 +259,7 @@ class MetricsProcessor:
     ) -> Sequence[Produce]:
         """Count the batch and store `positions` in one transaction (now, or handed to the
         running writer); produces nothing."""
-        if self._failure is not None:
-            raise WriterFailed("the bucket writer failed; restart") from self._failure
+        self._raise_if_failed()
         if not positions:
             return []
         pending = self._prepare(batch, positions)
@@ -242,9 +270,14 @@ class MetricsProcessor:
             await self.flush()
             await self._write(self._sessions, pending)
             return []
-        while len(self._in_flight) >= 2:
-            await self._settle(self._in_flight[0])
-        self._in_flight.append(writer.submit(pending))
+        while self._open and self._open_records + len(pending.records) > self._max_write:
+            # The next transaction is full: wait for the current one (which hands it over).
+            assert self._writing is not None
+            await self._settle(self._writing)
+        self._open.append(pending)
+        self._open_records += len(pending.records)
+        if self._writing is None:
+            self._dispatch(writer)
         return []
 
     def _prepare(self, batch: Sequence[Decoded[Observation]], positions: Positions) -> _Pending:
@@ -269,15 +302,39 @@ class MetricsProcessor:
             columns=repository.event_columns(selection.rows),
         )
 
+    def _take_open(self) -> _Pending:
+        merged = merge_pending(self._open)
+        self._open = []
+        self._open_records = 0
+        return merged
+
+    def _dispatch(self, writer: _WriterThread) -> None:
+        writing = self._writing = writer.submit(self._take_open())
+        writing.add_done_callback(self._written)
+
+    def _written(self, future: asyncio.Future[None]) -> None:
+        if future is not self._writing:
+            return
+        self._writing = None
+        if future.cancelled() or future.exception() is not None:
+            self._failure = WriterFailed("a bucket write did not complete")
+            if not future.cancelled():
+                self._failure = future.exception()
+            return
+        writer = self._writer
+        if self._open and writer is not None and writer.accepting:
+            self._dispatch(writer)
+
+    def _raise_if_failed(self) -> None:
+        if self._failure is not None:
+            raise WriterFailed("the bucket writer failed; restart") from self._failure
+
     async def _settle(self, future: asyncio.Future[None]) -> None:
         try:
             await future
         except BaseException as exc:
             self._failure = exc
             raise WriterFailed("the bucket writer failed; restart") from exc
-        finally:
-            if self._in_flight and self._in_flight[0] is future:
-                self._in_flight.popleft()
 
     async def run(self) -> None:
         """The pipelined writer: commit handed-over batches in order until `stop()`.
@@ -297,6 +354,8 @@ class MetricsProcessor:
             raise
         finally:
             writer.stop()
+        # Batches handed over after `stop()` was asked wait for no writer: commit them here.
+        await self.flush()
 
     def stop(self) -> None:
         """Finish the batches handed over and return from `run()`."""
@@ -304,9 +363,14 @@ class MetricsProcessor:
             self._writer.stop()
 
     async def flush(self) -> None:
-        """Wait until every batch handed to the writer is committed."""
-        while self._in_flight:
-            await self._settle(self._in_flight[0])
+        """Wait until every batch handed over is committed (writing the ones no running writer
+        will take on this loop)."""
+        while self._writing is not None or self._open:
+            self._raise_if_failed()
+            if self._writing is not None:
+                await self._settle(self._writing)
+            else:
+                await self._write(self._sessions, self._take_open())
 
     async def _write_with_retry(
         self, sessions: async_sessionmaker[AsyncSession], pending: _Pending

@@ -178,6 +178,20 @@ def event_columns(events: Sequence[EventRow]) -> EventColumns:
     }
 
 
+def concat_event_columns(parts: Sequence[EventColumns]) -> EventColumns:
+    """Several batches' columns as one (their bucket tuples appended, references moved)."""
+    out: EventColumns = {name: [] for name in parts[0]}
+    base = 0
+    for columns in parts:
+        for name, values in columns.items():
+            if name == "b":
+                out[name].extend([ref + base for ref in values])
+            else:
+                out[name].extend(values)
+        base += len(columns["minute"])
+    return out
+
+
 async def apply_batch(
     session: AsyncSession, events: EventColumns, positions: Mapping[tuple[str, int], int]
 ) -> list[tuple[str, str, int]]:

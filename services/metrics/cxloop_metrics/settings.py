@@ -35,10 +35,14 @@ class MetricsSettings(CommonSettings):
     metrics_dedup_retention: timedelta = timedelta(days=30)
     metrics_gauge_refresh: timedelta = timedelta(seconds=30)
     metrics_prune_interval: timedelta = timedelta(minutes=10)
-    metrics_max_batch: int = 5000
-    """Records per consumer batch, one transaction. Larger batches write fewer bucket rows per
-    event (the small cubes' rows are shared by many events of a batch): PostgreSQL's CPU per
-    event measured 60 us at 1,000 and 47 us at 5,000 (benchmarks/metrics.py)."""
+    metrics_max_batch: int = 1000
+    """Records per consumer batch. The runner decodes a batch without yielding the event loop
+    the HTTP API shares, so this bounds how long a request can wait during ingest."""
+    metrics_write_batch: int = 5000
+    """Most events per transaction: batches that arrive while the writer is busy are merged
+    into its next transaction. Larger transactions write fewer bucket rows per event (the
+    small cubes' rows are shared by many events): PostgreSQL's CPU per event measured 60 us
+    at 1,000 and 47 us at 5,000 (benchmarks/metrics.py)."""
     metrics_group_id: str = "cxloop-metrics"
     metrics_session_timeout_ms: int = 10_000
     """How soon the group notices a killed consumer and hands its partitions on."""
@@ -64,7 +68,7 @@ class MetricsSettings(CommonSettings):
             raise ValueError(f"unknown IANA time zone {value!r}") from exc
         return value
 
-    @field_validator("metrics_min_sample", "metrics_max_batch")
+    @field_validator("metrics_min_sample", "metrics_max_batch", "metrics_write_batch")
     @classmethod
     def _positive(cls, value: int) -> int:
         if value < 1:
