@@ -640,7 +640,8 @@ async def main_async(args: argparse.Namespace) -> int:
                 print(
                     f"  {service['events_per_s']:,.0f} events/s wall clock, from the first stored "
                     "commit to the one covering every record (consume, decode, dedup, bucket "
-                    "upserts and offsets in one transaction per batch, Kafka commit)"
+                    "upserts and offsets in one transaction per batch or merged batches, Kafka "
+                    "commit)"
                 )
                 print(
                     f"  CPU per event: {service['our_cpu_us']:.0f} us in the metrics process + "
