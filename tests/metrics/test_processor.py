@@ -256,3 +256,40 @@ async def test_batches_queued_behind_a_busy_writer_commit_together_exactly(
     assert tuple(nps) == (3, 4, 1)
     positions = await processor.load([TopicPartition(ENRICHED, 0)])
     assert positions == {TopicPartition(ENRICHED, 0): 10}
+
+
+@pytest.mark.integration
+async def test_stop_while_a_batch_waits_for_a_full_transaction_loses_nothing(
+    db_sessions: async_sessionmaker[AsyncSession], database_url: str
+) -> None:
+    processor = MetricsProcessor(
+        db_sessions,
+        tz=BERLIN,
+        lateness=timedelta(days=7),
+        hour_retention=timedelta(days=35),
+        touchpoint_labels=LabelLimiter(5),
+        writer_dsn=database_url,
+        max_write=3,
+    )
+    events = [enriched(f"s{i}", occurred_at=NOW, nps=i) for i in range(7)]
+    writer = asyncio.create_task(processor.run())
+    await asyncio.sleep(0.2)
+    await feed(processor, events[:1])
+    await processor.flush()
+    async with db_sessions() as blocker, blocker.begin():
+        await blocker.execute(text("SELECT * FROM metrics_offsets FOR UPDATE"))
+        await feed(processor, events[1:3], first_offset=1)  # being written (blocked)
+        await feed(processor, events[3:5], first_offset=3)  # the next transaction
+        # 2 + 2 > 3: this batch waits for the blocked one; the service stops meanwhile.
+        waiting = asyncio.create_task(feed(processor, events[5:7], first_offset=5))
+        await asyncio.sleep(0.2)
+        assert not waiting.done()
+        processor.stop()
+    await asyncio.wait_for(waiting, timeout=10)
+    await asyncio.wait_for(writer, timeout=10)
+    assert await _responses(db_sessions) == 7
+    async with db_sessions() as s:
+        nps = await s.scalar(text("SELECT sum(nps_6) FROM metrics_day WHERE cube = 1"))
+    assert nps == 1
+    positions = await processor.load([TopicPartition(ENRICHED, 0)])
+    assert positions == {TopicPartition(ENRICHED, 0): 7}

@@ -248,6 +248,8 @@ class MetricsProcessor:
         self._writing: asyncio.Future[None] | None = None
         self._open: list[_Pending] = []
         self._open_records = 0
+        self._writing_here = asyncio.Lock()
+        """Held by every write on this loop's sessions, so those too commit in order."""
         self._failure: BaseException | None = None
 
     def decode(self, record: Consumed) -> Observation:
@@ -263,17 +265,21 @@ class MetricsProcessor:
         if not positions:
             return []
         pending = self._prepare(batch, positions)
-        writer = self._writer
-        if writer is None or not writer.accepting:
-            # Never overtake a batch the writer still holds: positions only move forward, so
-            # a later batch committed first would make the earlier one look replayed.
-            await self.flush()
-            await self._write(self._sessions, pending)
-            return []
-        while self._open and self._open_records + len(pending.records) > self._max_write:
+        while True:
+            self._raise_if_failed()
+            writer = self._writer
+            if writer is None or not writer.accepting:
+                # Never overtake a batch the writer still holds: positions only move forward,
+                # so a later batch committed first would make the earlier one look replayed.
+                await self.flush()
+                async with self._writing_here:
+                    await self._write(self._sessions, pending)
+                return []
+            writing = self._writing
+            if writing is None or self._open_records + len(pending.records) <= self._max_write:
+                break
             # The next transaction is full: wait for the current one (which hands it over).
-            assert self._writing is not None
-            await self._settle(self._writing)
+            await self._settle(writing)
         self._open.append(pending)
         self._open_records += len(pending.records)
         if self._writing is None:
@@ -369,8 +375,10 @@ class MetricsProcessor:
             self._raise_if_failed()
             if self._writing is not None:
                 await self._settle(self._writing)
-            else:
-                await self._write(self._sessions, self._take_open())
+                continue
+            async with self._writing_here:
+                if self._writing is None and self._open:
+                    await self._write(self._sessions, self._take_open())
 
     async def _write_with_retry(
         self, sessions: async_sessionmaker[AsyncSession], pending: _Pending
