@@ -115,6 +115,9 @@ class Decoded(Generic[T_co]):
     value: T_co
 
 
+YIELD_EVERY = 200
+"""Records decoded between two turns of the event loop."""
+
 Positions = Mapping[TopicPartition, int]
 """For each partition, the offset of the next record to read (what Kafka calls committed)."""
 
@@ -281,7 +284,10 @@ class ConsumerRunner(Generic[T]):
         started = time.perf_counter()
         decoded: list[Decoded[T]] = []
         dead: list[Produce] = []
-        for record in records:
+        for index, record in enumerate(records):
+            if index and not index % YIELD_EVERY:
+                # Decoding a batch is CPU work without awaits; let the HTTP API answer between.
+                await asyncio.sleep(0)
             try:
                 decoded.append(Decoded(record, self._processor.decode(record)))
                 self._recent_invalid.append(False)
