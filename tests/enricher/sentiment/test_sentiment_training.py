@@ -271,6 +271,13 @@ def test_cli_train_eval_and_score(
     assert float(out.splitlines()[2].removeprefix("macro-F1: ")) > 0.8
     assert f"wrote {model}" in out
     assert model.exists()
+    assert not LinearModel.load(model).config.lexicon
+    with_lexicon = tmp_path / "lexicon.model"
+    assert (
+        _run([*argv[:-3], str(with_lexicon), "--language", "de", "--lexicon", "--l2", "0.01"]) == 0
+    )
+    capsys.readouterr()
+    assert LinearModel.load(with_lexicon).config.lexicon
 
     assert _run(["sentiment", "eval", str(held_out), "--model", str(model)]) == 0
     out = capsys.readouterr().out

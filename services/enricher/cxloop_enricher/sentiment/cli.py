@@ -20,6 +20,7 @@ from cxloop_enricher.sentiment.evaluation import (
     read_tsv,
     score,
 )
+from cxloop_enricher.sentiment.features import FeatureConfig
 from cxloop_enricher.sentiment.model import ModelFormatError
 from cxloop_enricher.sentiment.training import TrainingConfig, train
 
@@ -57,6 +58,12 @@ def register_sentiment(commands: Any) -> None:
         type=float,
         default=None,
         help="L2 penalty (default: chosen by cross-validation inside the training data)",
+    )
+    trainer.add_argument(
+        "--lexicon",
+        action="store_true",
+        help="also use the lexicon engine's scores as features (helps where the lexicon fits "
+        "the texts, e.g. English reviews; hurt on German rail feedback)",
     )
     trainer.add_argument(
         "--cv", type=int, default=0, metavar="K", help="also report K-fold cross-validation"
@@ -132,6 +139,7 @@ def _train(args: argparse.Namespace) -> int:
     labels = [example.label for example in examples]
     languages = _languages(examples, args.language)
     config = TrainingConfig(iterations=args.epochs, l2=args.l2)
+    features = FeatureConfig(lexicon=args.lexicon)
     if len(set(labels)) < 2:
         print("cxloop sentiment: need at least two different labels", file=sys.stderr)
         return 2
@@ -142,6 +150,7 @@ def _train(args: argparse.Namespace) -> int:
                 [texts[i] for i in train_rows],
                 [labels[i] for i in train_rows],
                 [languages[i] for i in train_rows],
+                features=features,
                 training=config,
             )
             analyzer = SentimentAnalyzer(model)
@@ -150,7 +159,7 @@ def _train(args: argparse.Namespace) -> int:
         print(f"{args.cv}-fold cross-validation")
         print(format_report(labels, predicted))
     started = time.perf_counter()
-    model = train(texts, labels, languages, training=config)
+    model = train(texts, labels, languages, features=features, training=config)
     model.save(args.out)
     elapsed = time.perf_counter() - started
     print(f"trained on {len(texts)} examples ({', '.join(model.classes)}) in {elapsed:.1f} s")

@@ -16,7 +16,7 @@ from pathlib import Path
 from cxloop_enricher.sentiment.analyzer import SHIPPED_SUFFIX
 from cxloop_enricher.sentiment.evaluation import read_tsv
 from cxloop_enricher.sentiment.features import FeatureConfig
-from cxloop_enricher.sentiment.training import train
+from cxloop_enricher.sentiment.training import TrainingConfig, train
 
 # VADER's human-rated Amazon review snippets (Hutto and Gilbert 2014), MIT licence: the closest
 # of the MIT sets to customer feedback. Training on all three MIT files (scheme 2) gave the
@@ -27,6 +27,7 @@ TRAINING = ("en_amazon_vader.tsv",)
 # comment, which keeps the shipped tagger near or above 5,000 comments/s. The lexicon features
 # help here (English, VADER's lexicon) although they hurt a model trained on GermEval.
 FEATURES = FeatureConfig(bits=16, char_min=2, char_max=1, lexicon=True)
+TRAINING_CONFIG = TrainingConfig()
 OUTPUT = Path(__file__).resolve().parent / "data" / f"en{SHIPPED_SUFFIX}"
 
 
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         [example.label for example in examples],
         ["en"] * len(examples),
         features=FEATURES,
+        training=TRAINING_CONFIG,
     )
     model.save(args.out)
     print(
