@@ -274,10 +274,20 @@ def test_cli_train_eval_and_score(
     assert not LinearModel.load(model).config.lexicon
     with_lexicon = tmp_path / "lexicon.model"
     assert (
-        _run([*argv[:-3], str(with_lexicon), "--language", "de", "--lexicon", "--l2", "0.01"]) == 0
+        _run([*argv[:-3], str(with_lexicon), "--language", "de", "--lexicon", "on", "--l2", "0.01"])
+        == 0
     )
     capsys.readouterr()
     assert LinearModel.load(with_lexicon).config.lexicon
+    # auto: on for mostly English training data, off for German.
+    english = tmp_path / "english.model"
+    assert _run([*argv[:-3], str(english), "--language", "en", "--l2", "0.01"]) == 0
+    capsys.readouterr()
+    assert LinearModel.load(english).config.lexicon
+    german = tmp_path / "german.model"
+    assert _run([*argv[:-3], str(german), "--language", "de", "--l2", "0.01"]) == 0
+    capsys.readouterr()
+    assert not LinearModel.load(german).config.lexicon
 
     assert _run(["sentiment", "eval", str(held_out), "--model", str(model)]) == 0
     out = capsys.readouterr().out

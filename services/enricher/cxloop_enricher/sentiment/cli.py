@@ -61,9 +61,12 @@ def register_sentiment(commands: Any) -> None:
     )
     trainer.add_argument(
         "--lexicon",
-        action="store_true",
-        help="also use the lexicon engine's scores as features (helps where the lexicon fits "
-        "the texts, e.g. English reviews; hurt on German rail feedback)",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="also use the lexicon engine's scores as features; auto (default): on for mostly "
+        "English data, whose VADER-based lexicon is broad (+0.10 macro-F1 on the Amazon "
+        "snippets in CV), off otherwise (the small hand-written German lexicon cost 0.04 on "
+        "GermEval)",
     )
     trainer.add_argument(
         "--cv", type=int, default=0, metavar="K", help="also report K-fold cross-validation"
@@ -129,6 +132,13 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _use_lexicon(choice: str, languages: Sequence[str]) -> bool:
+    """`--lexicon`: on, off, or auto = on when most training texts are English."""
+    if choice != "auto":
+        return choice == "on"
+    return sum(language == "en" for language in languages) * 2 > len(languages)
+
+
 def _train(args: argparse.Namespace) -> int:
     try:
         examples = read_tsv(args.data)
@@ -139,7 +149,7 @@ def _train(args: argparse.Namespace) -> int:
     labels = [example.label for example in examples]
     languages = _languages(examples, args.language)
     config = TrainingConfig(iterations=args.epochs, l2=args.l2)
-    features = FeatureConfig(lexicon=args.lexicon)
+    features = FeatureConfig(lexicon=_use_lexicon(args.lexicon, languages))
     if len(set(labels)) < 2:
         print("cxloop sentiment: need at least two different labels", file=sys.stderr)
         return 2
