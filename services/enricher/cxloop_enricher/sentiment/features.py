@@ -15,6 +15,7 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -109,20 +110,9 @@ def _word_indices(lowered: list[str], negators: frozenset[str], mask: int) -> li
 
 
 def _char_features(text: str, low: int, high: int) -> npt.NDArray[np.uint64]:
+    """Hashes of the character n-grams of `text` padded with a space, across words (scheme 1)."""
     codes = np.frombuffer(f" {text} ".encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
-    parts: list[npt.NDArray[np.uint64]] = []
-    hashed = codes
-    # Rolling polynomial: the hashes of the n-grams extend those of the (n-1)-grams.
-    for size in range(2, high + 1):
-        if len(codes) < size:
-            break
-        hashed = hashed[:-1] * _PRIME + codes[size - 1 :]
-        if size >= low:
-            parts.append(hashed ^ np.uint64(size))
-    if not parts:
-        return np.zeros(0, dtype=np.uint64)
-    joined = np.concatenate(parts) * _MIX
-    return joined ^ (joined >> _SHIFT)
+    return _ngram_hashes(codes, low, high, None)
 
 
 def _char_features_within_words(words: list[str], low: int, high: int) -> npt.NDArray[np.uint64]:
@@ -132,16 +122,22 @@ def _char_features_within_words(words: list[str], low: int, high: int) -> npt.ND
     ).astype(np.uint64)
     # separators[i] counts the word separators before position i: an n-gram starting at s
     # stays inside one word when the count does not change between s and s + n.
-    separators = np.concatenate([[0], np.cumsum(codes == 0)])
+    return _ngram_hashes(codes, low, high, np.concatenate([[0], np.cumsum(codes == 0)]))
+
+
+def _ngram_hashes(
+    codes: npt.NDArray[np.uint64], low: int, high: int, separators: npt.NDArray[Any] | None
+) -> npt.NDArray[np.uint64]:
     parts: list[npt.NDArray[np.uint64]] = []
     hashed = codes
+    # Rolling polynomial: the hashes of the n-grams extend those of the (n-1)-grams.
     for size in range(2, high + 1):
         if len(codes) < size:
             break
         hashed = hashed[:-1] * _PRIME + codes[size - 1 :]
         if size >= low:
-            inside = separators[size:] == separators[:-size]
-            parts.append(hashed[inside] ^ np.uint64(size))
+            kept = hashed if separators is None else hashed[separators[size:] == separators[:-size]]
+            parts.append(kept ^ np.uint64(size))
     if not parts:
         return np.zeros(0, dtype=np.uint64)
     joined = np.concatenate(parts) * _MIX
