@@ -429,11 +429,12 @@ def _consumed(message: Any) -> Consumed:
 
 
 def _next_positions(records: Sequence[Consumed]) -> dict[TopicPartition, int]:
-    positions: dict[TopicPartition, int] = {}
+    ends: dict[tuple[str, int], int] = {}
     for record in records:
-        tp = TopicPartition(record.topic, record.partition)
-        positions[tp] = max(positions.get(tp, 0), record.offset + 1)
-    return positions
+        key = (record.topic, record.partition)
+        if record.offset >= ends.get(key, 0):
+            ends[key] = record.offset + 1
+    return {TopicPartition(topic, partition): end for (topic, partition), end in ends.items()}
 
 
 def _dead_letter(record: Consumed, reason: str, stage: str) -> Produce:

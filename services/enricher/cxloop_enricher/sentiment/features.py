@@ -12,6 +12,7 @@ together; it is kept so that those models score as they were trained.
 
 from __future__ import annotations
 
+import collections
 import zlib
 from dataclasses import dataclass
 from functools import cache
@@ -166,9 +167,10 @@ def terms(text: str, language: str, config: FeatureConfig) -> Terms:
     tokens = tokenize(text)
     lowered = [token.lower() for token in tokens]
     mask = config.hashed - 1
-    words = np.array(_word_indices(lowered, lang.rules.negators, mask), dtype=np.int64)
+    word_list = _word_indices(lowered, lang.rules.negators, mask)
     has_chars = config.char_max >= config.char_min
     if config.scheme == 1:
+        words = np.array(word_list, dtype=np.int64)
         # Repeated n-grams stay separate entries (a dot product sums them).
         chars = (
             (_char_features(" ".join(lowered), config.char_min, config.char_max) & np.uint64(mask))
@@ -179,7 +181,12 @@ def terms(text: str, language: str, config: FeatureConfig) -> Terms:
         frequency = np.full(len(index), config.char_weight, dtype=np.float32)
         frequency[: len(words)] = 1.0
     else:
-        word_index, word_count = np.unique(words, return_counts=True)
+        # np.unique's result, counted in Python: a comment has a few dozen words, where
+        # NumPy's per-call cost outweighs the work.
+        counted = collections.Counter(word_list)
+        distinct = sorted(counted)
+        word_index = np.array(distinct, dtype=np.int64)
+        word_count = np.array([counted[i] for i in distinct], dtype=np.int64)
         if has_chars:
             hashed = _char_features_within_words(lowered, config.char_min, config.char_max)
             char_index, char_count = np.unique(

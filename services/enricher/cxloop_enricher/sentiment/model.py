@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -49,10 +50,12 @@ class LinearModel:
     ) -> tuple[npt.NDArray[np.float64], LexiconScore | None]:
         """Class probabilities and, if the model uses it, the lexicon engine's score."""
         index, value, lexical = featurize_scored(text, language, self.config, self.idf)
-        logits = (value @ self.weights[index]).astype(np.float64)
-        logits -= logits.max()
-        exp = np.exp(logits)
-        result: npt.NDArray[np.float64] = exp / exp.sum()
+        # A softmax over a handful of classes: plain floats cost less than NumPy's calls.
+        logits = (value @ self.weights[index]).tolist()
+        top = max(logits)
+        exp = [math.exp(logit - top) for logit in logits]
+        total = sum(exp)
+        result: npt.NDArray[np.float64] = np.array([e / total for e in exp], dtype=np.float64)
         return result, lexical
 
     def save(self, path: str | Path) -> None:
