@@ -34,6 +34,7 @@ from cxruntime.db import make_engine, make_sessionmaker
 from cxruntime.embedded import EmbeddedKafka, EmbeddedPostgres, free_port
 from cxruntime.kafka import ensure_topics
 from cxruntime.migrations import migrate
+from cxruntime.probes import wait_for_http
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 COMMENTS_BAD = [
@@ -135,20 +136,6 @@ class Receiver:
 
 def cxloop() -> str:
     return str(Path(sys.executable).with_name("cxloop"))
-
-
-def wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url}: process exited with {process.returncode}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"{url} not ready in {timeout_s}s")
 
 
 async def make_key(database_url: str) -> str:
@@ -353,7 +340,7 @@ def main() -> int:
             log = (work / f"{name}.log").open("ab")
             processes.append(subprocess.Popen([cxloop(), name], env=env, stdout=log, stderr=log))
         for port, process in zip(ports.values(), processes, strict=True):
-            wait_ready(f"http://127.0.0.1:{port}", process)
+            wait_for_http(f"http://127.0.0.1:{port}/readyz", process=process)
         time.sleep(6)  # let the consumer groups settle
         options = {"rate": args.rate, "detractors": args.detractors}
         run_load(ports["collector"], key, work, seconds=args.warmup, seed=args.seed + 1, **options)

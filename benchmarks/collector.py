@@ -40,6 +40,7 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 
 from cxloop_collector.intake import field_errors, receive, to_record
+from cxruntime.probes import wait_for_http
 from cxschema import FeedbackSubmission
 
 HOST = "127.0.0.1"
@@ -305,20 +306,6 @@ def _run_load(port: int, *, key: str | None, kind: str, **options: Any) -> dict[
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def _wait_ready(port: int, path: str, timeout_s: float = 60) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://{HOST}:{port}{path}", timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"nothing ready on port {port}{path}")
-
-
 def _cpu_seconds(pid: int) -> float:
     """User plus system CPU time a process used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -405,9 +392,9 @@ def main_run(args: argparse.Namespace) -> int:
             env={**env, "CX_COLLECTOR_PORT": str(no_kafka_port)},
         )
         processes.append(no_kafka)
-        _wait_ready(collector_port, "/readyz")
-        _wait_ready(bare_port, "/docs")
-        _wait_ready(no_kafka_port, "/readyz")
+        wait_for_http(f"http://{HOST}:{collector_port}/readyz", process=collector)
+        wait_for_http(f"http://{HOST}:{bare_port}/docs", process=bare)
+        wait_for_http(f"http://{HOST}:{no_kafka_port}/readyz", process=no_kafka)
         assert kafka.process is not None
         broker_pid = kafka.process.pid
 

@@ -17,11 +17,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
 from standardwebhooks.webhooks import Webhook
 
 from cxruntime.embedded import free_port
 from cxruntime.kafka import make_producer
+from cxruntime.probes import ProcessExited, wait_for_http
 from cxschema import ENRICHED, FeedbackEnriched, encode
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -201,17 +201,12 @@ class ServiceProcess:
         self.process = subprocess.Popen(
             [*cxloop_script(), "closed-loop"], env=self.env, stdout=log, stderr=log
         )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"closed-loop exited: {self.log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise TimeoutError(self.log_path.read_text()[-3000:])
+        try:
+            wait_for_http(
+                f"{self.url}/readyz", process=self.process, timeout_s=timeout_s, interval_s=0.1
+            )
+        except (ProcessExited, TimeoutError) as exc:
+            raise type(exc)(f"{exc}: {self.log_path.read_text()[-3000:]}") from None
 
     def signal(self, sig: signal.Signals) -> None:
         """Send a signal."""

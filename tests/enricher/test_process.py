@@ -18,6 +18,7 @@ import pytest
 
 from cxruntime.consumer import Consumed
 from cxruntime.embedded import EmbeddedKafka, free_port
+from cxruntime.probes import wait_for_http
 from cxschema import ENRICHED, decode_enriched, header_value
 from tests.enricher.helpers import TopicReader, produce_raw, raw_event, raw_record
 
@@ -52,17 +53,8 @@ def enricher_process(
         log.close()
 
 
-def wait_ready(port: int, process: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "the enricher exited"
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("the enricher did not become ready")
+def wait_ready(port: int, process: subprocess.Popen[bytes]) -> None:
+    wait_for_http(f"http://127.0.0.1:{port}/readyz", process=process, interval_s=0.1)
 
 
 def _uids(records: list[Consumed]) -> set[tuple[str | None, str | None]]:

@@ -39,3 +39,47 @@ async def test_answers_are_cached() -> None:
     await asyncio.sleep(0.25)
     assert await probe() is True
     assert probe.calls == 2
+
+
+def test_wait_for_http_reports_an_exited_process_and_a_timeout() -> None:
+    import subprocess
+    import sys
+
+    import pytest
+
+    from cxruntime.embedded import free_port
+    from cxruntime.probes import ProcessExited, wait_for_http
+
+    url = f"http://127.0.0.1:{free_port()}/readyz"
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    with pytest.raises(ProcessExited):
+        wait_for_http(url, process=gone, timeout_s=5)
+    with pytest.raises(TimeoutError):
+        wait_for_http(url, timeout_s=0.3, interval_s=0.05)
+
+
+def test_wait_for_http_returns_once_the_status_is_accepted() -> None:
+    import http.server
+    import threading
+
+    from cxruntime.probes import wait_for_http
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(503 if self.path == "/readyz" else 200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            return
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        wait_for_http(f"{base}/docs", timeout_s=5)
+        wait_for_http(f"{base}/readyz", accept=lambda status: status == 503, timeout_s=5)
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -4,8 +4,12 @@ a scraping load balancer does not turn into load on Kafka or PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+
+import httpx
 
 
 class CachedProbe(ABC):
@@ -35,3 +39,33 @@ class CachedProbe(ABC):
             self._ok = False
         self._checked_at = time.monotonic()
         return self._ok
+
+
+class ProcessExited(RuntimeError):
+    """The process being waited for ended before it answered."""
+
+
+def wait_for_http(
+    url: str,
+    *,
+    accept: Callable[[int], bool] = lambda status: status == 200,
+    process: subprocess.Popen[bytes] | None = None,
+    timeout_s: float = 60.0,
+    interval_s: float = 0.2,
+) -> None:
+    """Poll `GET url` until its status is accepted (default: 200).
+
+    Raises `ProcessExited` once `process` has ended, `TimeoutError` after `timeout_s`. For
+    tests, benchmarks and scripts that start a service and wait for it.
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise ProcessExited(f"{url}: the process exited with {process.returncode}")
+        try:
+            if accept(httpx.get(url, timeout=2).status_code):
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(interval_s)
+    raise TimeoutError(f"{url} did not answer as expected within {timeout_s:g} s")
