@@ -29,6 +29,7 @@ import httpx
 import orjson
 from standardwebhooks.webhooks import Webhook
 
+from benchmarks.procfs import cpu_seconds
 from cxruntime import apikeys
 from cxruntime.db import make_engine, make_sessionmaker
 from cxruntime.embedded import EmbeddedKafka, EmbeddedPostgres, free_port
@@ -261,9 +262,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def print_service_figures(url: str, pid: int) -> None:
     """The closed-loop process's CPU time and mean delivery attempt, from /proc and /metrics."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    cpu_s = (int(fields[11]) + int(fields[12])) / ticks
+    cpu_s = cpu_seconds(pid)
     values: dict[str, float] = {}
     for line in httpx.get(f"{url}/metrics", timeout=5).text.splitlines():
         for name in (

@@ -39,6 +39,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
+from benchmarks.procfs import cpu_seconds, memory_mib
 from cxloop_collector.intake import field_errors, receive, to_record
 from cxruntime.probes import wait_for_http
 from cxschema import FeedbackSubmission
@@ -306,17 +307,11 @@ def _run_load(port: int, *, key: str | None, kind: str, **options: Any) -> dict[
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User plus system CPU time a process used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _measured(pids: list[int], port: int, **options: Any) -> dict[str, Any]:
     """Run a load and add the CPU microseconds per request each of `pids` spent on it."""
-    before = [_cpu_seconds(pid) for pid in pids]
+    before = [cpu_seconds(pid) for pid in pids]
     result = _run_load(port, **options)
-    after = [_cpu_seconds(pid) for pid in pids]
+    after = [cpu_seconds(pid) for pid in pids]
     total = result.get("requests") or 1
     warm = 1 + float(options.get("warmup", 0)) / float(options.get("duration", 1))
     # CPU is read around the whole run, warm-up included; scale the count to match.
@@ -324,13 +319,6 @@ def _measured(pids: list[int], port: int, **options: Any) -> dict[str, Any]:
         (b - a) * 1e6 / (total * warm) for a, b in zip(before, after, strict=True)
     ]
     return result
-
-
-def _peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def _create_key(database_url: str) -> str:
@@ -435,7 +423,7 @@ def main_run(args: argparse.Namespace) -> int:
             warmup=1.5,
             rate=0,
         )
-        rss = _peak_rss_mb(collector.pid)
+        rss = memory_mib(collector.pid, "VmHWM")
         report(rounds, paced, batch, rss, args)
         return 0
     finally:

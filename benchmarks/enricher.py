@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from benchmarks.procfs import cpu_seconds
 from cxloop_enricher.enrich import Enricher
 from cxloop_enricher.language import detect_language
 from cxloop_enricher.pii import Redaction, Redactor
@@ -257,12 +258,6 @@ async def _enriched_ids(bootstrap: str, expect: int) -> int:
         return len(seen)
     finally:
         await consumer.stop()
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time a process used so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _measure(

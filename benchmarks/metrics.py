@@ -42,6 +42,7 @@ import numpy as np
 from aiokafka import AIOKafkaProducer, TopicPartition
 from sqlalchemy import text
 
+from benchmarks.procfs import cpu_seconds, memory_mib
 from cxloop_metrics.buckets import floor_day, floor_hour, floor_interval
 from cxloop_metrics.config import KpiConfig
 from cxloop_metrics.labels import LabelLimiter
@@ -69,20 +70,6 @@ REGIONS = [
 SEGMENTS = ["premium", "basic", "business", "trial"]
 TOTAL_EVENTS = 10_000_000
 DAYS = 90
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a process has used (from /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_mib() -> float:
-    """Resident set size of this process in MiB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def synthetic_event(i: int, rng: np.random.Generator, now: datetime) -> FeedbackEnriched:
@@ -159,8 +146,9 @@ async def bench_ingest(
         ]
         decoded = [Decoded(r, processor.decode(r)) for r in records]
         await processor.handle(decoded, {tp: offset + len(records)})
-        if done + batch in (half, events):
-            rss[done + batch] = rss_mib()
+        for mark in (half, events):
+            if done < mark <= done + batch:
+                rss[mark] = memory_mib("self")
     if writer is not None:
         await processor.flush()
     elapsed = time.perf_counter() - started
@@ -204,14 +192,6 @@ def server_cpu_seconds(postmaster: int) -> float:
 def postmaster_pid(pg: EmbeddedPostgres) -> int:
     """The embedded server's main process."""
     return int((pg.data_dir / "postmaster.pid").read_text().split()[0])
-
-
-def process_rss_mib(pid: int) -> float:
-    """Resident set size of a process in MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 async def _fill_topic(bootstrap: str, values: list[bytes]) -> None:
@@ -298,7 +278,7 @@ async def _time_commits(
                 cpu_seconds(broker),
             )
         if first is not None and rss_half != rss_half and done >= total // 2:
-            rss_half = process_rss_mib(process.pid)
+            rss_half = memory_mib(process.pid)
         if done >= total:
             assert first is not None
             counted = total - first[1]
@@ -309,7 +289,7 @@ async def _time_commits(
                 "db_cpu_us": (server_cpu_seconds(postmaster) - first[3]) / counted * 1e6,
                 "broker_cpu_us": (cpu_seconds(broker) - first[4]) / counted * 1e6,
                 "rss_half_mib": rss_half,
-                "rss_full_mib": process_rss_mib(process.pid),
+                "rss_full_mib": memory_mib(process.pid),
                 **_latency_summary(latencies),
             }
         await asyncio.sleep(0.02)
