@@ -68,3 +68,41 @@ def test_no_text() -> None:
 def test_other_languages_on_longer_text(text: str, expected: str) -> None:
     assert detect_language(text) == expected
     assert detect_language(text, hint="de") == expected
+
+
+def test_marker_word_agreeing_with_the_hint_decides_without_the_ngram_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One marker word plus a hint (or German letters) that agrees is enough; the n-gram
+    model, the costliest step, is not consulted."""
+    import cxloop_enricher.language as language
+
+    def no_model() -> None:
+        raise AssertionError("the n-gram model was consulted")
+
+    monkeypatch.setattr(language, "_identifier", no_model)
+    assert detect_language("Easy return, friendly staff.", hint="en") == "en"
+    assert detect_language("Leider ausverkauft, schade.", hint="de") == "de"
+    assert detect_language("Top Qualität, schnelle Lieferung 👍") == "de"
+
+
+def test_german_letters_do_not_confirm_a_marker_word_of_another_language(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The marker word "the" votes English, "ü" points to German: the model decides."""
+    import cxloop_enricher.language as language
+
+    consulted: list[str] = []
+    real = language._identifier()
+
+    class Counting:
+        def classify(self, text: str) -> tuple[str, float]:
+            consulted.append(text)
+            return real.classify(text)  # type: ignore[no-any-return]
+
+        def rank(self, text: str) -> list[tuple[str, float]]:
+            return real.rank(text)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(language, "_identifier", Counting)
+    assert detect_language("Grüße from the team", hint="en") in {"de", "en"}
+    assert consulted == ["Grüße from the team"]

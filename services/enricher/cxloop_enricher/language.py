@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from functools import cache
+from itertools import islice
 from typing import Any
 
 UNDETERMINED = "und"
@@ -110,8 +111,7 @@ def detect_language(text: str | None, hint: str | None = None) -> str:
     hint_code = _normalise_hint(hint)
     if text and len(text) > SAMPLE:
         text = text[:SAMPLE]
-    letters = len(_LETTER.findall(text)) if text else 0
-    if not text or letters == 0:
+    if not text or _LETTER.search(text) is None:
         return hint_code or UNDETERMINED
     if "ä" in text or "ö" in text or "ü" in text or "ß" in text:
         # German letters settle de vs en; other umlaut languages (tr, sv, ...) go on to py3langid.
@@ -122,16 +122,19 @@ def detect_language(text: str | None, hint: str | None = None) -> str:
     voted, votes, runner_up = _vote(text)
     if voted is not None and votes - runner_up >= 2:
         return voted
-    if letters < SHORT_TEXT and hint_code is not None:
-        if voted is not None and votes > runner_up and voted != hint_code:
-            return voted
-        return hint_code
+    leads = voted if voted is not None and votes > runner_up else None
+    if leads is not None and leads in (hint_code, umlaut_hint) and umlaut_hint in (None, leads):
+        # Two independent signals agree (a marker word and the hint or German letters): the
+        # n-gram statistics would not overrule them on a short text and cost the most.
+        return leads
+    if hint_code is not None and _letters_below(text, SHORT_TEXT):
+        return leads or hint_code
 
     language, probability = _identifier().classify(text)
     if probability >= CONFIDENT:
         return str(language)
-    if voted is not None and votes > runner_up:
-        return voted
+    if leads is not None:
+        return leads
     if hint_code is not None:
         return hint_code
     if umlaut_hint is not None:
@@ -141,3 +144,8 @@ def detect_language(text: str | None, hint: str | None = None) -> str:
         ranked = dict(_identifier().rank(text))
         return max(PRIMARY, key=lambda code: float(ranked.get(code, 0.0)))
     return str(language)
+
+
+def _letters_below(text: str, limit: int) -> bool:
+    """True when `text` has fewer than `limit` letters (counting stops at the limit)."""
+    return next(islice(_LETTER.finditer(text), limit - 1, None), None) is None

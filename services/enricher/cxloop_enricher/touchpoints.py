@@ -21,14 +21,20 @@ from typing import Final, Literal
 from cxloop_enricher.taxonomy import UNCLASSIFIED, RuleSpec, Taxonomy, Touchpoint
 from cxschema import FeedbackContext, FeedbackSubmission
 
-_FOLD: Final = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss"})
+_FOLD: Final = (("ä", "ae"), ("ö", "oe"), ("ü", "ue"), ("ß", "ss"))
 
 Via = Literal["hint", "rule", "default"]
 
 
 def fold(text: str) -> str:
     """Lower-case with German umlauts spelled out, so `Rückgabe` and `Rueckgabe` match alike."""
-    return text.lower().translate(_FOLD)
+    text = text.lower()
+    # Four `replace` calls in C cost less than one `translate` with a mapping, which looks up
+    # every character in a Python dict.
+    for letter, spelled in _FOLD:
+        if letter in text:
+            text = text.replace(letter, spelled)
+    return text
 
 
 def keyword_regex(keywords: Sequence[str]) -> re.Pattern[str]:
