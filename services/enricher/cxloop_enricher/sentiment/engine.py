@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from cxloop_enricher.sentiment.lexicon import Language, Role, Rules, for_language
+from cxloop_enricher.sentiment.lexicon import MAX_PHRASE as _MAX_PHRASE
+from cxloop_enricher.sentiment.lexicon import Language, Lexicon, Role, Rules, for_language
 from cxloop_enricher.sentiment.tokens import BREAKS, EMOTICONS, tokenize
 
 NEGATION = -0.74  # VADER's factor: "not good" is less bad than "bad"
@@ -21,7 +22,7 @@ AFTER_CONTRAST = 1.5
 EXCLAMATION = 0.29  # per "!", at most four
 SQUASH = 15.0
 _CONTRAST, _CLAUSE, _PHRASE = Role.CONTRAST, Role.CLAUSE, Role.PHRASE
-_NEGATOR, _BOOSTER = Role.NEGATOR, Role.BOOSTER
+_NEGATOR, _BOOSTER, _OPINION = Role.NEGATOR, Role.BOOSTER, Role.OPINION
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +80,7 @@ def score_tokens(tokens: list[str], language: Language) -> LexiconScore:
                 words.clear()
                 continue
             if role & _PHRASE:
-                value, used = _phrase(tokens, index, lexicon.phrases)
+                value, used = _phrase(tokens, index, word, lexicon)
                 if used:
                     skip = used - 1
                     values.append(value * weight * _boost(words, rules.boosters))
@@ -88,7 +89,12 @@ def score_tokens(tokens: list[str], language: Language) -> LexiconScore:
             if role & _NEGATOR:
                 words.append(word)
                 continue
-            if role & _BOOSTER and index + 1 < count and _is_word(tokens[index + 1]):
+            if (
+                role & _BOOSTER
+                and index + 1 < count
+                and _is_word(tokens[index + 1])
+                and not (role & _OPINION and _unvalenced(tokens[index + 1], language))
+            ):
                 # "super freundlich", "pretty good": an intensifier here, not an opinion itself.
                 words.append(word)
                 continue
@@ -98,9 +104,10 @@ def score_tokens(tokens: list[str], language: Language) -> LexiconScore:
             value *= _boost(words, rules.boosters)
             if len(token) > 1 and token.isupper():
                 value *= SHOUT
-            if _negated(words, rules.negators) or (
-                rules.trailing_negators and _negated_after(tokens, index, count, rules)
-            ):
+            if (
+                _negated(words, rules.negators)
+                or (rules.trailing_negators and _negated_after(tokens, index, count, rules))
+            ) and word not in rules.unnegated:
                 value *= NEGATION
             values.append(value * weight)
         words.append(word)
@@ -113,17 +120,20 @@ def score_tokens(tokens: list[str], language: Language) -> LexiconScore:
     return LexiconScore(_squash(total), positive, negative, len(values))
 
 
-def _phrase(
-    tokens: list[str], index: int, phrases: dict[tuple[str, ...], float]
-) -> tuple[float, int]:
-    for length in (4, 3, 2):
-        end = index + length
-        if end > len(tokens):
-            continue
-        window = tokens[index:end]
-        if not all(_is_word(token) for token in window):
-            continue
-        value = phrases.get(tuple(token.lower() for token in window))
+def _phrase(tokens: list[str], index: int, word: str, lexicon: Lexicon) -> tuple[float, int]:
+    """The valence and length of the longest phrase starting at `index` (0, 0 if none)."""
+    end = min(index + _MAX_PHRASE, len(tokens))
+    if index + 1 >= end or not _is_word(tokens[index + 1]):
+        return 0.0, 0
+    window = [word, tokens[index + 1].lower()]
+    if (word, window[1]) not in lexicon.phrase_pairs:
+        return 0.0, 0
+    for token in tokens[index + 2 : end]:
+        if not _is_word(token):
+            break
+        window.append(token.lower())
+    for length in range(len(window), 1, -1):
+        value = lexicon.phrases.get(tuple(window[:length]))
         if value is not None:
             return value, length
     return 0.0, 0
@@ -147,8 +157,20 @@ def _negated_after(tokens: list[str], index: int, count: int, rules: Rules) -> b
         if not _is_word(token):
             return False
         if token.lower() in rules.trailing_negators:
-            return ahead + 1 >= count or not _is_word(tokens[ahead + 1])
+            after = ahead + 1
+            if after < count and tokens[after].lower() in rules.negator_tails:
+                after += 1
+            return after >= count or not _is_word(tokens[after])
     return False
+
+
+def _unvalenced(token: str, language: Language) -> bool:
+    """True for a word with no valence of its own and no rule role ("super Idee")."""
+    word = token.lower()
+    if language.roles.get(word, 0) & (_NEGATOR | _BOOSTER | _PHRASE):
+        return False
+    cached = language.lexicon.cache.get(word)
+    return not (language.lexicon.valence(word) if cached is None else cached)
 
 
 def score_text(text: str, language: str) -> LexiconScore:

@@ -6,9 +6,25 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 
-_ADJECTIVE_ENDINGS = ("", "e", "er", "es", "en", "em")
+_INFLECTIONS = ("", "e", "er", "es", "en", "em")
+# Positive, comparative and superlative forms ("schnell", "schnellere", "schnellsten"); umlaut
+# comparatives ("größer") need their own entries.
+_ADJECTIVE_ENDINGS = (
+    _INFLECTIONS
+    + tuple("er" + ending for ending in _INFLECTIONS[1:])
+    + tuple("st" + ending for ending in _INFLECTIONS[1:])
+    + tuple("est" + ending for ending in _INFLECTIONS[1:])
+)
 _MIN_AFFIX = 4
-_MAX_PHRASE = 4
+MAX_PHRASE = 4
+
+
+def _contracted(stem: str) -> str:
+    """The stem that drops its e before an ending: "teuer" -> "teur" ("teure"), "miserabel" ->
+    "miserabl"; empty when the adjective keeps it."""
+    if stem.endswith(("auer", "euer")) or (stem.endswith("el") and len(stem) >= 4):
+        return stem[:-2] + stem[-1]
+    return ""
 
 
 def words(text: str) -> frozenset[str]:
@@ -30,6 +46,13 @@ class Rules:
     contrasts: frozenset[str]
     # Words that end the window in which a negator acts.
     clause_words: frozenset[str]
+    # Valenced words a negator does not flip: sentence adverbs ("leider nicht" stays negative).
+    unnegated: frozenset[str] = frozenset()
+    # Words that may follow a trailing negator at the end of a clause ("geht nicht mehr").
+    negator_tails: frozenset[str] = frozenset()
+    # An intensifier that is also an opinion ("super", "verdammt") counts as the opinion when
+    # the next word carries no valence ("super Idee"); otherwise only when no word follows.
+    lone_booster_opinions: bool = False
 
 
 @dataclass
@@ -41,6 +64,8 @@ class Lexicon:
     suffixes: dict[str, float] = field(default_factory=dict)
     phrases: dict[tuple[str, ...], float] = field(default_factory=dict)
     phrase_starts: set[str] = field(default_factory=set)
+    # First two words of every phrase: most occurrences of a phrase start ("zu", "in") fail here.
+    phrase_pairs: set[tuple[str, str]] = field(default_factory=set)
     symbols: dict[str, float] = field(default_factory=dict)
     # Valences already looked up (affix search is the slow part); read directly by the engine.
     cache: dict[str, float] = field(default_factory=dict, repr=False)
@@ -49,12 +74,18 @@ class Lexicon:
         """Add one entry in the file syntax (see data/de_cx.tsv)."""
         term = term.strip()
         if " " in term:
-            parts = tuple(term.lower().split())[:_MAX_PHRASE]
+            parts = tuple(term.lower().split())[:MAX_PHRASE]
             self.phrases[parts] = valence
             self.phrase_starts.add(parts[0])
+            self.phrase_pairs.add((parts[0], parts[1]))
         elif term.endswith("~"):
+            stem = term[:-1].lower()
             for ending in _ADJECTIVE_ENDINGS:
-                self.words.setdefault(term[:-1].lower() + ending, valence)
+                self.words.setdefault(stem + ending, valence)
+            short = _contracted(stem)
+            if short:
+                for ending in _ADJECTIVE_ENDINGS[1:]:
+                    self.words.setdefault(short + ending, valence)
         elif term.endswith("*") and len(term) > _MIN_AFFIX:
             self.prefixes[term[:-1].lower()] = valence
         elif term.startswith("*") and len(term) > _MIN_AFFIX:
@@ -110,8 +141,8 @@ def _read(name: str, into: Lexicon, skip: frozenset[str] = frozenset()) -> None:
 
 GERMAN_RULES = Rules(
     negators=words(
-        "nicht nichts nie niemals kein keine keinen keinem keiner keines ohne weder nirgends "
-        "nimmer null"
+        "nicht nichts nie niemals kein keine keinen keinem keiner keines keinerlei ohne weder "
+        "nirgends nirgendwo nimmer null nix weniger"
     ),
     trailing_negators=words("nicht nie niemals"),
     boosters={
@@ -156,9 +187,36 @@ GERMAN_RULES = Rules(
         "mäßig": 0.6,
         "fast": 0.8,
         "teilweise": 0.7,
+        "kaum": 0.5,
+        "leicht": 0.8,
+        "minimal": 0.6,
+        "geringfügig": 0.6,
+        "gar": 1.2,
+        "überhaupt": 1.2,
+        "ausgesprochen": 1.3,
+        "außerordentlich": 1.4,
+        "ausserordentlich": 1.4,
+        "zutiefst": 1.5,
+        "deutlich": 1.2,
+        "weitaus": 1.2,
+        "wahnsinnig": 1.4,
+        "unheimlich": 1.3,
+        "tierisch": 1.3,
+        "verdammt": 1.3,
+        "furchtbar": 1.3,
+        "schrecklich": 1.3,
+        "sau": 1.3,
+        "ultra": 1.4,
+        "hammer": 1.3,
     },
     contrasts=words("aber jedoch allerdings trotzdem dennoch"),
     clause_words=words("und oder weil dass denn sondern wenn als obwohl"),
+    unnegated=words(
+        "leider schade bedauerlicherweise dummerweise blöderweise ärgerlicherweise "
+        "glücklicherweise gottseidank gottlob"
+    ),
+    negator_tails=words("mehr"),
+    lone_booster_opinions=True,
 )
 
 ENGLISH_RULES = Rules(
@@ -217,6 +275,7 @@ class Role:
     PHRASE = 4  # starts a phrase of the lexicon
     NEGATOR = 8
     BOOSTER = 16
+    OPINION = 32  # an intensifier that is also an opinion when nothing valenced follows
 
 
 @dataclass(frozen=True)
@@ -240,6 +299,10 @@ class Language:
         ):
             for word in words:
                 roles[word] = roles.get(word, 0) | role
+        if rules.lone_booster_opinions:
+            for word in rules.boosters:
+                if lexicon.valence(word):
+                    roles[word] |= Role.OPINION
         return cls(lexicon, rules, roles)
 
 
