@@ -8,6 +8,7 @@ from collections.abc import Collection, Sequence
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaTimeoutError
 
 from cxruntime.consumer import (
     Consumed,
@@ -247,3 +248,46 @@ async def test_offset_store_positions_win_over_kafka(kafka: EmbeddedKafka) -> No
     assert sorted(processor.handled) == [6, 7, 8, 9]
     assert TopicPartition(RAW, 0) in store.loaded
     assert processor.positions[-1][TopicPartition(RAW, 0)] == 10
+
+
+class FlakyProducer(AIOKafkaProducer):  # type: ignore[misc]
+    """Fails its first `failures` batches as a broker that times out would."""
+
+    def __init__(self, failures: int, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.failures = failures
+
+    async def send_batch(self, *args: object, **kwargs: object) -> object:
+        if self.failures:
+            self.failures -= 1
+            raise KafkaTimeoutError()
+        return await super().send_batch(*args, **kwargs)
+
+
+async def test_unacknowledged_records_are_produced_again_before_any_commit(
+    kafka: EmbeddedKafka,
+) -> None:
+    await _produce(kafka.bootstrap, [orjson.dumps({"n": i}) for i in range(30)])
+    producer = FlakyProducer(3, bootstrap_servers=kafka.bootstrap, acks="all")
+    await producer.start()
+    processor = Doubler()
+    runner = ConsumerRunner(_config(kafka.bootstrap, max_batch=7), processor, producer)
+
+    async def all_committed() -> bool:
+        return sum((await _committed(kafka.bootstrap, "test-group")).values()) >= 30
+
+    task = asyncio.create_task(runner.run())
+    try:
+        deadline = asyncio.get_running_loop().time() + 20
+        while not await all_committed():
+            assert asyncio.get_running_loop().time() < deadline, "not everything was committed"
+            assert not task.done(), "the runner stopped"
+            await asyncio.sleep(0.2)
+    finally:
+        runner.stop()
+        await asyncio.wait_for(task, 15)
+        await producer.stop()
+    assert producer.failures == 0
+    outputs = await _read_all(kafka.bootstrap, ENRICHED, 30)
+    # Every input reached the output (some more than once: at-least-once).
+    assert {orjson.loads(r.value or b"")["n"] for r in outputs} == {2 * i for i in range(30)}

@@ -5,8 +5,12 @@ A batch goes through a fixed chain of steps, each knowing only the next:
     decode -> (dead-letter the invalid) -> handle -> produce and await acks -> commit
 
 Commit is the last step by construction, so an offset is never committed before the work it
-covers is durable. Nothing auto-commits; commits are throttled by count and time and forced on
-partition revocation and on shutdown.
+covers is durable. The acknowledgements of a batch are awaited while the next batch is decoded
+and handled (one batch in flight): a batch's positions join the commit only once its own records
+are acknowledged and every earlier batch's are. A batch whose records fail is produced again,
+with backoff, before any later position can be committed; its records may then land after the
+next batch's (at-least-once, as everywhere: sinks deduplicate). Nothing auto-commits; commits
+are throttled by count and time and forced on partition revocation and on shutdown.
 
 Two kinds of error:
 - `InvalidMessage` from `decode`: never retried. The original bytes go to the dead-letter topic
@@ -26,10 +30,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import random
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -52,7 +57,8 @@ RECORDS = Counter(
 )
 BATCH_SECONDS = Histogram(
     "cx_consumer_batch_seconds",
-    "Time to decode, handle, produce and acknowledge one batch.",
+    "Time to decode, handle and produce one batch, and to settle the acknowledgements of the "
+    "batch before it.",
     ["group"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
@@ -113,6 +119,16 @@ class Decoded(Generic[T_co]):
 
     record: Consumed
     value: T_co
+
+
+@dataclass(slots=True)
+class _Unacked:
+    """A produced batch whose acknowledgements are still awaited."""
+
+    deliveries: asyncio.Future[Any]
+    records: list[Produce]
+    positions: dict[TopicPartition, int]
+    count: int
 
 
 YIELD_EVERY = 200
@@ -197,6 +213,7 @@ class ConsumerRunner(Generic[T]):
         )
         self._consumer: AIOKafkaConsumer | None = None
         self._framer: Framer | None = None
+        self._unacked: _Unacked | None = None
         self._lag_observed_at = 0.0
         self.running = False
 
@@ -243,7 +260,9 @@ class ConsumerRunner(Generic[T]):
                 ]
                 async with self._lock:
                     if records:
-                        await self._process_with_retry(records)
+                        await self._with_retry(functools.partial(self._process, records))
+                    else:
+                        await self._with_retry(self._settle_in_flight)
                     await self._commit_if_due()
                 await self._observe_lag(consumer)
         finally:
@@ -251,18 +270,23 @@ class ConsumerRunner(Generic[T]):
             ASSIGNED.remove(cfg.group_id)
             try:
                 async with self._lock:
+                    try:
+                        await self._settle_in_flight()
+                    except Exception:
+                        # Not acknowledged: its positions stay uncommitted and it is redone.
+                        log.exception("the last batch was not acknowledged; it will be redone")
                     await self._commit(force=True)
             finally:
                 await consumer.stop()
                 self._consumer = None
                 log.info("consumer %s stopped", cfg.group_id)
 
-    async def _process_with_retry(self, records: list[Consumed]) -> None:
+    async def _with_retry(self, step: Callable[[], Awaitable[None]]) -> None:
         cfg = self._config
         attempt = 0
         while True:
             try:
-                await self._process(records)
+                await step()
                 return
             except (InvalidMessage, DeadLetterRateExceeded):
                 raise
@@ -296,18 +320,38 @@ class ConsumerRunner(Generic[T]):
                 dead.append(_dead_letter(record, exc.reason, cfg.stage))
         self._check_invalid_share()
         positions = _next_positions(records)
-        # Dead letters first: if we crash after them, the batch is redone and the dead letters
-        # repeat, which a reader of the dead-letter topic tolerates (at-least-once).
-        await self._produce(dead)
         outputs = await self._processor.handle(decoded, positions)
-        await self._produce(outputs)
-        self._pending.update(positions)
-        self._since_commit += len(records)
+        # Dead letters go with the outputs: if we crash after them, the batch is redone and the
+        # dead letters repeat, which a reader of the dead-letter topic tolerates (at-least-once).
+        produced = [*dead, *outputs]
+        batch = _Unacked(await self._produce(produced), produced, positions, len(records))
+        # The previous batch's acknowledgements arrived while this one was worked on. Until it
+        # is settled, this batch is not tracked: if settling fails, both are redone.
+        await self._settle_in_flight()
+        self._unacked = batch
         BATCH_SECONDS.labels(cfg.group_id).observe(time.perf_counter() - started)
         for topic, n in collections.Counter(r.record.topic for r in decoded).items():
             RECORDS.labels(cfg.group_id, topic, "processed").inc(n)
         if dead:
             RECORDS.labels(cfg.group_id, records[0].topic, "dead_lettered").inc(len(dead))
+
+    async def _settle_in_flight(self) -> None:
+        """Wait for the batch in flight to be acknowledged; then its positions may be committed.
+
+        If its records failed, they are handed to the producer again at once and the error is
+        raised: the caller's retry, after its backoff, waits for the new attempt.
+        """
+        batch = self._unacked
+        if batch is None:
+            return
+        try:
+            await batch.deliveries
+        except Exception:
+            batch.deliveries = await self._produce(batch.records)
+            raise
+        self._unacked = None
+        self._pending.update(batch.positions)
+        self._since_commit += batch.count
 
     def _check_invalid_share(self) -> None:
         cfg = self._config
@@ -321,9 +365,12 @@ class ConsumerRunner(Generic[T]):
                 f"(limit {cfg.max_invalid_ratio:.0%}); stopping instead of dead-lettering them all"
             )
 
-    async def _produce(self, records: Sequence[Produce]) -> None:
+    async def _produce(self, records: Sequence[Produce]) -> asyncio.Future[Any]:
+        """Hand the records to the producer now; the future resolves once all are acknowledged."""
         if not records:
-            return
+            done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
         framer = self._framer
         if framer is None:
             framer = self._framer = Framer(self._producer, linger_s=None)
@@ -332,7 +379,10 @@ class ConsumerRunner(Generic[T]):
             await framer.refresh_partitions(topics)
         deliveries = {framer.append(r.topic, r.key, r.value, list(r.headers)) for r in records}
         framer.flush()
-        await asyncio.gather(*deliveries)
+        acknowledged = asyncio.gather(*deliveries)
+        # Retrieved here so that an attempt superseded by a retry is not reported as unawaited.
+        acknowledged.add_done_callback(_retrieve)
+        return acknowledged
 
     async def _commit_if_due(self) -> None:
         cfg = self._config
@@ -373,6 +423,12 @@ class ConsumerRunner(Generic[T]):
     async def on_revoked(self, revoked: Collection[TopicPartition]) -> None:
         """Commit what is done for partitions about to move to another consumer."""
         async with self._lock:
+            try:
+                await self._settle_in_flight()
+            except Exception:
+                # Its positions stay uncommitted, so the new owners redo its records; it stays
+                # in flight here and the next batch waits for it (or the runner gives up).
+                log.exception("the batch in flight was not acknowledged before the rebalance")
             await self._commit(force=True, only=revoked)
         for tp in revoked:
             labels = (self._config.group_id, tp.topic, str(tp.partition))
@@ -414,6 +470,11 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
         await self._runner.on_assigned(assigned)
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _consumed(message: Any) -> Consumed:
