@@ -31,8 +31,6 @@ from cxruntime.serve import serve
 
 log = logging.getLogger(__name__)
 
-"""Allocations between young-generation collections (CPython's default is 700)."""
-
 
 async def _connect(settings: CollectorSettings, publisher: Publisher) -> AIOKafkaProducer:
     """Start a producer, retrying until the broker answers; hand it to the publisher."""
