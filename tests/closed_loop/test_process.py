@@ -48,9 +48,13 @@ async def test_killed_mid_deliveries_loses_nothing_and_reuses_no_webhook_id(
     try:
         await produce(kafka.bootstrap, [enriched(customer=f"crm-{i}", nps=2) for i in range(n)])
         await asyncio.to_thread(receiver.wait_for, lambda r: len(r.received) >= 5, 30)
+        # Hold the deliveries now in progress, so that the kill lands mid-stream however slow
+        # or fast this machine is; they are answered later, after the process is gone.
+        receiver.delay_s = 5.0
         await asyncio.to_thread(service.kill)  # SIGKILL: no final commit, no cleanup
         before = len(receiver.received)
         assert before < n, "the kill came too late to interrupt anything"
+        receiver.delay_s = 0.1
         await asyncio.to_thread(service.start)
         await asyncio.to_thread(
             receiver.wait_for, lambda r: len({x.webhook_id for x in r.received}) >= n, 60
