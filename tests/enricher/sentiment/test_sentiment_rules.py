@@ -161,3 +161,46 @@ def test_shipped_english_model_is_blended_with_the_rules() -> None:
 def test_mixed_in_both_languages() -> None:
     assert label("Tolles Produkt, schreckliche Lieferung.", "de") == "mixed"
     assert label("Great product, terrible delivery.", "en") == "mixed"
+
+
+def test_sentence_adverbs_are_not_negated() -> None:
+    assert label("Das geht leider nicht.", "de") == "negative"
+    assert label("Funktioniert leider nicht mehr.", "de") == "negative"
+
+
+def test_negated_phrases_and_near_negators() -> None:
+    assert label("Das Essen war nicht sehr gut.", "de") == "negative"
+    assert label("Nicht sehr zu empfehlen.", "de") == "negative"
+    assert label("Es war kein Problem.", "de") == "positive"
+    assert label("Ohne Probleme angekommen.", "de") == "positive"
+    # "ohne" governs its noun phrase, not the verb after it.
+    assert label("Zug ohne Ankündigung ausgefallen.", "de") == "negative"
+    assert label("Es hat sich niemand gekümmert.", "de") == "negative"
+
+
+def test_clause_final_negation_with_mehr() -> None:
+    assert score_text("Die App funktioniert nicht mehr.", "de").compound < 0
+    assert score_text("Das gefällt mir nicht mehr.", "de").compound < 0
+
+
+def test_opinion_intensifier_before_an_unvalenced_word() -> None:
+    assert label("Super Idee!", "de") == "positive"
+    assert score_text("super freundlich", "de").hits == 1
+
+
+def test_german_adjective_forms() -> None:
+    # Comparative and superlative, the e dropped before an ending, squeezed repeats.
+    assert score_text("die schnellsten", "de").compound > 0
+    assert score_text("die schönste", "de").compound > 0
+    assert score_text("eine teure Reparatur", "de").compound < 0
+    assert score_text("miserablen", "de").compound < 0
+    assert score_text("suuuuper", "de").compound > 0
+    assert score_text("toooll", "de").compound > 0
+
+
+def test_german_hedges_and_complaint_formulas() -> None:
+    assert label("Das hätte besser sein können.", "de") == "negative"
+    assert label("Der Service lässt zu wünschen übrig.", "de") == "negative"
+    assert label("Na toll, schon wieder Verspätung.", "de") == "negative"
+    assert label("Besser geht nicht!", "de") == "positive"
+    assert label("Macht Spaß.", "de") == "positive"

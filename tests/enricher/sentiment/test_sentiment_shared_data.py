@@ -24,10 +24,18 @@ DATA = Path(
     ("name", "analyzer", "floor"),
     [
         ("de_germeval2017_db.tsv", SentimentAnalyzer.default(), 0.42),
+        ("de_potts_tweets.tsv", SentimentAnalyzer.default(), 0.62),
+        ("de_tweets_vader_translated.tsv", SentimentAnalyzer.default(), 0.46),
         ("en_tweets_vader.tsv", SentimentAnalyzer.default(), 0.68),
         ("en_amazon_vader.tsv", SentimentAnalyzer(), 0.55),
     ],
-    ids=["germeval-shipped", "tweets-shipped", "amazon-lexicon"],
+    ids=[
+        "germeval-shipped",
+        "potts-shipped",
+        "tweets-de-shipped",
+        "tweets-shipped",
+        "amazon-lexicon",
+    ],
 )
 def test_macro_f1_floor(name: str, analyzer: SentimentAnalyzer, floor: float) -> None:
     examples = read_tsv(DATA / name)

@@ -67,7 +67,8 @@ def score_tokens(tokens: list[str], language: Language) -> LexiconScore:
         word = token.lower()
         if skip:
             skip -= 1
-            words.append(word)
+            if not (rules.negated_phrases and word in rules.negators):
+                words.append(word)
             continue
         role = roles.get(word, 0)  # one lookup for the common case: an ordinary word
         if role:
@@ -83,8 +84,15 @@ def score_tokens(tokens: list[str], language: Language) -> LexiconScore:
                 value, used = _phrase(tokens, index, word, lexicon)
                 if used:
                     skip = used - 1
-                    values.append(value * weight * _boost(words, rules.boosters))
-                    words.append(word)
+                    value *= _boost(words, rules.boosters)
+                    if rules.negated_phrases:
+                        if _negated(words, rules):
+                            value *= NEGATION
+                        if not role & _NEGATOR:
+                            words.append(word)
+                    else:
+                        words.append(word)
+                    values.append(value * weight)
                     continue
             if role & _NEGATOR:
                 words.append(word)
@@ -105,7 +113,7 @@ def score_tokens(tokens: list[str], language: Language) -> LexiconScore:
             if len(token) > 1 and token.isupper():
                 value *= SHOUT
             if (
-                _negated(words, rules.negators)
+                _negated(words, rules)
                 or (rules.trailing_negators and _negated_after(tokens, index, count, rules))
             ) and word not in rules.unnegated:
                 value *= NEGATION
@@ -146,8 +154,20 @@ def _boost(words: list[str], boosters: dict[str, float]) -> float:
     return factor
 
 
-def _negated(words: list[str], negators: frozenset[str]) -> bool:
-    return any(word in negators for word in words[-NEGATION_WINDOW:])
+def _negated(words: list[str], rules: Rules) -> bool:
+    negators = rules.negators
+    window = words[-NEGATION_WINDOW:]
+    if not any(word in negators for word in window):
+        return False
+    if not rules.near_negators:
+        return True
+    # A near negator reaches only the next two words: "ohne Probleme", not "ohne Ankündigung
+    # ausgefallen".
+    last = len(window) - 1
+    return any(
+        word in negators and (word not in rules.near_negators or last - position < 2)
+        for position, word in enumerate(window)
+    )
 
 
 def _negated_after(tokens: list[str], index: int, count: int, rules: Rules) -> bool:
