@@ -20,15 +20,19 @@ TYPE_ENRICHED: Final = "com.cxloop.feedback.enriched"
 TYPE_REJECTED: Final = "com.cxloop.feedback.rejected"
 
 
+_SPECVERSION_HEADER: Final = ("ce_specversion", CE_SPECVERSION.encode())
+_CONTENT_TYPE_HEADER: Final = ("content-type", CONTENT_TYPE_JSON.encode())
+
+
 def ce_headers(event: FeedbackReceived, *, ce_type: str) -> Headers:
     """The binary-mode CloudEvents headers of an event's Kafka record."""
     headers: Headers = [
-        ("ce_specversion", CE_SPECVERSION.encode()),
+        _SPECVERSION_HEADER,
         ("ce_id", event.id.encode()),
         ("ce_source", event.source.encode()),
         ("ce_type", ce_type.encode()),
         ("ce_time", event.occurred_at.isoformat().encode()),
-        ("content-type", CONTENT_TYPE_JSON.encode()),
+        _CONTENT_TYPE_HEADER,
     ]
     if event.customer is not None:
         headers.append(("ce_subject", event.customer.id.encode()))

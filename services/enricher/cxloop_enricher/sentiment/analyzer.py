@@ -3,13 +3,14 @@ model for English) or a model trained with `cxloop sentiment train`."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cache
 from importlib import resources
 from pathlib import Path
 
 from cxloop_enricher.sentiment.engine import LexiconScore, score_text
 from cxloop_enricher.sentiment.model import LinearModel
+from cxloop_enricher.sentiment.plain import PlainScorer
 from cxloop_enricher.sentiment.result import LABELS, Label, SentimentResult, clamp
 
 SHIPPED_SUFFIX = "_model.npz"
@@ -33,6 +34,18 @@ BLEND_POSITIVE = 0.25
 BLEND_NEGATIVE = -0.15
 # A trained model calls a text mixed when both polar classes are at least this likely.
 MIXED_PROBABILITY = 0.30
+
+
+Predict = Callable[[str, str], tuple[Iterable[float], LexiconScore | None]]
+"""(text, language) -> class probabilities and, if the model uses it, the lexicon's score."""
+
+
+def predictor(model: LinearModel) -> Predict:
+    """The fastest way to score with `model`: plain Python for word-only models (the shipped
+    English one), NumPy otherwise (see `plain`)."""
+    if PlainScorer.fits(model.config):
+        return PlainScorer(model.config, model.weights, model.idf).predict
+    return model.predict
 
 
 def _is_mixed(result: LexiconScore) -> bool:
@@ -81,7 +94,10 @@ class SentimentAnalyzer:
         language_models: Mapping[str, LinearModel] | None = None,
     ) -> None:
         self._model = model
-        self._language_models = dict(language_models or {})
+        self._predict = predictor(model) if model is not None else None
+        shipped = dict(language_models or {})
+        self._language_models = {language: predictor(m) for language, m in shipped.items()}
+        self._shipped_classes = {language: m.classes for language, m in shipped.items()}
 
     @classmethod
     def default(cls) -> SentimentAnalyzer:
@@ -102,21 +118,23 @@ class SentimentAnalyzer:
         """Sentiment of `text` written in `language` (ISO 639-1)."""
         if not text or text.isspace():
             return NO_OPINION
-        if self._model is not None:
-            return self._label_model(text, language, self._model)
+        if self._model is not None and self._predict is not None:
+            return self._label_model(text, language, self._model.classes, self._predict)
         shipped = self._language_models.get(language)
         if shipped is not None:
-            return self._label_blend(text, language, shipped)
+            return self._label_blend(text, language, self._shipped_classes[language], shipped)
         return label_lexicon(score_text(text, language))
 
     @staticmethod
-    def _label_blend(text: str, language: str, model: LinearModel) -> SentimentResult:
+    def _label_blend(
+        text: str, language: str, classes: Sequence[str], predict: Predict
+    ) -> SentimentResult:
         # The shipped model learned from a few thousand product snippets; the rules know
         # negation, contrast and emoji everywhere. Averaging keeps both.
-        probabilities, lexical = model.predict(text, language)
+        probabilities, lexical = predict(text, language)
         if lexical is None:
             lexical = score_text(text, language)
-        named = dict(zip(model.classes, probabilities, strict=True))
+        named = dict(zip(classes, probabilities, strict=True))
         polarity = float(named.get("positive", 0.0)) - float(named.get("negative", 0.0))
         score = round(clamp(BLEND * lexical.compound + (1 - BLEND) * polarity), 4)
         label: Label
@@ -131,8 +149,10 @@ class SentimentAnalyzer:
         return SentimentResult(label, score)
 
     @staticmethod
-    def _label_model(text: str, language: str, model: LinearModel) -> SentimentResult:
-        probabilities = dict(zip(model.classes, model.probabilities(text, language), strict=True))
+    def _label_model(
+        text: str, language: str, classes: Sequence[str], predict: Predict
+    ) -> SentimentResult:
+        probabilities = dict(zip(classes, predict(text, language)[0], strict=True))
         positive = float(probabilities.get("positive", 0.0))
         negative = float(probabilities.get("negative", 0.0))
         score = round(clamp(positive - negative), 4)
