@@ -89,11 +89,17 @@ def _by_key(affixes: set[str], key: Callable[[str], str]) -> dict[str, tuple[str
     return {k: tuple(v) for k, v in index.items()}
 
 
+_Affixes = tuple[tuple[str, ...], tuple[str, ...]]
+_NO_AFFIXES: Final[_Affixes] = ((), ())
+_WORD_CACHE_SIZE: Final = 100_000
+
+
 class _Vocabulary:
     """Every keyword prefix and suffix of the taxonomy, to find those in a text in one pass.
 
-    Affixes are indexed by their first (prefixes) or last (suffixes) three letters, so a word
-    costs one dictionary look-up unless it may carry one.
+    Affixes are indexed by their first (prefixes) or last (suffixes) three letters, so a new
+    word costs one dictionary look-up unless it may carry one; a word seen before costs one
+    look-up in a bounded cache of the answers (comments repeat their vocabulary).
     """
 
     def __init__(self, prefixes: set[str], suffixes: set[str]) -> None:
@@ -101,6 +107,15 @@ class _Vocabulary:
         self._suffixes = _by_key(suffixes, lambda s: s[-_KEY:])
         self._short_prefixes = tuple(p for p in prefixes if len(p) < _KEY)
         self._short_suffixes = tuple(s for s in suffixes if len(s) < _KEY)
+        self._known: dict[str, _Affixes] = {}
+
+    def affixes(self, word: str) -> _Affixes:
+        """The keyword prefixes the word starts with and the suffixes it ends with."""
+        candidates = self._prefixes.get(word[:_KEY], ()) + self._short_prefixes
+        starts = tuple(p for p in candidates if word.startswith(p))
+        candidates = self._suffixes.get(word[-_KEY:], ()) + self._short_suffixes
+        ends = tuple(s for s in candidates if word.endswith(s))
+        return (starts, ends) if starts or ends else _NO_AFFIXES
 
     def scan(self, text: str) -> _Words:
         """The words of a folded text and the known prefixes and suffixes they start or end."""
@@ -109,18 +124,16 @@ class _Vocabulary:
         words = frozenset(_WORD.findall(text))
         starts: set[str] = set()
         ends: set[str] = set()
-        prefixes, suffixes = self._prefixes, self._suffixes
+        known = self._known
         for word in words:
-            candidates = prefixes.get(word[:_KEY])
-            if candidates:
-                starts.update(p for p in candidates if word.startswith(p))
-            candidates = suffixes.get(word[-_KEY:])
-            if candidates:
-                ends.update(s for s in candidates if word.endswith(s))
-            if self._short_prefixes:
-                starts.update(p for p in self._short_prefixes if word.startswith(p))
-            if self._short_suffixes:
-                ends.update(s for s in self._short_suffixes if word.endswith(s))
+            found = known.get(word)
+            if found is None:
+                if len(known) >= _WORD_CACHE_SIZE:
+                    known.clear()
+                found = known[word] = self.affixes(word)
+            if found is not _NO_AFFIXES:
+                starts.update(found[0])
+                ends.update(found[1])
         return _Words(words, frozenset(starts), frozenset(ends))
 
     @staticmethod
