@@ -264,7 +264,7 @@ class FlakyProducer(AIOKafkaProducer):  # type: ignore[misc]
         return await super().send_batch(*args, **kwargs)
 
 
-async def test_unacknowledged_records_are_produced_again_before_any_commit(
+async def test_unacknowledged_records_are_produced_again(
     kafka: EmbeddedKafka,
 ) -> None:
     await _produce(kafka.bootstrap, [orjson.dumps({"n": i}) for i in range(30)])
