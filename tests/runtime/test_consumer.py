@@ -291,3 +291,36 @@ async def test_unacknowledged_records_are_produced_again(
     outputs = await _read_all(kafka.bootstrap, ENRICHED, 30)
     # Every input reached the output (some more than once: at-least-once).
     assert {orjson.loads(r.value or b"")["n"] for r in outputs} == {2 * i for i in range(30)}
+
+
+class FailingAfter(AIOKafkaProducer):  # type: ignore[misc]
+    """Ships its first `ok` batches, then fails every one, as a broker gone for good."""
+
+    def __init__(self, ok: int, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.ok = ok
+
+    async def send_batch(self, *args: object, **kwargs: object) -> object:
+        if self.ok <= 0:
+            raise KafkaTimeoutError()
+        self.ok -= 1
+        return await super().send_batch(*args, **kwargs)
+
+
+async def test_nothing_is_committed_beyond_what_kafka_acknowledged(kafka: EmbeddedKafka) -> None:
+    await _produce(kafka.bootstrap, [orjson.dumps({"n": i}) for i in range(40)])
+    producer = FailingAfter(3, bootstrap_servers=kafka.bootstrap, acks="all")
+    await producer.start()
+    runner = ConsumerRunner(
+        _config(kafka.bootstrap, max_batch=4, max_retries=2), Doubler(), producer
+    )
+    with pytest.raises(KafkaTimeoutError):
+        await asyncio.wait_for(runner.run(), 30)
+    await producer.stop()
+    outputs = await _read_all(kafka.bootstrap, ENRICHED, 40, timeout_s=3)
+    acknowledged = {orjson.loads(r.value or b"")["n"] for r in outputs}
+    committed = await _committed(kafka.bootstrap, "test-group")
+    assert 0 < len(acknowledged) < 40
+    # Batches are handled while earlier ones wait for their acknowledgement, yet no position
+    # beyond an unacknowledged record was committed.
+    assert sum(committed.values()) <= len(acknowledged)
