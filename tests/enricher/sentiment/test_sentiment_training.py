@@ -4,13 +4,13 @@ import argparse
 import io
 import json
 import random
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from cxloop_enricher.sentiment import SentimentAnalyzer
+from cxloop_enricher.sentiment import SentimentAnalyzer, lexicon
 from cxloop_enricher.sentiment.cli import format_report, register_sentiment
 from cxloop_enricher.sentiment.evaluation import (
     folds,
@@ -22,6 +22,7 @@ from cxloop_enricher.sentiment.features import (
     FeatureConfig,
     _char_features_within_words,
     featurize,
+    pin_negators,
     terms,
 )
 from cxloop_enricher.sentiment.model import LinearModel, ModelFormatError
@@ -82,7 +83,8 @@ def test_train_save_load_round_trip(tmp_path: Path) -> None:
     model.save(path)
     loaded = LinearModel.load(path)
     assert loaded.classes == ("negative", "neutral", "positive")
-    assert loaded.config == SMALL
+    assert loaded.config == replace(SMALL, negators=pin_negators())
+    assert "nicht" in loaded.config.negators_for("de")
     np.testing.assert_array_equal(loaded.weights, model.weights)
 
     analyzer = SentimentAnalyzer.load(path)
@@ -180,8 +182,12 @@ def test_version_1_model_files_still_load_and_score(tmp_path: Path) -> None:
         "format": "cxloop-sentiment-linear",
         "version": 1,
         "classes": list(model.classes),
-        # Version 1 headers had no scheme.
-        "features": {name: value for name, value in asdict(legacy).items() if name != "scheme"},
+        # Version 1 headers had no scheme (and no negators, which came with version 3).
+        "features": {
+            name: value
+            for name, value in asdict(legacy).items()
+            if name not in ("scheme", "negators")
+        },
     }
     path = tmp_path / "v1.npz"
     np.savez_compressed(path, weights=weights, header=np.array(json.dumps(header)))
@@ -191,10 +197,38 @@ def test_version_1_model_files_still_load_and_score(tmp_path: Path) -> None:
         loaded.probabilities("Die Lieferung kam zu spät", "de"),
         model.probabilities("Die Lieferung kam zu spät", "de"),
     )
-    header["version"] = 3
+    header["version"] = 4
     np.savez_compressed(path, weights=weights, header=np.array(json.dumps(header)))
-    with pytest.raises(ModelFormatError, match="version 3"):
+    with pytest.raises(ModelFormatError, match="version 4"):
         LinearModel.load(path)
+
+
+def test_a_model_keeps_the_negation_words_it_was_trained_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = _dataset(300, seed=1)
+    texts = [text for text, _ in rows]
+    model = train(
+        texts, [label for _, label in rows], ["de"] * len(rows), features=SMALL, training=FAST
+    )
+    path = tmp_path / "model.npz"
+    model.save(path)
+    probe = ["nicht blorp paket", "kein grunk", "blorp nicht zindel"]
+    before = [LinearModel.load(path).probabilities(text, "de") for text in probe]
+
+    # A later lexicon without "nicht" and "kein" as negators.
+    german = lexicon.german()
+    fewer = german.rules.negators - {"nicht", "kein"}
+    changed = replace(german, rules=replace(german.rules, negators=fewer))
+    monkeypatch.setattr(lexicon, "german", lambda: changed)
+    assert lexicon.for_language("de").rules.negators == fewer
+
+    after = [LinearModel.load(path).probabilities(text, "de") for text in probe]
+    for old, new in zip(before, after, strict=True):
+        np.testing.assert_array_equal(old, new)
+    # A version-2 file (no pinned words) follows the lexicon, as it always did.
+    unpinned = replace(model, config=replace(model.config, negators=()))
+    assert not np.array_equal(unpinned.probabilities(probe[0], "de"), before[0])
 
 
 def test_load_rejects_other_files(tmp_path: Path) -> None:
@@ -313,3 +347,24 @@ def test_cli_reports_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "cxloop sentiment:" in capsys.readouterr().err
     one_class = _write_tsv(tmp_path / "one.tsv", [("a", "positive"), ("b", "positive")])
     assert _run(["sentiment", "train", "--data", str(one_class), "--out", "x"]) == 2
+
+
+def _biased(classes: tuple[str, ...], bias: list[float]) -> LinearModel:
+    """A word-only model whose answer is its bias alone (every other weight zero)."""
+    config = FeatureConfig(bits=10, char_min=2, char_max=1, idf=False, scheme=2)
+    weights = np.zeros((config.size, len(classes)), dtype=np.float32)
+    weights[config.hashed] = bias
+    return LinearModel(classes, config, weights)
+
+
+def test_a_trained_model_answers_in_its_own_labels() -> None:
+    # Torn between negative and positive (both about 0.4): still the likelier one, not mixed.
+    torn = SentimentAnalyzer(_biased(("negative", "neutral", "positive"), [1.0, 0.0, 0.9]))
+    result = torn.analyze("Die Lieferung war schnell, der Service schlecht.", "de")
+    assert result.label == "negative"
+    assert result.score == pytest.approx(-0.042, abs=1e-3)
+    # A team that labels mixed gets it from its model.
+    labelled = SentimentAnalyzer(
+        _biased(("mixed", "negative", "neutral", "positive"), [2.0, 1.0, 0.0, 1.0])
+    )
+    assert labelled.analyze("Gut und schlecht zugleich.", "de").label == "mixed"

@@ -32,8 +32,6 @@ MIXED_RATIO = 0.5
 BLEND = 0.5
 BLEND_POSITIVE = 0.25
 BLEND_NEGATIVE = -0.15
-# A trained model calls a text mixed when both polar classes are at least this likely.
-MIXED_PROBABILITY = 0.30
 
 
 Predict = Callable[[str, str], tuple[Iterable[float], LexiconScore | None]]
@@ -156,10 +154,8 @@ class SentimentAnalyzer:
         positive = float(probabilities.get("positive", 0.0))
         negative = float(probabilities.get("negative", 0.0))
         score = round(clamp(positive - negative), 4)
+        # The likeliest of the team's own labels: `mixed` only from a model trained with it.
+        # (Calling a text mixed whenever both polar classes reached 0.30 cost 0.013 macro-F1 on
+        # GermEval and 0.021 on the Amazon snippets in cross-validation.)
         best = max(probabilities, key=lambda name: probabilities[name])
-        label: Label
-        if min(positive, negative) >= MIXED_PROBABILITY:
-            label = "mixed"
-        else:
-            label = _LABEL_NAMES.get(best, "neutral")
-        return SentimentResult(label, score)
+        return SentimentResult(_LABEL_NAMES.get(best, "neutral"), score)

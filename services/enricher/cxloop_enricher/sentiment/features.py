@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cxloop_enricher.sentiment.engine import LexiconScore, score_tokens
-from cxloop_enricher.sentiment.lexicon import for_language
+from cxloop_enricher.sentiment.lexicon import LEXICON_LANGUAGES, for_language, lexicon_language
 from cxloop_enricher.sentiment.tokens import tokenize
 
 IntArray = npt.NDArray[np.int64]
@@ -32,6 +32,9 @@ _PRIME = np.uint64(1_000_003)
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 _SHIFT = np.uint64(29)
 DENSE = 8  # bias and lexicon features after the hashed block
+
+Negators = tuple[tuple[str, tuple[str, ...]], ...]
+"""Negation words per lexicon language, as a model pins them: ((language, (word, ...)), ...)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +54,16 @@ class FeatureConfig:
     lexicon: bool = False
     idf: bool = True
     scheme: int = 2
+    negators: Negators = ()
+
+    def negators_for(self, language: str) -> frozenset[str]:
+        """The negation words that scope the word features of a text in `language`: those the
+        model was trained with (model files of version 3 on), else the lexicon's current ones.
+
+        Pinned, a model scores as it was trained whatever later lexicon changes add or drop.
+        """
+        pinned = _pinned(self.negators).get(lexicon_language(language))
+        return pinned if pinned is not None else for_language(language).rules.negators
 
     @property
     def hashed(self) -> int:
@@ -61,6 +74,19 @@ class FeatureConfig:
     def size(self) -> int:
         """Length of a feature vector."""
         return self.hashed + DENSE
+
+
+def pin_negators() -> Negators:
+    """The lexicons' negation words now, to store in a model's feature configuration."""
+    return tuple(
+        (language, tuple(sorted(for_language(language).rules.negators)))
+        for language in LEXICON_LANGUAGES
+    )
+
+
+@cache
+def _pinned(negators: Negators) -> dict[str, frozenset[str]]:
+    return {language: frozenset(words) for language, words in negators}
 
 
 _hashes: dict[str, int] = {}
@@ -167,7 +193,7 @@ def terms(text: str, language: str, config: FeatureConfig) -> Terms:
     tokens = tokenize(text)
     lowered = [token.lower() for token in tokens]
     mask = config.hashed - 1
-    word_list = _word_indices(lowered, lang.rules.negators, mask)
+    word_list = _word_indices(lowered, config.negators_for(language), mask)
     has_chars = config.char_max >= config.char_min
     if config.scheme == 1:
         words = np.array(word_list, dtype=np.int64)
@@ -202,16 +228,21 @@ def terms(text: str, language: str, config: FeatureConfig) -> Terms:
     lexical = None
     if config.lexicon:
         lexical = score_tokens(tokens, lang)
-        dense[1:] = [
-            lexical.compound,
-            min(lexical.positive, 8.0) / 4.0,
-            min(lexical.negative, 8.0) / 4.0,
-            1.0 if lexical.hits == 0 else 0.0,
-            1.0 if any(token[0] == "?" for token in lowered) else 0.0,
-            1.0 if any(token[0] == "!" for token in lowered) else 0.0,
-            min(len(tokens), 60) / 60.0,
-        ]
+        dense[1:] = lexicon_features(lexical, tokens)
     return Terms(index, frequency, len(words), dense, lexical)
+
+
+def lexicon_features(lexical: LexiconScore, tokens: list[str]) -> tuple[float, ...]:
+    """The dense block after the bias: the lexicon engine's view of the text and its shape."""
+    return (
+        lexical.compound,
+        min(lexical.positive, 8.0) / 4.0,
+        min(lexical.negative, 8.0) / 4.0,
+        1.0 if lexical.hits == 0 else 0.0,
+        1.0 if any(token[0] == "?" for token in tokens) else 0.0,
+        1.0 if any(token[0] == "!" for token in tokens) else 0.0,
+        min(len(tokens), 60) / 60.0,
+    )
 
 
 def weigh(found: Terms, config: FeatureConfig, idf: FloatArray | None) -> FloatArray:

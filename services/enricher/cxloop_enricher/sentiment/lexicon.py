@@ -365,6 +365,14 @@ def english() -> Language:
     return Language.build(_with_symbols(lexicon), ENGLISH_RULES)
 
 
+LEXICON_LANGUAGES = ("de", "en")
+
+
+def lexicon_language(code: str) -> str:
+    """Which shipped lexicon serves an ISO 639-1 code: German, or English for the others."""
+    return "de" if code == "de" else "en"
+
+
 def for_language(code: str) -> Language:
     """The lexicon for an ISO 639-1 code; English (emoji included) for other languages."""
-    return german() if code == "de" else english()
+    return german() if lexicon_language(code) == "de" else english()

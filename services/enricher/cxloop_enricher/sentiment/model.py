@@ -7,6 +7,8 @@ and the feature configuration. Loading takes milliseconds and needs only NumPy.
 
 Version 2 added the feature scheme (TF-IDF with character n-grams within words, see
 `features`); version 1 files have none and are read as scheme 1, so they score as trained.
+Version 3 added the negation words the model was trained with (`FeatureConfig.negators`); older
+files score with the lexicon's current ones, as they always did.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ from cxloop_enricher.sentiment.engine import LexiconScore
 from cxloop_enricher.sentiment.features import FeatureConfig, featurize_scored
 
 FORMAT = "cxloop-sentiment-linear"
-VERSION = 2
-READABLE = (1, 2)
+VERSION = 3
+READABLE = (1, 2, 3)
 
 
 class ModelFormatError(ValueError):
@@ -102,9 +104,16 @@ class LinearModel:
             features = dict(header["features"])
             if version == 1:
                 features["scheme"] = 1
+            if version >= 3:
+                features["negators"] = tuple(
+                    (str(language), tuple(str(word) for word in words))
+                    for language, words in features["negators"]
+                )
+            elif "negators" in features:
+                raise KeyError("negators before version 3")
             config = FeatureConfig(**features)
             classes = tuple(str(name) for name in header["classes"])
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise ModelFormatError(f"{path}: inconsistent model header ({exc})") from exc
         if config.scheme not in (1, 2):
             raise ModelFormatError(f"{path}: unknown feature scheme {config.scheme!r}")

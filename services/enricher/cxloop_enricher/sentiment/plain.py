@@ -21,7 +21,12 @@ import numpy as np
 import numpy.typing as npt
 
 from cxloop_enricher.sentiment.engine import LexiconScore, score_tokens
-from cxloop_enricher.sentiment.features import DENSE, FeatureConfig, _word_indices
+from cxloop_enricher.sentiment.features import (
+    DENSE,
+    FeatureConfig,
+    _word_indices,
+    lexicon_features,
+)
 from cxloop_enricher.sentiment.lexicon import for_language
 from cxloop_enricher.sentiment.tokens import tokenize
 
@@ -57,22 +62,14 @@ class PlainScorer:
         lang = for_language(language)
         tokens = tokenize(text)
         lowered = [token.lower() for token in tokens]
-        counted = Counter(_word_indices(lowered, lang.rules.negators, config.hashed - 1))
+        negators = config.negators_for(language)
+        counted = Counter(_word_indices(lowered, negators, config.hashed - 1))
         logits = self._hashed_logits(counted)
         lexical = None
         dense: tuple[float, ...]
         if config.lexicon:
             lexical = score_tokens(tokens, lang)
-            dense = (
-                1.0,
-                lexical.compound,
-                min(lexical.positive, 8.0) / 4.0,
-                min(lexical.negative, 8.0) / 4.0,
-                1.0 if lexical.hits == 0 else 0.0,
-                1.0 if any(token[0] == "?" for token in lowered) else 0.0,
-                1.0 if any(token[0] == "!" for token in lowered) else 0.0,
-                min(len(tokens), 60) / 60.0,
-            )
+            dense = (1.0, *lexicon_features(lexical, tokens))
         else:
             dense = (1.0,) + (0.0,) * (DENSE - 1)
         self._add_rows(logits, config.hashed, dense)

@@ -15,7 +15,14 @@ import numpy as np
 import numpy.typing as npt
 
 from cxloop_enricher.sentiment.evaluation import folds, score
-from cxloop_enricher.sentiment.features import DENSE, FeatureConfig, Terms, terms, weigh
+from cxloop_enricher.sentiment.features import (
+    DENSE,
+    FeatureConfig,
+    Terms,
+    pin_negators,
+    terms,
+    weigh,
+)
 from cxloop_enricher.sentiment.model import LinearModel
 
 Float = npt.NDArray[np.float64]
@@ -273,6 +280,9 @@ def train(
 ) -> LinearModel:
     """Fit a model to labelled texts (each with its ISO 639-1 language)."""
     features = features or FeatureConfig()
+    if not features.negators:
+        # The model keeps the negation words it learned with (see FeatureConfig.negators_for).
+        features = replace(features, negators=pin_negators())
     training = training or TrainingConfig()
     if features.scheme != 2:
         raise ValueError("training writes feature scheme 2 only")
