@@ -104,6 +104,7 @@ class WebhookReceiver:
     received: list[Received] = field(default_factory=list)
     attempts: dict[str, int] = field(default_factory=dict)
     rejected: list[str] = field(default_factory=list)
+    broken: int = 0
     raw: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -118,6 +119,11 @@ class WebhookReceiver:
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", "0"))
                 data = self.rfile.read(length)
+                if len(data) < length:
+                    # The sender died mid-request (a test SIGKILLs it): a broken connection,
+                    # not a webhook, so neither received nor a rejected signature.
+                    receiver.broken += 1
+                    return
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 if receiver.delay_s:
                     time.sleep(receiver.delay_s)
