@@ -251,16 +251,22 @@ async def test_offset_store_positions_win_over_kafka(kafka: EmbeddedKafka) -> No
 
 
 class FlakyProducer(AIOKafkaProducer):  # type: ignore[misc]
-    """Fails its first `failures` batches as a broker that times out would."""
+    """Fails its first `failures` batches (a broker that times out) and, with `ok` given, every
+    batch after its first `ok` ones (a broker gone for good)."""
 
-    def __init__(self, failures: int, **kwargs: object) -> None:
+    def __init__(self, failures: int = 0, *, ok: int | None = None, **kwargs: object) -> None:
         super().__init__(**kwargs)
         self.failures = failures
+        self.ok = ok
 
     async def send_batch(self, *args: object, **kwargs: object) -> object:
         if self.failures:
             self.failures -= 1
             raise KafkaTimeoutError()
+        if self.ok is not None:
+            if self.ok <= 0:
+                raise KafkaTimeoutError()
+            self.ok -= 1
         return await super().send_batch(*args, **kwargs)
 
 
@@ -293,23 +299,9 @@ async def test_unacknowledged_records_are_produced_again(
     assert {orjson.loads(r.value or b"")["n"] for r in outputs} == {2 * i for i in range(30)}
 
 
-class FailingAfter(AIOKafkaProducer):  # type: ignore[misc]
-    """Ships its first `ok` batches, then fails every one, as a broker gone for good."""
-
-    def __init__(self, ok: int, **kwargs: object) -> None:
-        super().__init__(**kwargs)
-        self.ok = ok
-
-    async def send_batch(self, *args: object, **kwargs: object) -> object:
-        if self.ok <= 0:
-            raise KafkaTimeoutError()
-        self.ok -= 1
-        return await super().send_batch(*args, **kwargs)
-
-
 async def test_nothing_is_committed_beyond_what_kafka_acknowledged(kafka: EmbeddedKafka) -> None:
     await _produce(kafka.bootstrap, [orjson.dumps({"n": i}) for i in range(40)])
-    producer = FailingAfter(3, bootstrap_servers=kafka.bootstrap, acks="all")
+    producer = FlakyProducer(ok=3, bootstrap_servers=kafka.bootstrap, acks="all")
     await producer.start()
     runner = ConsumerRunner(
         _config(kafka.bootstrap, max_batch=4, max_retries=2), Doubler(), producer
