@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from benchmarks.procfs import cpu_seconds
+from benchmarks.topics import fill_topic
 from cxloop_enricher.enrich import Enricher
 from cxloop_enricher.language import detect_language
 from cxloop_enricher.pii import Redaction, Redactor
@@ -201,24 +202,6 @@ def bench_tagger(n: int, model: Path | None) -> tuple[float, float, dict[str, fl
     return tagger_rate, enrich_rate, {k: v * 1e6 for k, v in steps.items()}
 
 
-async def _preload(bootstrap: str, events: list[FeedbackReceived]) -> None:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=512 * 1024
-    )
-    await producer.start()
-    try:
-        for start in range(0, len(events), 5000):
-            futures = []
-            for event in events[start : start + 5000]:
-                headers = ce_headers(event, ce_type=TYPE_SUBMITTED)
-                futures.append(
-                    await producer.send(RAW, encode(event), key=record_key(event), headers=headers)
-                )
-            await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
-
-
 async def _committed(consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> int:
     """Offsets the enricher's group committed on the raw topic, summed (OffsetFetch)."""
     total = 0
@@ -297,7 +280,11 @@ def bench_process(n: int, partitions: int) -> tuple[float, float, int]:
         broker.start()
         try:
             asyncio.run(ensure_topics(broker.bootstrap, partitions=partitions))
-            asyncio.run(_preload(broker.bootstrap, raw_events(n)))
+            records = [
+                (record_key(e), encode(e), ce_headers(e, ce_type=TYPE_SUBMITTED))
+                for e in raw_events(n)
+            ]
+            asyncio.run(fill_topic(broker.bootstrap, RAW, records))
             port = free_port()
             env = {
                 **os.environ,

@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,10 +40,11 @@ from typing import Any
 import asyncpg
 import httpx
 import numpy as np
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 from sqlalchemy import text
 
 from benchmarks.procfs import cpu_seconds, memory_mib
+from benchmarks.topics import Record, fill_topic
 from cxloop_metrics.buckets import floor_day, floor_hour, floor_interval
 from cxloop_metrics.config import KpiConfig
 from cxloop_metrics.labels import LabelLimiter
@@ -194,22 +196,6 @@ def postmaster_pid(pg: EmbeddedPostgres) -> int:
     return int((pg.data_dir / "postmaster.pid").read_text().split()[0])
 
 
-async def _fill_topic(bootstrap: str, values: list[bytes]) -> None:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=512 * 1024
-    )
-    await producer.start()
-    try:
-        for start in range(0, len(values), 5000):
-            futures = [
-                await producer.send(ENRICHED, value, key=f"c{(start + i) % 5000}".encode())
-                for i, value in enumerate(values[start : start + 5000])
-            ]
-            await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
-
-
 async def _probe_latency(port: int, latencies: list[float]) -> None:
     """GET /healthz every 20 ms: how long the process's event loop, shared by the HTTP API
     and the consumer, keeps a request waiting while it ingests."""
@@ -225,25 +211,13 @@ async def _probe_latency(port: int, latencies: list[float]) -> None:
             await asyncio.sleep(0.02)
 
 
-async def _consume_and_time(
-    conn: Any,
-    total: int,
-    process: subprocess.Popen[bytes],
-    *,
-    postmaster: int,
-    broker: int,
-    log: Path,
-    port: int,
-) -> dict[str, float]:
-    """Poll the stored positions (committed in the same transaction as the buckets) until they
-    cover `total` records; time and CPU from the first commit to the last, and the latency of
-    HTTP requests to the process meanwhile."""
+@contextlib.asynccontextmanager
+async def _probing(port: int) -> AsyncIterator[list[float]]:
+    """The latencies of HTTP requests to the process while the block runs (`_probe_latency`)."""
     latencies: list[float] = []
     probe = asyncio.create_task(_probe_latency(port, latencies))
     try:
-        return await _time_commits(
-            conn, total, process, postmaster=postmaster, broker=broker, log=log, latencies=latencies
-        )
+        yield latencies
     finally:
         probe.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -260,6 +234,9 @@ async def _time_commits(
     log: Path,
     latencies: list[float],
 ) -> dict[str, float]:
+    """Poll the stored positions (committed in the same transaction as the buckets) until they
+    cover `total` records; time and CPU from the first commit to the last, and the latencies
+    probed meanwhile (cleared at the first commit)."""
     first: tuple[float, int, float, float, float] | None = None
     rss_half = float("nan")
     deadline = time.monotonic() + 900
@@ -332,7 +309,9 @@ async def bench_service(
     try:
         await ensure_topics(broker.bootstrap, partitions=partitions)
         values = synthetic_values(0, events, datetime.now(UTC))
-        await _fill_topic(broker.bootstrap, values)
+        keyed: list[Record] = [(f"c{i % 5000}".encode(), v, []) for i, v in enumerate(values)]
+        await fill_topic(broker.bootstrap, ENRICHED, keyed)
+        del keyed
         del values
         port = free_port()
         env = {
@@ -350,15 +329,16 @@ async def bench_service(
             process = _start_metrics(env, log)
             try:
                 assert broker.process is not None
-                result = await _consume_and_time(
-                    conn,
-                    events,
-                    process,
-                    postmaster=postmaster,
-                    broker=broker.process.pid,
-                    log=log,
-                    port=port,
-                )
+                async with _probing(port) as latencies:
+                    result = await _time_commits(
+                        conn,
+                        events,
+                        process,
+                        postmaster=postmaster,
+                        broker=broker.process.pid,
+                        log=log,
+                        latencies=latencies,
+                    )
             finally:
                 process.terminate()
                 process.wait(timeout=30)
