@@ -63,9 +63,10 @@ def wait_for_http(
         if process is not None and process.poll() is not None:
             raise ProcessExited(f"{url}: the process exited with {process.returncode}")
         try:
-            if accept(httpx.get(url, timeout=2).status_code):
-                return
+            status: int | None = httpx.get(url, timeout=2).status_code
         except httpx.HTTPError:
-            pass
+            status = None  # not listening yet
+        if status is not None and accept(status):
+            return
         time.sleep(interval_s)
     raise TimeoutError(f"{url} did not answer as expected within {timeout_s:g} s")
