@@ -25,7 +25,7 @@ from cxruntime.consumer import ConsumerRunner, RunnerConfig
 from cxruntime.db import DatabaseProbe, make_engine, make_sessionmaker
 from cxruntime.kafka import KafkaProbe, make_producer
 from cxruntime.logs import configure_logging
-from cxruntime.ops import NO_OPENTELEMETRY, ReadinessCheck, ops_router
+from cxruntime.ops import NO_OPENTELEMETRY, ReadinessCheck, add_routes, ops_router
 from cxruntime.problems import install_problem_handlers
 from cxruntime.serve import Worker, serve
 from cxschema import ENRICHED
@@ -126,9 +126,7 @@ def create_app(settings: ClosedLoopSettings, *, clock: Clock | None = None) -> F
         running = getattr(app.state, "running", None)
         return dict(running.checks) if isinstance(running, Running) else {}
 
-    app.include_router(ops_router(checks))
-    app.include_router(router)
-    app.include_router(deliveries_router)
+    add_routes(app, ops_router(checks), router, deliveries_router)
     return app
 
 

@@ -71,7 +71,7 @@ class Gate:
                 "Too many requests",
                 f"The key {key.name!r} is over its rate of {self.limiter.rate_per_s:g} "
                 "requests per second.",
-                headers=decision.headers(self.limiter.rate_per_s),
+                headers=decision.headers(),
             )
         if key.publishable:
             origin = request.headers.get("origin")
@@ -82,10 +82,6 @@ class Gate:
                     f"The publishable key {key.name!r} may only be used from its allowed origins.",
                 )
         return decision
-
-    def headers(self, decision: Decision) -> dict[str, str]:
-        """The RateLimit headers of a response."""
-        return decision.headers(self.limiter.rate_per_s)
 
     @staticmethod
     def check_channel(key: ApiKey, channel: str) -> None:
@@ -106,7 +102,7 @@ class Gate:
                 429,
                 "Too many requests",
                 "Too many events are waiting for Kafka's acknowledgement; retry shortly.",
-                headers={**self.headers(decision), "Retry-After": "1"},
+                headers={**decision.headers(), "Retry-After": "1"},
             ) from None
 
     async def publish_one(self, record: Record, decision: Decision) -> Response:
@@ -116,12 +112,7 @@ class Gate:
         if outcome is Outcome.UNAVAILABLE:
             raise unavailable(extra={"id": record.event_id})
         body = orjson.dumps({"id": record.event_id, "status": outcome.value})
-        return Response(
-            body,
-            status_code=202 if outcome is Outcome.ACCEPTED else 200,
-            media_type=JSON,
-            headers=self.headers(decision),
-        )
+        return answer(body, 202 if outcome is Outcome.ACCEPTED else 200, decision)
 
     async def publish_batch(self, batch: Batch, decision: Decision) -> Response:
         """Produce a batch's valid records; per-item results, 503 if Kafka failed any."""
@@ -157,9 +148,14 @@ class Gate:
                 "time; retry them (items already accepted are answered as duplicates).",
                 extra=result,
             )
-        return Response(
-            orjson.dumps(result), status_code=200, media_type=JSON, headers=self.headers(decision)
-        )
+        return answer(orjson.dumps(result), 200, decision)
+
+
+def answer(body: bytes, status: int, decision: Decision) -> Response:
+    """A JSON response with the request's RateLimit headers."""
+    response = Response(body, status_code=status, media_type=JSON)
+    response.raw_headers.extend(decision.raw_headers())
+    return response
 
 
 def unavailable(*, detail: str | None = None, extra: dict[str, Any] | None = None) -> Problem:

@@ -25,7 +25,7 @@ from cxloop_collector.timing import RequestTiming
 from cxruntime.db import DatabaseProbe, make_engine, make_sessionmaker
 from cxruntime.kafka import KafkaProbe, make_producer
 from cxruntime.logs import configure_logging
-from cxruntime.ops import NO_OPENTELEMETRY, ReadinessCheck, ops_router
+from cxruntime.ops import NO_OPENTELEMETRY, ReadinessCheck, add_routes, ops_router
 from cxruntime.problems import install_problem_handlers
 from cxruntime.serve import serve
 
@@ -130,9 +130,7 @@ def create_app(settings: CollectorSettings) -> FastAPI:
     )
     install_problem_handlers(app)
     # The ingest routes first: routes are matched in order, on every request.
-    app.include_router(api.router)
-    app.include_router(channels_api.router)
-    app.include_router(ops_router(current_checks))
+    add_routes(app, api.router, channels_api.router, ops_router(current_checks))
     install_openapi(app)
     app.add_middleware(PublishableCors)
     app.add_middleware(RequestTiming)

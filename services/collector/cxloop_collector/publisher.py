@@ -13,8 +13,7 @@ import enum
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from functools import partial
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -72,6 +71,7 @@ class Publisher:
         self._topic = topic
         self._memo = UidMemo(memo_size)
         self._pending: dict[str, asyncio.Future[Any]] = {}
+        self._batches: dict[asyncio.Future[Any], _Tracked] = {}
         self._in_flight = 0
         telemetry.IN_FLIGHT.set_function(lambda: self._in_flight)
 
@@ -131,7 +131,13 @@ class Publisher:
                     deadline=deadline,
                 )
         if waits:
-            await _settled({future for _, future, _ in waits}, deadline - time.monotonic())
+            futures = {future for _, future, _ in waits}
+            if len(futures) == 1 and not waits[0][2]:
+                # The common case, one record or records of one batch: wait with the batch's
+                # other requests instead of arming a timer per request.
+                await self._batch_settled(waits[0][1], deadline)
+            else:
+                await _settled(futures, deadline - time.monotonic())
             for index, future, duplicate in waits:
                 if future.done() and not future.cancelled() and future.exception() is None:
                     outcomes[index] = Outcome.DUPLICATE if duplicate else Outcome.ACCEPTED
@@ -172,12 +178,40 @@ class Publisher:
                 self._track(uids, future)
 
     def _track(self, uids: list[str], future: asyncio.Future[Any]) -> None:
+        # One entry and one done-callback per Kafka batch, shared by every request in it.
+        tracked = self._batches.get(future)
+        if tracked is None:
+            tracked = self._batches[future] = _Tracked()
+            future.add_done_callback(self._settle)
         for uid in uids:
             self._pending[uid] = future
+        tracked.uids.extend(uids)
         self._in_flight += len(uids)
-        future.add_done_callback(partial(self._settle, uids))
 
-    def _settle(self, uids: list[str], future: asyncio.Future[Any]) -> None:
+    async def _batch_settled(self, future: asyncio.Future[Any], deadline: float) -> None:
+        """Wait until the batch `future` settled or `deadline` (time.monotonic) passed.
+
+        Every request waiting on one batch shares one timer, armed with the first waiter's
+        deadline: the others joined the batch within its linger time (milliseconds), so they
+        are answered at most that much before their own deadline, never after it. Each request
+        awaits a future of its own, so a cancelled request cancels nobody else's wait.
+        """
+        tracked = self._batches.get(future)
+        if tracked is None or future.done():
+            return
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        tracked.waiters.append(waiter)
+        if tracked.timer is None:
+            tracked.timer = loop.call_later(
+                max(0.0, deadline - time.monotonic()), _wake, tracked, True
+            )
+        await waiter
+
+    def _settle(self, future: asyncio.Future[Any]) -> None:
+        tracked = self._batches.pop(future)
+        _wake(tracked, False)
+        uids = tracked.uids
         for uid in uids:
             if self._pending.get(uid) is future:
                 del self._pending[uid]
@@ -190,6 +224,27 @@ class Publisher:
                 self._memo.add(uid)
         else:
             log.warning("Kafka did not acknowledge %d record(s): %r", len(uids), error)
+
+
+@dataclass(slots=True)
+class _Tracked:
+    """A Kafka batch in flight: the uids of its records and the requests waiting on it."""
+
+    uids: list[str] = field(default_factory=list)
+    waiters: list[asyncio.Future[None]] = field(default_factory=list)
+    timer: asyncio.TimerHandle | None = None
+
+
+def _wake(tracked: _Tracked, expired: bool) -> None:
+    """Release the batch's waiters: it settled, or (`expired`) its deadline passed."""
+    if tracked.timer is not None:
+        if not expired:
+            tracked.timer.cancel()
+        tracked.timer = None
+    for waiter in tracked.waiters:
+        if not waiter.done():
+            waiter.set_result(None)
+    tracked.waiters.clear()
 
 
 async def _settled(futures: set[asyncio.Future[Any]], timeout_s: float) -> None:

@@ -4,30 +4,63 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+
+RawHeaders = list[tuple[bytes, bytes]]
 
 
-@dataclass(frozen=True, slots=True)
 class Decision:
-    """The answer for one request and the IETF RateLimit header values describing it."""
+    """The answer for one request and the IETF RateLimit header values describing it.
 
-    allowed: bool
-    limit: int
-    remaining: int
-    reset_s: int
-    retry_after_s: int
+    Only `allowed` is needed on every request; the header values are derived from the tokens
+    left when a response is built (a plain slotted class: this is built per request)."""
 
-    def headers(self, rate_per_s: float) -> dict[str, str]:
+    __slots__ = ("allowed", "limiter", "tokens")
+
+    def __init__(self, allowed: bool, limiter: RateLimiter, tokens: float) -> None:
+        self.allowed = allowed
+        self.limiter = limiter
+        self.tokens = tokens
+
+    @property
+    def limit(self) -> int:
+        """The bucket's size: requests allowed at once."""
+        return self.limiter.burst
+
+    @property
+    def remaining(self) -> int:
+        """Whole requests left in the bucket."""
+        return int(self.tokens)
+
+    @property
+    def reset_s(self) -> int:
+        """Seconds until the bucket is full again."""
+        return math.ceil((self.limiter.burst - self.tokens) / self.limiter.rate_per_s)
+
+    @property
+    def retry_after_s(self) -> int:
+        """Seconds until the next request would be allowed (at least 1)."""
+        return max(1, math.ceil(max(0.0, 1.0 - self.tokens) / self.limiter.rate_per_s))
+
+    def headers(self) -> dict[str, str]:
         """`RateLimit-*` headers (draft-ietf-httpapi-ratelimit-headers), plus Retry-After."""
         headers = {
             "RateLimit-Limit": str(self.limit),
             "RateLimit-Remaining": str(self.remaining),
             "RateLimit-Reset": str(self.reset_s),
-            "RateLimit-Policy": f"{self.limit};w={max(1, round(self.limit / rate_per_s))}",
+            "RateLimit-Policy": self.limiter.policy,
         }
         if not self.allowed:
             headers["Retry-After"] = str(self.retry_after_s)
         return headers
+
+    def raw_headers(self) -> RawHeaders:
+        """The `RateLimit-*` headers of an allowed request as ASGI raw headers (lower-case
+        names, bytes), ready to extend a response's `raw_headers`."""
+        return [
+            *self.limiter.constant_headers,
+            (b"ratelimit-remaining", b"%d" % self.remaining),
+            (b"ratelimit-reset", b"%d" % self.reset_s),
+        ]
 
 
 class RateLimiter:
@@ -38,24 +71,24 @@ class RateLimiter:
         self.burst = burst
         self._max_keys = max_keys
         self._buckets: dict[str, tuple[float, float]] = {}
+        self.policy = f"{burst};w={max(1, round(burst / rate_per_s))}"
+        self.constant_headers: RawHeaders = [
+            (b"ratelimit-limit", str(burst).encode()),
+            (b"ratelimit-policy", self.policy.encode()),
+        ]
 
     def check(self, key_id: str, *, now: float | None = None) -> Decision:
         """Take one token from the key's bucket if there is one."""
         now = time.monotonic() if now is None else now
-        tokens, last = self._buckets.get(key_id, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + (now - last) * self.rate_per_s)
+        bucket = self._buckets.get(key_id)
+        if bucket is None:
+            tokens = float(self.burst)
+            if len(self._buckets) >= self._max_keys:
+                self._buckets.clear()
+        else:
+            tokens = min(float(self.burst), bucket[0] + (now - bucket[1]) * self.rate_per_s)
         allowed = tokens >= 1.0
         if allowed:
             tokens -= 1.0
-        if len(self._buckets) >= self._max_keys and key_id not in self._buckets:
-            self._buckets.clear()
         self._buckets[key_id] = (tokens, now)
-        missing = 1.0 - tokens if not allowed else 0.0
-        refill_s = (self.burst - tokens) / self.rate_per_s
-        return Decision(
-            allowed=allowed,
-            limit=self.burst,
-            remaining=int(tokens),
-            reset_s=math.ceil(refill_s),
-            retry_after_s=max(1, math.ceil(missing / self.rate_per_s)),
-        )
+        return Decision(allowed, self, tokens)

@@ -26,7 +26,7 @@ from cxruntime.consumer import ConsumerRunner, RunnerConfig
 from cxruntime.errors import ConfigurationError
 from cxruntime.kafka import KafkaProbe, make_producer, wait_for_kafka
 from cxruntime.logs import configure_logging
-from cxruntime.ops import NO_OPENTELEMETRY, ReadinessCheck, ops_router
+from cxruntime.ops import NO_OPENTELEMETRY, ReadinessCheck, add_routes, ops_router
 from cxruntime.serve import Worker, serve
 from cxschema import RAW
 
@@ -110,7 +110,7 @@ def create_app(settings: EnricherSettings, enricher: Enricher | None = None) -> 
         probe: KafkaProbe | None = app.state.kafka_probe
         return {} if probe is None else {"kafka": probe}
 
-    app.include_router(ops_router(checks))
+    add_routes(app, ops_router(checks))
     return app
 
 

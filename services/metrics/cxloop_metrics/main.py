@@ -22,7 +22,7 @@ from cxruntime.db import DatabaseProbe, make_engine, make_sessionmaker
 from cxruntime.errors import ConfigurationError
 from cxruntime.kafka import KafkaProbe, make_producer
 from cxruntime.logs import configure_logging
-from cxruntime.ops import NO_OPENTELEMETRY, ReadinessCheck, ops_router
+from cxruntime.ops import NO_OPENTELEMETRY, ReadinessCheck, add_routes, ops_router
 from cxruntime.problems import install_problem_handlers
 from cxruntime.serve import Worker, serve
 from cxschema import ENRICHED
@@ -117,8 +117,7 @@ def create_app(settings: MetricsSettings) -> FastAPI:
     def checks() -> dict[str, ReadinessCheck]:
         return dict(app.state.checks)
 
-    app.include_router(ops_router(checks))
-    app.include_router(api.router)
+    add_routes(app, ops_router(checks), api.router)
     return app
 
 
