@@ -1,0 +1,137 @@
+"""The publisher's bookkeeping without a broker: a scripted framer hands out batch futures."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, cast
+
+from cxloop_collector.publisher import Outcome, Publisher, Record
+from cxloop_collector.ratelimit import RateLimiter
+from cxruntime.framing import Framer
+
+
+class ScriptedFramer:
+    """Every append joins the open batch; the test settles batches by hand."""
+
+    def __init__(self) -> None:
+        self.open: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.appended = 0
+
+    def partitions_stale(self, topics: Any) -> bool:
+        return False
+
+    def append(self, topic: str, key: Any, value: bytes, headers: Any) -> asyncio.Future[None]:
+        self.appended += 1
+        return self.open
+
+    def seal(self) -> asyncio.Future[None]:
+        """The open batch leaves; later appends open the next one."""
+        sealed = self.open
+        self.open = asyncio.get_running_loop().create_future()
+        return sealed
+
+
+def record(uid: str) -> Record:
+    return Record(uid=uid, event_id=uid, channel="web", key=b"k", value=b"{}", headers=[])
+
+
+def publisher_with(framer: ScriptedFramer, *, timeout_s: float = 5.0) -> Publisher:
+    publisher = Publisher(timeout_s=timeout_s, max_in_flight=100, memo_size=100)
+    publisher.framer = cast(Framer, framer)
+    return publisher
+
+
+async def test_requests_of_one_batch_are_answered_when_it_is_acknowledged() -> None:
+    framer = ScriptedFramer()
+    publisher = publisher_with(framer)
+    first = asyncio.create_task(publisher.publish([record("a")]))
+    second = asyncio.create_task(publisher.publish([record("b"), record("c")]))
+    await asyncio.sleep(0)
+    assert publisher.in_flight == 3
+    framer.seal().set_result(None)
+    assert await first == [Outcome.ACCEPTED]
+    assert await second == [Outcome.ACCEPTED, Outcome.ACCEPTED]
+    assert publisher.in_flight == 0
+    # Acknowledged uids are remembered: posted again, they are duplicates and not produced.
+    assert await publisher.publish([record("b")]) == [Outcome.DUPLICATE]
+    assert framer.appended == 3
+
+
+async def test_a_failed_batch_answers_unavailable_and_forgets_its_uids() -> None:
+    framer = ScriptedFramer()
+    publisher = publisher_with(framer)
+    waiting = asyncio.create_task(publisher.publish([record("a")]))
+    await asyncio.sleep(0)
+    framer.seal().set_exception(OSError("broker gone"))
+    assert await waiting == [Outcome.UNAVAILABLE]
+    assert publisher.in_flight == 0
+    # Not remembered: a retry is produced again.
+    retry = asyncio.create_task(publisher.publish([record("a")]))
+    await asyncio.sleep(0)
+    framer.seal().set_result(None)
+    assert await retry == [Outcome.ACCEPTED]
+
+
+async def test_the_deadline_answers_every_waiter_of_a_stuck_batch_and_keeps_tracking_it() -> None:
+    framer = ScriptedFramer()
+    publisher = publisher_with(framer, timeout_s=0.5)
+    started = time.monotonic()
+    first = asyncio.create_task(publisher.publish([record("a")]))
+    await asyncio.sleep(0.2)
+    later_started = time.monotonic()
+    later = asyncio.create_task(publisher.publish([record("b")]))
+    assert await first == [Outcome.UNAVAILABLE]
+    assert await later == [Outcome.UNAVAILABLE]
+    # One timer for the batch, armed by its first request: the later one is answered with it,
+    # before (never after) its own deadline.
+    assert time.monotonic() - started >= 0.5
+    assert time.monotonic() - later_started < 0.5
+    assert publisher.in_flight == 2
+    # A retry of a record still in flight waits for that attempt instead of writing it again,
+    # and is answered as a duplicate once it landed.
+    retry = asyncio.create_task(publisher.publish([record("a")]))
+    await asyncio.sleep(0.01)
+    framer.seal().set_result(None)
+    assert await retry == [Outcome.DUPLICATE]
+    assert framer.appended == 2
+    assert publisher.in_flight == 0
+
+
+async def test_a_cancelled_request_does_not_cancel_the_others_waiting_on_its_batch() -> None:
+    framer = ScriptedFramer()
+    publisher = publisher_with(framer)
+    gone = asyncio.create_task(publisher.publish([record("a")]))
+    staying = asyncio.create_task(publisher.publish([record("b")]))
+    await asyncio.sleep(0)
+    gone.cancel()
+    await asyncio.sleep(0)
+    assert gone.cancelled()
+    framer.seal().set_result(None)
+    assert await staying == [Outcome.ACCEPTED]
+    # The cancelled request's record was handed over and acknowledged all the same.
+    assert await publisher.publish([record("a")]) == [Outcome.DUPLICATE]
+
+
+def test_ratelimit_header_values() -> None:
+    limiter = RateLimiter(rate_per_s=2, burst=4)
+    decision = limiter.check("k", now=0.0)
+    assert decision.allowed
+    assert decision.headers() == {
+        "RateLimit-Limit": "4",
+        "RateLimit-Remaining": "3",
+        "RateLimit-Reset": "1",
+        "RateLimit-Policy": "4;w=2",
+    }
+    assert decision.raw_headers() == [
+        (b"ratelimit-limit", b"4"),
+        (b"ratelimit-policy", b"4;w=2"),
+        (b"ratelimit-remaining", b"3"),
+        (b"ratelimit-reset", b"1"),
+    ]
+    for _ in range(3):
+        limiter.check("k", now=0.0)
+    refused = limiter.check("k", now=0.0)
+    assert not refused.allowed
+    assert refused.headers()["Retry-After"] == "1"
+    assert refused.headers()["RateLimit-Reset"] == "2"
