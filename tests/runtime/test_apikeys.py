@@ -7,9 +7,10 @@ from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.requests import Request
 
 from cxruntime import apikeys
-from cxruntime.auth import Authenticator, ReadKey
+from cxruntime.auth import Authenticator, ReadKey, presented_key
 from cxruntime.orm import ApiKeyRow
 from cxruntime.problems import install_problem_handlers
 
@@ -123,3 +124,25 @@ async def test_http_auth_answers_401_and_403_as_problems(
         ok = await client.get("/secret", headers={"Authorization": f"Bearer {reader}"})
         assert ok.json() == {"name": "reader"}
         assert (await client.get("/secret", headers={"X-API-Key": admin})).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ([(b"authorization", b"Bearer cxk_a")], "cxk_a"),
+        ([(b"authorization", b"bearer   cxk_a  ")], "cxk_a"),
+        ([(b"x-api-key", b"cxk_b")], "cxk_b"),
+        # A bearer token wins; another scheme falls back to X-API-Key.
+        ([(b"x-api-key", b"cxk_b"), (b"authorization", b"Bearer cxk_a")], "cxk_a"),
+        ([(b"authorization", b"Basic dXNlcg=="), (b"x-api-key", b"cxk_b")], "cxk_b"),
+        ([(b"authorization", b"Basic dXNlcg==")], None),
+        ([(b"authorization", b"Bearer ")], None),
+        ([(b"x-api-key", b"")], None),
+        # The first of a repeated header counts.
+        ([(b"x-api-key", b"cxk_1"), (b"x-api-key", b"cxk_2")], "cxk_1"),
+        ([], None),
+    ],
+)
+def test_presented_key(headers: list[tuple[bytes, bytes]], expected: str | None) -> None:
+    request = Request({"type": "http", "headers": [(b"host", b"x"), *headers]})
+    assert presented_key(request) == expected

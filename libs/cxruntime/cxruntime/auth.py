@@ -22,11 +22,21 @@ _BEARER = "bearer "
 
 
 def presented_key(request: Request) -> str | None:
-    """The key from `Authorization: Bearer ...` or `X-API-Key`, if any."""
-    header = request.headers.get("authorization")
-    if header and header[: len(_BEARER)].lower() == _BEARER:
-        return header[len(_BEARER) :].strip() or None
-    return request.headers.get("x-api-key") or None
+    """The key from `Authorization: Bearer ...` or `X-API-Key`, if any (the first of each
+    header counts; a bearer token wins over `X-API-Key`)."""
+    authorization = api_key = None
+    # One pass over the raw ASGI headers (names arrive lower-case) instead of two lookups.
+    for name, value in request.scope["headers"]:
+        if name == b"x-api-key":
+            if api_key is None:
+                api_key = value
+        elif name == b"authorization" and authorization is None:
+            authorization = value
+    if authorization:
+        header = authorization.decode("latin-1")
+        if header[: len(_BEARER)].lower() == _BEARER:
+            return header[len(_BEARER) :].strip() or None
+    return api_key.decode("latin-1") if api_key else None
 
 
 class Authenticator:
@@ -74,7 +84,9 @@ class Authenticator:
                 "Send an API key as `Authorization: Bearer <key>` or `X-API-Key: <key>`.",
                 headers={"WWW-Authenticate": 'Bearer realm="cxloop"'},
             )
-        found = await self.resolve(key)
+        fresh, found = self.cached(key)
+        if not fresh:
+            found = await self.resolve(key)
         if found is None:
             raise Problem(
                 401,

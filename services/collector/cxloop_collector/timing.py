@@ -9,10 +9,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cxloop_collector import telemetry
 
-_CHILDREN: dict[str, tuple[Histogram, dict[str, Counter]]] = {
+_CLASSES = ("5xx", "5xx", "2xx", "3xx", "4xx", "5xx")
+"""Status class by `status // 100`: 1xx (never final) and anything beyond 5xx count as 5xx."""
+
+_CHILDREN: dict[str, tuple[Histogram, tuple[Counter, ...]]] = {
     endpoint: (
         telemetry.REQUEST_SECONDS.labels(endpoint),
-        {s: telemetry.REQUESTS.labels(endpoint, s) for s in ("2xx", "3xx", "4xx", "5xx")},
+        tuple(telemetry.REQUESTS.labels(endpoint, s) for s in _CLASSES),
     )
     for endpoint in telemetry.ENDPOINTS
 }
@@ -43,4 +46,4 @@ class RequestTiming:
             await self.app(scope, receive, record_status)
         finally:
             histogram.observe(time.perf_counter() - started)
-            counters.get(f"{status // 100}xx", counters["5xx"]).inc()
+            counters[status // 100 if 100 <= status < 600 else 0].inc()
