@@ -1,4 +1,5 @@
-"""CORS for browser widgets that post with a publishable key.
+"""CORS for browser widgets that post with a publishable key (applied by the collector's
+`timing.IngestMiddleware`).
 
 A preflight carries no key, so it is answered for the union of the live publishable keys'
 origins (read from PostgreSQL, cached for a few seconds). The actual request is then checked
@@ -12,8 +13,8 @@ from typing import Final
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from starlette.datastructures import Headers, MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.datastructures import MutableHeaders
+from starlette.types import Message, Scope, Send
 
 from cxruntime.orm import ApiKeyRow
 
@@ -47,43 +48,35 @@ class OriginAllowList:
         return origin in self._origins
 
 
-class PublishableCors:
-    """ASGI middleware answering preflights and adding CORS headers on the widget paths."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] not in CORS_PATHS:
-            await self.app(scope, receive, send)
-            return
-        raw_origin = next((v for k, v in scope["headers"] if k == b"origin"), None)
-        if raw_origin is None:
-            await self.app(scope, receive, send)
-            return
-        origin = raw_origin.decode("latin-1")
-        headers = Headers(scope=scope)
-        allow_list: OriginAllowList | None = getattr(scope["app"].state, "origins", None)
-        allowed = allow_list is not None and await allow_list.allows(origin)
-        if scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
-            await _preflight(send, origin, allowed=allowed)
-            return
-        if not allowed:
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_cors(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                out = MutableHeaders(scope=message)
-                out["Access-Control-Allow-Origin"] = origin
-                out["Access-Control-Expose-Headers"] = EXPOSE_HEADERS
-                out.add_vary_header("Origin")
-            await send(message)
-
-        await self.app(scope, receive, send_with_cors)
+async def cors_origin(scope: Scope) -> tuple[str, bool] | None:
+    """For a request to a widget path that carries `Origin`: the origin and whether some live
+    publishable key allows it. None for every other request (no CORS handling)."""
+    if scope["path"] not in CORS_PATHS:
+        return None
+    for name, value in scope["headers"]:
+        if name == b"origin":
+            origin = value.decode("latin-1")
+            allow_list: OriginAllowList | None = getattr(scope["app"].state, "origins", None)
+            return origin, allow_list is not None and await allow_list.allows(origin)
+    return None
 
 
-async def _preflight(send: Send, origin: str, *, allowed: bool) -> None:
+def is_preflight(scope: Scope) -> bool:
+    """An `OPTIONS` request announcing the method it wants to send."""
+    return scope["method"] == "OPTIONS" and any(
+        name == b"access-control-request-method" for name, _ in scope["headers"]
+    )
+
+
+def add_cors_headers(message: Message, origin: str) -> None:
+    """The CORS headers of an answer to an allowed origin (on `http.response.start`)."""
+    out = MutableHeaders(scope=message)
+    out["Access-Control-Allow-Origin"] = origin
+    out["Access-Control-Expose-Headers"] = EXPOSE_HEADERS
+    out.add_vary_header("Origin")
+
+
+async def preflight(send: Send, origin: str, *, allowed: bool) -> None:
     headers = [(b"vary", b"Origin"), (b"content-length", b"0")]
     if allowed:
         headers += [

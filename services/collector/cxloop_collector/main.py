@@ -13,7 +13,7 @@ from aiokafka.errors import KafkaError
 from fastapi import FastAPI
 
 from cxloop_collector import api, channels_api
-from cxloop_collector.cors import OriginAllowList, PublishableCors
+from cxloop_collector.cors import OriginAllowList
 from cxloop_collector.gate import Gate
 from cxloop_collector.keys import CoalescingAuthenticator
 from cxloop_collector.openapi import install_openapi
@@ -21,7 +21,7 @@ from cxloop_collector.publisher import Publisher
 from cxloop_collector.ratelimit import RateLimiter
 from cxloop_collector.rating import RatingSigner, load_secret
 from cxloop_collector.settings import CollectorSettings
-from cxloop_collector.timing import RequestTiming
+from cxloop_collector.timing import IngestMiddleware
 from cxruntime.db import DatabaseProbe, make_engine, make_sessionmaker
 from cxruntime.kafka import KafkaProbe, make_producer
 from cxruntime.logs import configure_logging
@@ -132,8 +132,7 @@ def create_app(settings: CollectorSettings) -> FastAPI:
     # The ingest routes first: routes are matched in order, on every request.
     add_routes(app, api.router, channels_api.router, ops_router(current_checks))
     install_openapi(app)
-    app.add_middleware(PublishableCors)
-    app.add_middleware(RequestTiming)
+    app.add_middleware(IngestMiddleware)
     return app
 
 
