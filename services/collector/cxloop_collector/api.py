@@ -24,7 +24,6 @@ from cxloop_collector.intake import (
 )
 from cxloop_collector.telemetry import count_event
 from cxruntime.apikeys import ApiKey
-from cxruntime.auth import authenticator
 from cxruntime.problems import Problem
 from cxschema import FeedbackSubmission
 
@@ -82,9 +81,8 @@ def invalid(error: ValidationError) -> Problem:
 )
 async def post_feedback(request: Request) -> Response:
     """Accept one event; 202 only after Kafka acknowledged it."""
-    key = await authenticator(request).require(request, "ingest")
     gate = gate_of(request)
-    decision = gate.admit(request, key)
+    key, decision = await gate.enter(request)
     body = await read_body(request, MAX_EVENT_BYTES)
     try:
         submission = FeedbackSubmission.model_validate_json(body)
@@ -104,9 +102,8 @@ async def post_feedback(request: Request) -> Response:
 )
 async def post_feedback_batch(request: Request) -> Response:
     """Accept a batch; per-item results, one bad item does not reject the others."""
-    key = await authenticator(request).require(request, "ingest")
     gate = gate_of(request)
-    decision = gate.admit(request, key)
+    key, decision = await gate.enter(request)
     body = await read_body(request, native.MAX_BATCH_BYTES)
     valid = native.validate_batch(body)
     if valid is not None:
@@ -162,9 +159,8 @@ _CE_ENVELOPE_BYTES = 4096
 )
 async def post_cloudevents(request: Request) -> Response:
     """`type` com.cxloop.feedback.submitted, `data` the native event; source + id dedupe."""
-    key = await authenticator(request).require(request, "ingest")
     gate = gate_of(request)
-    decision = gate.admit(request, key)
+    key, decision = await gate.enter(request)
     mode = ce.media_type(request.headers.get("content-type"))
     if mode == ce.BATCH:
         body = await read_body(request, native.MAX_BATCH_BYTES)

@@ -18,7 +18,6 @@ from cxloop_collector.gate import Batch, Gate
 from cxloop_collector.intake import key_source, receive, to_record
 from cxloop_collector.publisher import Outcome, Overloaded
 from cxloop_collector.telemetry import count_event
-from cxruntime.auth import authenticator
 from cxruntime.problems import Problem
 from cxschema import FeedbackSubmission
 
@@ -51,9 +50,8 @@ _HTML_HEADERS: Final = {"Cache-Control": "no-store", "Referrer-Policy": "no-refe
 async def post_email(request: Request) -> Response:
     """The reply text (no quotes, no signature) becomes the comment, the sender the customer,
     the subject `context.subject`, the Message-ID the event id."""
-    key = await authenticator(request).require(request, "ingest")
     gate = gate_of(request)
-    decision = gate.admit(request, key)
+    key, decision = await gate.enter(request)
     gate.check_channel(key, "email")
     kind = media_type(request.headers.get("content-type"))
     body = await read_body(request, MAX_MAIL_BYTES)
@@ -174,9 +172,8 @@ MAX_CSV_BYTES: Final = 2 * 1024 * 1024
 )
 async def post_contact_centre(request: Request) -> Response:
     """Per-row results; the call id is the event id, so a re-uploaded export is deduplicated."""
-    key = await authenticator(request).require(request, "ingest")
     gate = gate_of(request)
-    decision = gate.admit(request, key)
+    key, decision = await gate.enter(request)
     gate.check_channel(key, "contact_centre")
     kind = media_type(request.headers.get("content-type"))
     zone = request.app.state.csv_zone

@@ -48,17 +48,21 @@ class OriginAllowList:
         return origin in self._origins
 
 
-async def cors_origin(scope: Scope) -> tuple[str, bool] | None:
-    """For a request to a widget path that carries `Origin`: the origin and whether some live
-    publishable key allows it. None for every other request (no CORS handling)."""
+def widget_origin(scope: Scope) -> str | None:
+    """The `Origin` of a request to a widget path; None for every other request (no CORS)."""
     if scope["path"] not in CORS_PATHS:
         return None
-    for name, value in scope["headers"]:
+    headers: list[tuple[bytes, bytes]] = scope["headers"]
+    for name, value in headers:
         if name == b"origin":
-            origin = value.decode("latin-1")
-            allow_list: OriginAllowList | None = getattr(scope["app"].state, "origins", None)
-            return origin, allow_list is not None and await allow_list.allows(origin)
+            return value.decode("latin-1")
     return None
+
+
+async def origin_allowed(scope: Scope, origin: str) -> bool:
+    """True when some live publishable key allows `origin`."""
+    allow_list: OriginAllowList | None = getattr(scope["app"].state, "origins", None)
+    return allow_list is not None and await allow_list.allows(origin)
 
 
 def is_preflight(scope: Scope) -> bool:

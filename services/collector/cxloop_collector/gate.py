@@ -19,6 +19,7 @@ from cxloop_collector import telemetry
 from cxloop_collector.publisher import Outcome, Overloaded, Publisher, Record
 from cxloop_collector.ratelimit import Decision, RateLimiter
 from cxruntime.apikeys import ApiKey
+from cxruntime.auth import Authenticator
 from cxruntime.problems import Problem
 
 JSON = "application/json"
@@ -52,9 +53,18 @@ class Batch:
 class Gate:
     """Admission and publishing shared by every ingest endpoint."""
 
-    def __init__(self, *, publisher: Publisher, limiter: RateLimiter) -> None:
+    def __init__(
+        self, *, publisher: Publisher, limiter: RateLimiter, authenticator: Authenticator
+    ) -> None:
         self.publisher = publisher
         self.limiter = limiter
+        self.authenticator = authenticator
+
+    async def enter(self, request: Request) -> tuple[ApiKey, Decision]:
+        """Authenticate an ingest request (scope `ingest`) and admit it; 401, 403 or 429
+        problems otherwise."""
+        key = await self.authenticator.require(request, "ingest")
+        return key, self.admit(request, key)
 
     @staticmethod
     def now() -> datetime:
@@ -92,22 +102,23 @@ class Gate:
                 403, "Forbidden", f"The key {key.name!r} may not post to channel {channel!r}."
             )
 
-    async def _publish(self, records: Sequence[Record], decision: Decision) -> list[Outcome]:
-        try:
-            return await self.publisher.publish(records)
-        except Overloaded:
-            for record in records:
-                telemetry.count_event(record.channel, "overloaded")
-            raise Problem(
-                429,
-                "Too many requests",
-                "Too many events are waiting for Kafka's acknowledgement; retry shortly.",
-                headers={**decision.headers(), "Retry-After": "1"},
-            ) from None
+    @staticmethod
+    def _overloaded(records: Sequence[Record], decision: Decision) -> Problem:
+        for record in records:
+            telemetry.count_event(record.channel, "overloaded")
+        return Problem(
+            429,
+            "Too many requests",
+            "Too many events are waiting for Kafka's acknowledgement; retry shortly.",
+            headers={**decision.headers(), "Retry-After": "1"},
+        )
 
     async def publish_one(self, record: Record, decision: Decision) -> Response:
         """Produce one record: 202 accepted, 200 duplicate, or 503."""
-        (outcome,) = await self._publish([record], decision)
+        try:
+            (outcome,) = await self.publisher.publish((record,))
+        except Overloaded:
+            raise self._overloaded((record,), decision) from None
         telemetry.count_event(record.channel, outcome.value)
         if outcome is Outcome.UNAVAILABLE:
             raise unavailable(extra={"id": record.event_id})
@@ -117,7 +128,11 @@ class Gate:
     async def publish_batch(self, batch: Batch, decision: Decision) -> Response:
         """Produce a batch's valid records; per-item results, 503 if Kafka failed any."""
         indexes = list(batch.records)
-        outcomes = await self._publish([batch.records[i] for i in indexes], decision)
+        records = [batch.records[i] for i in indexes]
+        try:
+            outcomes = await self.publisher.publish(records)
+        except Overloaded:
+            raise self._overloaded(records, decision) from None
         accepted = duplicates = 0
         unavailable_items: list[int] = []
         counts: dict[tuple[str, str], int] = {}

@@ -69,9 +69,8 @@ def create_app(settings: CollectorSettings) -> FastAPI:
             load_secret(secret.get_secret_value() if secret else None, settings.data_dir)
         )
         app.state.origins = OriginAllowList(sessions, ttl_s=settings.collector_auth_cache_s)
-        app.state.authenticator = CoalescingAuthenticator(
-            sessions, ttl_s=settings.collector_auth_cache_s
-        )
+        authenticator = CoalescingAuthenticator(sessions, ttl_s=settings.collector_auth_cache_s)
+        app.state.authenticator = authenticator
         publisher = Publisher(
             timeout_s=settings.collector_produce_timeout_s,
             max_in_flight=settings.collector_max_in_flight,
@@ -83,6 +82,7 @@ def create_app(settings: CollectorSettings) -> FastAPI:
                 rate_per_s=settings.collector_rate_limit_per_s,
                 burst=settings.rate_limit_burst(),
             ),
+            authenticator=authenticator,
         )
         connecting = asyncio.create_task(_connect(settings, publisher), name="kafka-connect")
         db_probe = DatabaseProbe(engine)

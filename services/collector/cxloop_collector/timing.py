@@ -12,7 +12,13 @@ from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cxloop_collector import telemetry
-from cxloop_collector.cors import add_cors_headers, cors_origin, is_preflight, preflight
+from cxloop_collector.cors import (
+    add_cors_headers,
+    is_preflight,
+    origin_allowed,
+    preflight,
+    widget_origin,
+)
 
 _CLASSES = ("5xx", "5xx", "2xx", "3xx", "4xx", "5xx")
 """Status class by `status // 100`: 1xx (never final) and anything beyond 5xx count as 5xx."""
@@ -41,20 +47,21 @@ class IngestMiddleware:
         histogram, counters = children
         started = time.perf_counter()
         status = 500
-        cors = await cors_origin(scope)
+        origin = widget_origin(scope)
+        allowed = origin is not None and await origin_allowed(scope, origin)
 
         async def send_observed(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
-                if cors is not None and cors[1]:
-                    add_cors_headers(message, cors[0])
+                if allowed and origin is not None:
+                    add_cors_headers(message, origin)
             await send(message)
 
         try:
-            if cors is not None and is_preflight(scope):
-                status = 204 if cors[1] else 403
-                await preflight(send, cors[0], allowed=cors[1])
+            if origin is not None and is_preflight(scope):
+                status = 204 if allowed else 403
+                await preflight(send, origin, allowed=allowed)
             else:
                 await self.app(scope, receive, send_observed)
         finally:
