@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -321,6 +322,19 @@ def _measured(pids: list[int], port: int, **options: Any) -> dict[str, Any]:
     return result
 
 
+def _produce_counts(port: int) -> tuple[float, float]:
+    """(events accepted, batches acknowledged by Kafka) so far, from the collector's /metrics."""
+    with urllib.request.urlopen(f"http://{HOST}:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    accepted = batches = 0.0
+    for line in text.splitlines():
+        if line.startswith("cx_collector_events_total{") and 'outcome="accepted"' in line:
+            accepted += float(line.rsplit(" ", 1)[1])
+        elif line.startswith("cx_collector_produce_seconds_count "):
+            batches = float(line.rsplit(" ", 1)[1])
+    return accepted, batches
+
+
 def _create_key(database_url: str) -> str:
     from cxruntime import apikeys
     from cxruntime.db import make_engine, make_sessionmaker
@@ -400,11 +414,13 @@ def main_run(args: argparse.Namespace) -> int:
             rounds["no-kafka"].append(
                 _measured([no_kafka.pid], no_kafka_port, key=key, kind="single", **closed)
             )
-            rounds["collector"].append(
-                _measured(
-                    [collector.pid, broker_pid], collector_port, key=key, kind="single", **closed
-                )
+            before = _produce_counts(collector_port)
+            measured = _measured(
+                [collector.pid, broker_pid], collector_port, key=key, kind="single", **closed
             )
+            after = _produce_counts(collector_port)
+            measured["records_per_batch"] = (after[0] - before[0]) / max(1.0, after[1] - before[1])
+            rounds["collector"].append(measured)
         paced = _run_load(
             collector_port,
             key=key,
@@ -484,6 +500,11 @@ def report(
         f"  of the collector's extra {coll_cpu - bare_cpu:.0f} us: Kafka path "
         f"{coll_cpu - no_kafka_cpu:.0f} us, auth, rate limit, dedup, telemetry and middleware "
         f"{no_kafka_cpu - bare_cpu:.0f} us"
+    )
+    per_batch = ", ".join(f"{r['records_per_batch']:.1f}" for r in rounds["collector"])
+    print(
+        f"  records per Kafka batch (collector rounds): {per_batch}; fewer records per batch "
+        "means more produce work per request"
     )
     print(
         f"paced {paced['offered_per_s']:.0f} req/s: completed {paced['completed_per_s']:.0f}/s, "
