@@ -465,7 +465,7 @@ def report(
     """Print the figures and the targets of issue 3."""
 
     def median(name: str, field: str) -> float:
-        return statistics.median(r[field] for r in rounds[name])
+        return float(statistics.median(r[field] for r in rounds[name]))
 
     bare_rps, coll_rps = median("bare", "requests_per_s"), median("collector", "requests_per_s")
     ratio = coll_rps / bare_rps

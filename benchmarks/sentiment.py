@@ -106,7 +106,9 @@ def quality(files: list[Path], quick: bool) -> None:
 
 
 def trained(files: list[Path]) -> None:
-    runs = [(path, "defaults", None) for path in files if path.name.startswith("de_germeval")]
+    runs: list[tuple[Path, str, FeatureConfig | None]] = [
+        (path, "defaults", None) for path in files if path.name.startswith("de_germeval")
+    ]
     for path in files:
         if path.name.startswith("en_amazon"):
             runs += [
