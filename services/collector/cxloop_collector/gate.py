@@ -102,23 +102,22 @@ class Gate:
                 403, "Forbidden", f"The key {key.name!r} may not post to channel {channel!r}."
             )
 
-    @staticmethod
-    def _overloaded(records: Sequence[Record], decision: Decision) -> Problem:
-        for record in records:
-            telemetry.count_event(record.channel, "overloaded")
-        return Problem(
-            429,
-            "Too many requests",
-            "Too many events are waiting for Kafka's acknowledgement; retry shortly.",
-            headers={**decision.headers(), "Retry-After": "1"},
-        )
+    async def _publish(self, records: Sequence[Record], decision: Decision) -> list[Outcome]:
+        try:
+            return await self.publisher.publish(records)
+        except Overloaded:
+            for record in records:
+                telemetry.count_event(record.channel, "overloaded")
+            raise Problem(
+                429,
+                "Too many requests",
+                "Too many events are waiting for Kafka's acknowledgement; retry shortly.",
+                headers={**decision.headers(), "Retry-After": "1"},
+            ) from None
 
     async def publish_one(self, record: Record, decision: Decision) -> Response:
         """Produce one record: 202 accepted, 200 duplicate, or 503."""
-        try:
-            (outcome,) = await self.publisher.publish((record,))
-        except Overloaded:
-            raise self._overloaded((record,), decision) from None
+        (outcome,) = await self._publish((record,), decision)
         telemetry.count_event(record.channel, outcome.value)
         if outcome is Outcome.UNAVAILABLE:
             raise unavailable(extra={"id": record.event_id})
@@ -128,11 +127,7 @@ class Gate:
     async def publish_batch(self, batch: Batch, decision: Decision) -> Response:
         """Produce a batch's valid records; per-item results, 503 if Kafka failed any."""
         indexes = list(batch.records)
-        records = [batch.records[i] for i in indexes]
-        try:
-            outcomes = await self.publisher.publish(records)
-        except Overloaded:
-            raise self._overloaded(records, decision) from None
+        outcomes = await self._publish([batch.records[i] for i in indexes], decision)
         accepted = duplicates = 0
         unavailable_items: list[int] = []
         counts: dict[tuple[str, str], int] = {}
