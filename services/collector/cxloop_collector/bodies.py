@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
+from cxruntime.ops import raw_header
 from cxruntime.problems import Problem
 
 
@@ -19,11 +20,7 @@ def too_large(limit: int) -> Problem:
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The whole body, or 413 as soon as it is known to exceed `limit` bytes."""
-    # The raw ASGI headers (lower-case names): building `request.headers` for one lookup
-    # costs more than the scan.
-    declared = next(
-        (value for name, value in request.scope["headers"] if name == b"content-length"), None
-    )
+    declared = raw_header(request.scope, b"content-length")
     if declared is not None:
         try:
             size = int(declared)

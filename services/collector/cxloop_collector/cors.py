@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.datastructures import MutableHeaders
 from starlette.types import Message, Scope, Send
 
+from cxruntime.ops import raw_header
 from cxruntime.orm import ApiKeyRow
 
 CORS_PATHS: Final = ("/v1/feedback", "/v1/feedback/batch")
@@ -52,11 +53,8 @@ def widget_origin(scope: Scope) -> str | None:
     """The `Origin` of a request to a widget path; None for every other request (no CORS)."""
     if scope["path"] not in CORS_PATHS:
         return None
-    headers: list[tuple[bytes, bytes]] = scope["headers"]
-    for name, value in headers:
-        if name == b"origin":
-            return value.decode("latin-1")
-    return None
+    origin = raw_header(scope, b"origin")
+    return None if origin is None else origin.decode("latin-1")
 
 
 async def origin_allowed(scope: Scope, origin: str) -> bool:
@@ -67,8 +65,9 @@ async def origin_allowed(scope: Scope, origin: str) -> bool:
 
 def is_preflight(scope: Scope) -> bool:
     """An `OPTIONS` request announcing the method it wants to send."""
-    return scope["method"] == "OPTIONS" and any(
-        name == b"access-control-request-method" for name, _ in scope["headers"]
+    return (
+        scope["method"] == "OPTIONS"
+        and raw_header(scope, b"access-control-request-method") is not None
     )
 
 
