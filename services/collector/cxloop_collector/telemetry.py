@@ -1,11 +1,15 @@
-"""The collector's Prometheus metrics (one registry per process, bounded labels)."""
+"""The collector's Prometheus metrics (one registry per process, bounded labels).
+
+The per-request ones are `cxruntime.loopmetrics` families: updated on the event loop without
+prometheus_client's lock, which showed on the hot path."""
 
 from __future__ import annotations
 
 from typing import Final
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Gauge
 
+from cxruntime.loopmetrics import LoopCounter, LoopHistogram
 from cxschema import CHANNELS
 
 OUTCOMES: Final = ("accepted", "duplicate", "rejected", "unavailable", "overloaded")
@@ -18,24 +22,24 @@ ENDPOINTS: Final = (
     "/v1/channels/contact-centre",
 )
 
-EVENTS = Counter(
+EVENTS = LoopCounter(
     "cx_collector_events_total",
     "Feedback events by channel and outcome (accepted, duplicate, rejected, unavailable, "
     "overloaded).",
     ["channel", "outcome"],
 )
-REQUESTS = Counter(
+REQUESTS = LoopCounter(
     "cx_collector_requests_total",
     "HTTP requests to the ingest endpoints by endpoint and status class.",
     ["endpoint", "status"],
 )
-REQUEST_SECONDS = Histogram(
+REQUEST_SECONDS = LoopHistogram(
     "cx_collector_request_seconds",
     "Time to answer an ingest request, by endpoint.",
     ["endpoint"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0),
 )
-PRODUCE_SECONDS = Histogram(
+PRODUCE_SECONDS = LoopHistogram(
     "cx_collector_produce_seconds",
     "Time from handing a batch of records to the Kafka producer to its acknowledgement (acks=all).",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0),
@@ -44,7 +48,7 @@ IN_FLIGHT = Gauge(
     "cx_collector_in_flight_events",
     "Events handed to the Kafka producer and not yet acknowledged or failed.",
 )
-RATE_LIMITED = Counter(
+RATE_LIMITED = LoopCounter(
     "cx_collector_rate_limited_total",
     "Requests refused with 429 because their key exceeded its rate.",
 )

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 
-from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cxloop_collector import telemetry
@@ -19,11 +18,12 @@ from cxloop_collector.cors import (
     preflight,
     widget_origin,
 )
+from cxruntime.loopmetrics import CounterChild, HistogramChild
 
 _CLASSES = ("5xx", "5xx", "2xx", "3xx", "4xx", "5xx")
 """Status class by `status // 100`: 1xx (never final) and anything beyond 5xx count as 5xx."""
 
-_CHILDREN: dict[str, tuple[Histogram, tuple[Counter, ...]]] = {
+_CHILDREN: dict[str, tuple[HistogramChild, tuple[CounterChild, ...]]] = {
     endpoint: (
         telemetry.REQUEST_SECONDS.labels(endpoint),
         tuple(telemetry.REQUESTS.labels(endpoint, s) for s in _CLASSES),
