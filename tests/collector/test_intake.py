@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 from cxloop_collector.intake import key_source, new_id, receive, to_record
 from cxloop_collector.memo import UidMemo
@@ -35,6 +35,16 @@ def test_receive_equals_a_validated_event() -> None:
     assert record.uid == feedback_uid("/cxloop/keys/web", "e-1")
     assert record.key == b"crm-1"
     assert FeedbackReceived.model_validate_json(record.value) == full
+
+
+def test_ce_time_is_each_events_own_time() -> None:
+    submission = FeedbackSubmission.model_validate({"channel": "web", "scores": {"nps": 9}})
+    berlin = NOW.astimezone(timezone(timedelta(hours=1)))
+    assert berlin == NOW  # the same instant, written differently
+    times = [NOW, NOW, berlin, datetime(2026, 11, 23, 12, 0, tzinfo=UTC), NOW.replace(minute=5)]
+    for moment in times:
+        record = to_record(receive(submission, source="/s", received_at=moment))
+        assert dict(record.headers)["ce_time"] == moment.isoformat().encode()
 
 
 def test_generated_ids_are_version_4_uuids() -> None:
