@@ -14,6 +14,10 @@ share the servers' event loops. In one run it measures, interleaving bare and co
   the scheduled send time, so queueing is not hidden),
 - batch throughput in events/s (500-event batches),
 - the collector's peak RSS.
+
+`--pin` puts the server under test (bare or collector, one at a time under load) on the first
+CPU and everything else (broker, PostgreSQL, load) on the others, so the scheduler cannot place
+the broker or the load on the server's core in one round and not in the next.
 """
 
 from __future__ import annotations
@@ -351,12 +355,24 @@ def _create_key(database_url: str) -> str:
     return asyncio.run(create())
 
 
+def pin_cpus(pin: bool) -> set[int]:
+    """With `pin` and at least two CPUs: keep this process, and so the broker, PostgreSQL and
+    the load it starts, off the first CPU, and return that CPU for the server under test (bare
+    or collector, one at a time under load). Otherwise nothing is pinned; empty set."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if not pin or len(cpus) < 2:
+        return set()
+    os.sched_setaffinity(0, set(cpus[1:]))
+    return {cpus[0]}
+
+
 def main_run(args: argparse.Namespace) -> int:
     """Set everything up, measure, print the figures."""
     from cxruntime.embedded import EmbeddedKafka, EmbeddedPostgres, free_port
     from cxruntime.kafka import ensure_topics
     from cxruntime.migrations import migrate
 
+    server_cpus = pin_cpus(args.pin)
     work = Path(tempfile.mkdtemp(prefix="cxbench-"))
     postgres = EmbeddedPostgres(work / "pg")
     kafka = EmbeddedKafka(log_path=work / "tansu.log")
@@ -394,6 +410,9 @@ def main_run(args: argparse.Namespace) -> int:
             env={**env, "CX_COLLECTOR_PORT": str(no_kafka_port)},
         )
         processes.append(no_kafka)
+        if server_cpus:
+            for server in processes:
+                os.sched_setaffinity(server.pid, server_cpus)
         wait_for_http(f"http://{HOST}:{collector_port}/readyz", process=collector)
         wait_for_http(f"http://{HOST}:{bare_port}/docs", process=bare)
         wait_for_http(f"http://{HOST}:{no_kafka_port}/readyz", process=no_kafka)
@@ -440,7 +459,7 @@ def main_run(args: argparse.Namespace) -> int:
             rate=0,
         )
         rss = memory_mib(collector.pid, "VmHWM")
-        report(rounds, paced, batch, rss, args)
+        report(rounds, paced, batch, rss, args, server_cpus)
         return 0
     finally:
         for process in processes:
@@ -461,6 +480,7 @@ def report(
     batch: dict[str, Any],
     rss_mb: float,
     args: argparse.Namespace,
+    pinned: set[int],
 ) -> None:
     """Print the figures and the targets of issue 3."""
 
@@ -470,7 +490,14 @@ def report(
     bare_rps, coll_rps = median("bare", "requests_per_s"), median("collector", "requests_per_s")
     ratio = coll_rps / bare_rps
     batch_events = batch["requests_per_s"] * 500
-    print(f"\ncollector benchmark on {os.cpu_count()} CPUs, load from a separate process")
+    placement = (
+        f"server under test pinned to CPU {min(pinned)}, broker and load on the others"
+        if pinned
+        else "nothing pinned"
+    )
+    print(
+        f"\ncollector benchmark on {os.cpu_count()} CPUs, load from a separate process, {placement}"
+    )
     print(
         f"single event, closed loop, concurrency {args.concurrency}, {args.rounds} rounds "
         f"of {args.duration:g} s each (median):"
@@ -538,6 +565,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=8.0, help="seconds per measurement")
     parser.add_argument("--rounds", type=int, default=2, help="bare/collector rounds")
     parser.add_argument("--rate", type=float, default=1000.0, help="paced rate, requests/s")
+    parser.add_argument(
+        "--pin",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="server under test on the first CPU; broker, PostgreSQL and load on the others",
+    )
     args = parser.parse_args(argv)
     if args.load:
         return load_main(args)
