@@ -7,7 +7,6 @@ The record value is the event data; the attributes travel as headers `ce_<name>`
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Final
 
 from cxschema.events import FeedbackReceived
@@ -25,22 +24,6 @@ _SPECVERSION_HEADER: Final = ("ce_specversion", CE_SPECVERSION.encode())
 _CONTENT_TYPE_HEADER: Final = ("content-type", CONTENT_TYPE_JSON.encode())
 
 
-_last_time: list[tuple[datetime | None, bytes]] = [(None, b"")]
-
-
-def _time_header(moment: datetime) -> bytes:
-    # The events of one batch usually share their time (the batch's receive time), and
-    # `isoformat` costs more than the rest of the headers: remember the last one (by identity:
-    # equal instants in other time zones print differently; one tuple, so threads never see a
-    # moment with another moment's text).
-    last = _last_time[0]
-    if last[0] is moment:
-        return last[1]
-    value = moment.isoformat().encode()
-    _last_time[0] = (moment, value)
-    return value
-
-
 def ce_headers(event: FeedbackReceived, *, ce_type: str) -> Headers:
     """The binary-mode CloudEvents headers of an event's Kafka record."""
     headers: Headers = [
@@ -48,7 +31,7 @@ def ce_headers(event: FeedbackReceived, *, ce_type: str) -> Headers:
         ("ce_id", event.id.encode()),
         ("ce_source", event.source.encode()),
         ("ce_type", ce_type.encode()),
-        ("ce_time", _time_header(event.occurred_at)),
+        ("ce_time", event.occurred_at.isoformat().encode()),
         _CONTENT_TYPE_HEADER,
     ]
     if event.customer is not None:
