@@ -286,7 +286,11 @@ def no_kafka_main() -> int:
     async def publish(self: Publisher, records: Sequence[Record]) -> list[Outcome]:
         return [Outcome.ACCEPTED] * len(records)
 
+    async def publish_one(self: Publisher, record: Record) -> Outcome:
+        return Outcome.ACCEPTED
+
     Publisher.publish = publish  # type: ignore[method-assign]
+    Publisher.publish_one = publish_one  # type: ignore[method-assign]
     return collector_main.run()
 
 

@@ -104,6 +104,8 @@ class Gate:
 
     async def _publish(self, records: Sequence[Record], decision: Decision) -> list[Outcome]:
         try:
+            if len(records) == 1:
+                return [await self.publisher.publish_one(records[0])]
             return await self.publisher.publish(records)
         except Overloaded:
             for record in records:

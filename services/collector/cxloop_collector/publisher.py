@@ -139,11 +139,33 @@ class Publisher:
             else:
                 await _settled(futures, deadline - time.monotonic())
             for index, future, duplicate in waits:
-                if future.done() and not future.cancelled() and future.exception() is None:
-                    outcomes[index] = Outcome.DUPLICATE if duplicate else Outcome.ACCEPTED
-                else:
-                    outcomes[index] = Outcome.UNAVAILABLE
+                outcomes[index] = _outcome(future, duplicate=duplicate)
         return [outcome or Outcome.UNAVAILABLE for outcome in outcomes]
+
+    async def publish_one(self, record: Record) -> Outcome:
+        """`publish((record,))[0]`, without the bookkeeping for several records in the common
+        case of a new record and a ready producer (about 2 us less per single-event request).
+        Raises `Overloaded` like `publish`."""
+        uid = record.uid
+        framer = self.framer
+        if (
+            uid in self._memo
+            or uid in self._pending
+            or framer is None
+            or framer.partitions_stale((self._topic,))
+        ):
+            return (await self.publish((record,)))[0]
+        if self._in_flight >= self._max_in_flight:
+            raise Overloaded
+        deadline = time.monotonic() + self._timeout_s
+        try:
+            future = framer.append(self._topic, record.key, record.value, record.headers)
+        except (KafkaError, OSError) as exc:
+            log.warning("could not hand records to the producer: %r", exc)
+            return Outcome.UNAVAILABLE
+        self._track([uid], future)
+        await self._batch_settled(future, deadline)
+        return _outcome(future, duplicate=False)
 
     async def _send(
         self,
@@ -233,6 +255,13 @@ class _Tracked:
     uids: list[str] = field(default_factory=list)
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
     timer: asyncio.TimerHandle | None = None
+
+
+def _outcome(future: asyncio.Future[Any], *, duplicate: bool) -> Outcome:
+    """A record's outcome once its batch's `future` settled or its deadline passed."""
+    if future.done() and not future.cancelled() and future.exception() is None:
+        return Outcome.DUPLICATE if duplicate else Outcome.ACCEPTED
+    return Outcome.UNAVAILABLE
 
 
 def _wake(tracked: _Tracked, expired: bool) -> None:
