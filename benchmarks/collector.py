@@ -363,8 +363,10 @@ def pin_cpus(pin: bool) -> set[int]:
     """With `pin` and at least two CPUs: keep this process, and so the broker, PostgreSQL and
     the load it starts, off the first CPU, and return that CPU for the server under test (bare
     or collector, one at a time under load). Otherwise nothing is pinned; empty set."""
+    if not pin or not hasattr(os, "sched_setaffinity"):
+        return set()  # affinity is a Linux call; elsewhere nothing is pinned
     cpus = sorted(os.sched_getaffinity(0))
-    if not pin or len(cpus) < 2:
+    if len(cpus) < 2:
         return set()
     os.sched_setaffinity(0, set(cpus[1:]))
     return {cpus[0]}
