@@ -515,7 +515,7 @@ def report(
             f"p50 {median(name, 'p50_ms'):6.2f} ms   p99 {median(name, 'p99_ms'):6.2f} ms   "
             f"(rounds: {each}; statuses {rounds[name][-1]['statuses']})"
         )
-    print(f"  ratio collector/bare: {ratio:.2f}  (target >= 0.80)")
+    print(f"  ratio collector/bare: {ratio:.3f}  (target >= 0.80)")
     print(
         f"  ratio no-kafka/bare: {median('no-kafka', 'requests_per_s') / bare_rps:.2f}  "
         "(the collector with Kafka's acknowledgement replaced by an immediate one)"
