@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import Request
 from starlette.requests import ClientDisconnect
+from starlette.types import Message
 
 from cxruntime.ops import raw_header
 from cxruntime.problems import Problem
@@ -37,24 +38,21 @@ async def read_body(request: Request, limit: int) -> bytes:
         if size > limit:
             raise too_large(limit)
     receive = request.receive
-    message = await receive()
+    body, more = _chunk(await receive())
+    if more:
+        chunks = bytearray(body)
+        # Stop reading as soon as the body is over the limit; the rest is never read.
+        while more and len(chunks) <= limit:
+            chunk, more = _chunk(await receive())
+            chunks += chunk
+        body = bytes(chunks)
+    if len(body) > limit:
+        raise too_large(limit)
+    return body
+
+
+def _chunk(message: Message) -> tuple[bytes, bool]:
+    """The body bytes of an ASGI `http.request` message and whether more follow."""
     if message["type"] != "http.request":
         raise ClientDisconnect()
-    body: bytes = message.get("body", b"")
-    if not message.get("more_body", False):
-        if len(body) > limit:
-            raise too_large(limit)
-        return body
-    chunks = bytearray(body)
-    while True:
-        if len(chunks) > limit:
-            raise too_large(limit)
-        message = await receive()
-        if message["type"] != "http.request":
-            raise ClientDisconnect()
-        chunks += message.get("body", b"")
-        if not message.get("more_body", False):
-            break
-    if len(chunks) > limit:
-        raise too_large(limit)
-    return bytes(chunks)
+    return message.get("body", b""), message.get("more_body", False)
