@@ -13,7 +13,9 @@ each number whole, but may see a histogram's count and sum one observation apart
 from __future__ import annotations
 
 import bisect
+from abc import abstractmethod
 from collections.abc import Iterable, Sequence
+from typing import Generic, TypeVar
 
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
@@ -52,8 +54,12 @@ class HistogramChild:
         self.total += value
 
 
-class _Family(Collector):
-    """Labelled children created on first use, registered with a prometheus_client registry."""
+C = TypeVar("C", CounterChild, HistogramChild)
+
+
+class _Family(Collector, Generic[C]):
+    """Labelled children created on first use, registered with a prometheus_client registry.
+    A family without labels has its one child from the start."""
 
     def __init__(
         self,
@@ -65,20 +71,32 @@ class _Family(Collector):
         self.name = name
         self.documentation = documentation
         self.labelnames = tuple(labelnames)
+        self._children: dict[tuple[str, ...], C] = {}
+        if not self.labelnames:
+            self._children[()] = self._new_child()
         if registry is not None:
             registry.register(self)
 
-    def _check(self, values: tuple[str, ...]) -> None:
-        if len(values) != len(self.labelnames):
-            raise ValueError(
-                f"{self.name} has labels {self.labelnames}, got {len(values)} value(s)"
-            )
+    @abstractmethod
+    def _new_child(self) -> C:
+        """A child with nothing counted yet."""
+
+    def labels(self, *values: str) -> C:
+        """The child for these label values (created on first use)."""
+        child = self._children.get(values)
+        if child is None:
+            if len(values) != len(self.labelnames):
+                raise ValueError(
+                    f"{self.name} has labels {self.labelnames}, got {len(values)} value(s)"
+                )
+            child = self._children[values] = self._new_child()
+        return child
 
     def describe(self) -> Iterable[Metric]:
         return self.collect()
 
 
-class LoopCounter(_Family):
+class LoopCounter(_Family[CounterChild]):
     """A counter (exposed as `<name>_total`) whose children are plain numbers."""
 
     def __init__(
@@ -89,18 +107,10 @@ class LoopCounter(_Family):
         *,
         registry: CollectorRegistry | None = REGISTRY,
     ) -> None:
-        self._children: dict[tuple[str, ...], CounterChild] = {}
         super().__init__(name, documentation, labelnames, registry)
-        if not self.labelnames:
-            self._children[()] = CounterChild()
 
-    def labels(self, *values: str) -> CounterChild:
-        """The child for these label values (created on first use)."""
-        child = self._children.get(values)
-        if child is None:
-            self._check(values)
-            child = self._children[values] = CounterChild()
-        return child
+    def _new_child(self) -> CounterChild:
+        return CounterChild()
 
     def inc(self, amount: float = 1.0) -> None:
         """Increment a counter without labels."""
@@ -113,7 +123,7 @@ class LoopCounter(_Family):
         yield family
 
 
-class LoopHistogram(_Family):
+class LoopHistogram(_Family[HistogramChild]):
     """A histogram with fixed bucket upper bounds (`+Inf` is added) and plain-number children."""
 
     def __init__(
@@ -134,18 +144,10 @@ class LoopHistogram(_Family):
             floatToGoString(bound)  # type: ignore[no-untyped-call]
             for bound in (*bounds, float("inf"))
         )
-        self._children: dict[tuple[str, ...], HistogramChild] = {}
         super().__init__(name, documentation, labelnames, registry)
-        if not self.labelnames:
-            self._children[()] = HistogramChild(bounds)
 
-    def labels(self, *values: str) -> HistogramChild:
-        """The child for these label values (created on first use)."""
-        child = self._children.get(values)
-        if child is None:
-            self._check(values)
-            child = self._children[values] = HistogramChild(self.bounds)
-        return child
+    def _new_child(self) -> HistogramChild:
+        return HistogramChild(self.bounds)
 
     def observe(self, value: float) -> None:
         """Observe on a histogram without labels."""
