@@ -42,6 +42,7 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
 
 from benchmarks.procfs import cpu_seconds, memory_mib
@@ -335,11 +336,13 @@ def _produce_counts(port: int) -> tuple[float, float]:
     with urllib.request.urlopen(f"http://{HOST}:{port}/metrics", timeout=10) as response:
         text = response.read().decode()
     accepted = batches = 0.0
-    for line in text.splitlines():
-        if line.startswith("cx_collector_events_total{") and 'outcome="accepted"' in line:
-            accepted += float(line.rsplit(" ", 1)[1])
-        elif line.startswith("cx_collector_produce_seconds_count "):
-            batches = float(line.rsplit(" ", 1)[1])
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "cx_collector_events_total":
+                if sample.labels.get("outcome") == "accepted":
+                    accepted += sample.value
+            elif sample.name == "cx_collector_produce_seconds_count":
+                batches = sample.value
     return accepted, batches
 
 
