@@ -32,7 +32,7 @@ async def test_accepts_an_event_only_once_kafka_holds_it(
     )
     assert response.status_code == 202, response.text
     assert response.json() == {"id": "web-4711-1", "status": "accepted"}
-    assert response.headers["RateLimit-Limit"]
+    assert "RateLimit" not in response.headers  # far from the key's limit
 
     again = await collector.client.post("/v1/feedback", json=DETRACTOR, headers={"X-API-Key": key})
     assert again.status_code == 200

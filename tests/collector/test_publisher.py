@@ -170,25 +170,42 @@ async def test_a_producer_that_refuses_the_record_answers_unavailable(single: Si
     assert await retry == [Outcome.ACCEPTED]
 
 
-def test_ratelimit_header_values() -> None:
+def test_ratelimit_fields_follow_the_current_draft() -> None:
     limiter = RateLimiter(rate_per_s=2, burst=4)
-    decision = limiter.check("k", now=0.0)
-    assert decision.allowed
-    assert decision.headers() == {
-        "RateLimit-Limit": "4",
-        "RateLimit-Remaining": "3",
-        "RateLimit-Reset": "1",
-        "RateLimit-Policy": "4;w=2",
-    }
-    assert decision.raw_headers() == [
-        (b"ratelimit-limit", b"4"),
-        (b"ratelimit-policy", b"4;w=2"),
-        (b"ratelimit-remaining", b"3"),
-        (b"ratelimit-reset", b"1"),
+    assert limiter.policy == '"api-key";q=4;w=2'
+    first = limiter.check("k", now=0.0)
+    assert first.allowed
+    # 3 of 4 left: far from the limit, so an accepted answer leaves the fields out.
+    assert not first.reported
+    assert first.raw_headers() == [
+        (b"ratelimit-policy", b'"api-key";q=4;w=2'),
+        (b"ratelimit", b'"api-key";r=3;t=1'),
     ]
-    for _ in range(3):
-        limiter.check("k", now=0.0)
+    second = limiter.check("k", now=0.0)
+    assert not second.reported  # 2 left: exactly half the bucket
+    third = limiter.check("k", now=0.0)
+    assert third.reported
+    assert third.headers() == {
+        "RateLimit-Policy": '"api-key";q=4;w=2',
+        "RateLimit": '"api-key";r=1;t=2',
+    }
+    limiter.check("k", now=0.0)
     refused = limiter.check("k", now=0.0)
     assert not refused.allowed
-    assert refused.headers()["Retry-After"] == "1"
-    assert refused.headers()["RateLimit-Reset"] == "2"
+    assert refused.reported
+    # On a 429, `t` is the Retry-After delay (the draft: both name the same moment).
+    assert refused.headers() == {
+        "RateLimit-Policy": '"api-key";q=4;w=2',
+        "RateLimit": '"api-key";r=0;t=1',
+        "Retry-After": "1",
+    }
+    # Half a second later one token is back.
+    assert limiter.check("k", now=0.5).allowed
+
+
+def test_ratelimit_fields_on_every_answer_when_asked() -> None:
+    limiter = RateLimiter(rate_per_s=1000, burst=2000, report="always")
+    decision = limiter.check("k", now=0.0)
+    assert decision.reported
+    assert decision.raw_headers()[1] == (b"ratelimit", b'"api-key";r=1999;t=1')
+    assert limiter.policy == '"api-key";q=2000;w=2'

@@ -21,9 +21,7 @@ from cxruntime.orm import ApiKeyRow
 
 CORS_PATHS: Final = ("/v1/feedback", "/v1/feedback/batch")
 ALLOW_HEADERS: Final = "authorization, content-type, x-api-key"
-EXPOSE_HEADERS: Final = (
-    "RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, RateLimit-Policy, Retry-After"
-)
+EXPOSE_HEADERS: Final = "RateLimit, RateLimit-Policy, Retry-After"
 
 
 class OriginAllowList:

@@ -102,7 +102,7 @@ class Gate:
                 403, "Forbidden", f"The key {key.name!r} may not post to channel {channel!r}."
             )
 
-    async def _publish(self, records: Sequence[Record], decision: Decision) -> list[Outcome]:
+    async def _publish(self, records: Sequence[Record]) -> list[Outcome]:
         try:
             if len(records) == 1:
                 return [await self.publisher.publish_one(records[0])]
@@ -114,12 +114,12 @@ class Gate:
                 429,
                 "Too many requests",
                 "Too many events are waiting for Kafka's acknowledgement; retry shortly.",
-                headers={**decision.headers(), "Retry-After": "1"},
+                headers={"Retry-After": "1"},
             ) from None
 
     async def publish_one(self, record: Record, decision: Decision) -> Response:
         """Produce one record: 202 accepted, 200 duplicate, or 503."""
-        (outcome,) = await self._publish((record,), decision)
+        (outcome,) = await self._publish((record,))
         telemetry.count_event(record.channel, outcome.value)
         if outcome is Outcome.UNAVAILABLE:
             raise unavailable(extra={"id": record.event_id})
@@ -129,7 +129,7 @@ class Gate:
     async def publish_batch(self, batch: Batch, decision: Decision) -> Response:
         """Produce a batch's valid records; per-item results, 503 if Kafka failed any."""
         indexes = list(batch.records)
-        outcomes = await self._publish([batch.records[i] for i in indexes], decision)
+        outcomes = await self._publish([batch.records[i] for i in indexes])
         accepted = duplicates = 0
         unavailable_items: list[int] = []
         counts: dict[tuple[str, str], int] = {}
@@ -164,9 +164,10 @@ class Gate:
 
 
 def answer(body: bytes, status: int, decision: Decision) -> Response:
-    """A JSON response with the request's RateLimit headers."""
+    """A JSON response, with the RateLimit fields when the decision reports them."""
     response = Response(body, status_code=status, media_type=JSON)
-    response.raw_headers.extend(decision.raw_headers())
+    if decision.reported:
+        response.raw_headers.extend(decision.raw_headers())
     return response
 
 

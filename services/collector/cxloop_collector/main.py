@@ -81,6 +81,7 @@ def create_app(settings: CollectorSettings) -> FastAPI:
             limiter=RateLimiter(
                 rate_per_s=settings.collector_rate_limit_per_s,
                 burst=settings.rate_limit_burst(),
+                report=settings.collector_rate_limit_headers,
             ),
             authenticator=authenticator,
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr
 
+from cxloop_collector.ratelimit import Report
 from cxruntime.settings import CommonSettings
 
 
@@ -19,6 +20,9 @@ class CollectorSettings(CommonSettings):
     """Requests per second per API key (token bucket)."""
     collector_rate_limit_burst: int | None = Field(default=None, ge=1)
     """Bucket size; default twice the rate."""
+    collector_rate_limit_headers: Report = "near-limit"
+    """Which accepted answers carry the RateLimit fields: `near-limit` once the key has used
+    half its bucket, `always` on every one. Every 429 carries them."""
     collector_dedup_memo_size: int = Field(default=100_000, ge=0)
     """How many recently accepted (source, id) pairs are remembered to answer duplicates."""
     collector_rating_secret: SecretStr | None = None
