@@ -5,14 +5,16 @@ bare FastAPI endpoint with the same validation and no Kafka (and no auth) as ano
 Load comes from a third process (a raw HTTP/1.1 keep-alive client on asyncio), so it does not
 share the servers' event loops. In one run it measures, interleaving bare and collector rounds:
 
-- single-event requests/s and p50/p99 latency at a fixed concurrency (closed loop),
-- the same for the bare endpoint, and the ratio,
+- single-event requests/s and p50/p99 latency at fixed concurrencies (closed loop; 32 and 64
+  connections by default),
+- the same for the bare endpoint, and the ratio (each round's collector figure over the same
+  round's bare figure, median over the rounds),
 - the same for the collector with Kafka's acknowledgement replaced by an immediate one (auth,
   rate limit, dedup, telemetry and middleware kept), which splits the gap to the bare endpoint
   into the Kafka path and the rest,
 - p50/p99 latency at a fixed offered rate of 1,000 requests/s (open loop, latency counted from
   the scheduled send time, so queueing is not hidden),
-- batch throughput in events/s (500-event batches),
+- batch throughput in events/s (500-event batches, once per round),
 - the collector's peak RSS.
 
 `--pin` puts the server under test (bare or collector, one at a time under load) on the first
@@ -51,6 +53,8 @@ from cxruntime.probes import wait_for_http
 from cxschema import FeedbackSubmission
 
 HOST = "127.0.0.1"
+VARIANTS = ("bare", "no-kafka", "collector")
+WARMUP_S = 1.0
 
 COMMENTS = (
     "Die Lieferung kam drei Tage zu spät.",
@@ -238,7 +242,7 @@ def load_main(args: argparse.Namespace) -> int:
             closed_loop(
                 args.port,
                 requests,
-                concurrency=args.concurrency,
+                concurrency=args.concurrency[0],
                 duration_s=args.duration,
                 warmup_s=args.warmup,
             )
@@ -428,47 +432,60 @@ def main_run(args: argparse.Namespace) -> int:
         assert kafka.process is not None
         broker_pid = kafka.process.pid
 
-        closed = {
-            "concurrency": args.concurrency,
-            "duration": args.duration,
-            "warmup": 1.5,
-            "rate": 0,
+        single: dict[tuple[str, int], list[dict[str, Any]]] = {
+            (name, c): [] for name in VARIANTS for c in args.concurrency
         }
-        rounds: dict[str, list[dict[str, Any]]] = {"bare": [], "no-kafka": [], "collector": []}
+        batches: list[dict[str, Any]] = []
+        servers = {
+            "bare": ([bare.pid], bare_port, None),
+            "no-kafka": ([no_kafka.pid], no_kafka_port, key),
+            "collector": ([collector.pid, broker_pid], collector_port, key),
+        }
+        # Short rounds, each variant in turn within a round, so that the host's slow drifts
+        # (seen here lasting from seconds to minutes) fall on all variants alike.
         for _ in range(args.rounds):
-            rounds["bare"].append(
-                _measured([bare.pid], bare_port, key=None, kind="single", **closed)
+            for concurrency in args.concurrency:
+                for name in VARIANTS:
+                    pids, port, variant_key = servers[name]
+                    before = _produce_counts(collector_port) if name == "collector" else (0, 0)
+                    measured = _measured(
+                        pids,
+                        port,
+                        key=variant_key,
+                        kind="single",
+                        concurrency=concurrency,
+                        duration=args.duration,
+                        warmup=WARMUP_S,
+                        rate=0,
+                    )
+                    if name == "collector":
+                        after = _produce_counts(collector_port)
+                        measured["records_per_batch"] = (after[0] - before[0]) / max(
+                            1.0, after[1] - before[1]
+                        )
+                    single[(name, concurrency)].append(measured)
+            batches.append(
+                _measured(
+                    [collector.pid, broker_pid],
+                    collector_port,
+                    key=key,
+                    kind="batch",
+                    concurrency=4,
+                    duration=args.duration,
+                    warmup=WARMUP_S,
+                    rate=0,
+                )
             )
-            rounds["no-kafka"].append(
-                _measured([no_kafka.pid], no_kafka_port, key=key, kind="single", **closed)
-            )
-            before = _produce_counts(collector_port)
-            measured = _measured(
-                [collector.pid, broker_pid], collector_port, key=key, kind="single", **closed
-            )
-            after = _produce_counts(collector_port)
-            measured["records_per_batch"] = (after[0] - before[0]) / max(1.0, after[1] - before[1])
-            rounds["collector"].append(measured)
         paced = _run_load(
             collector_port,
             key=key,
             kind="single",
             rate=args.rate,
-            duration=args.duration,
-            warmup=1.5,
-        )
-        batch = _measured(
-            [collector.pid, broker_pid],
-            collector_port,
-            key=key,
-            kind="batch",
-            concurrency=4,
-            duration=args.duration,
-            warmup=1.5,
-            rate=0,
+            duration=max(args.duration, 8.0),
+            warmup=WARMUP_S,
         )
         rss = memory_mib(collector.pid, "VmHWM")
-        report(rounds, paced, batch, rss, args, server_cpus)
+        report(single, paced, batches, rss, args, server_cpus)
         return 0
     finally:
         for process in processes:
@@ -484,21 +501,14 @@ def main_run(args: argparse.Namespace) -> int:
 
 
 def report(
-    rounds: dict[str, list[dict[str, Any]]],
+    single: dict[tuple[str, int], list[dict[str, Any]]],
     paced: dict[str, Any],
-    batch: dict[str, Any],
+    batches: list[dict[str, Any]],
     rss_mb: float,
     args: argparse.Namespace,
     pinned: set[int],
 ) -> None:
     """Print the figures and the targets of issue 3."""
-
-    def median(name: str, field: str) -> float:
-        return float(statistics.median(r[field] for r in rounds[name]))
-
-    bare_rps, coll_rps = median("bare", "requests_per_s"), median("collector", "requests_per_s")
-    ratio = coll_rps / bare_rps
-    batch_events = batch["requests_per_s"] * 500
     placement = (
         f"server under test pinned to CPU {min(pinned)}, broker and load on the others"
         if pinned
@@ -508,29 +518,74 @@ def report(
         f"\ncollector benchmark on {os.cpu_count()} CPUs, load from a separate process, {placement}"
     )
     print(
-        f"single event, closed loop, concurrency {args.concurrency}, {args.rounds} rounds "
-        f"of {args.duration:g} s each (median):"
+        f"single event, closed loop, {args.rounds} rounds of {args.duration:g} s per variant and "
+        "concurrency, the variants in turn within each round (medians):"
     )
-    for name in ("bare", "no-kafka", "collector"):
-        each = ", ".join(f"{r['requests_per_s']:.0f}" for r in rounds[name])
-        print(
-            f"  {name:<9} {median(name, 'requests_per_s'):8.0f} req/s   "
-            f"p50 {median(name, 'p50_ms'):6.2f} ms   p99 {median(name, 'p99_ms'):6.2f} ms   "
-            f"(rounds: {each}; statuses {rounds[name][-1]['statuses']})"
-        )
-    print(f"  ratio collector/bare: {ratio:.3f}  (target >= 0.80)")
+    for concurrency in args.concurrency:
+        report_single(concurrency, {name: single[(name, concurrency)] for name in VARIANTS})
     print(
-        f"  ratio no-kafka/bare: {median('no-kafka', 'requests_per_s') / bare_rps:.2f}  "
+        f"paced {paced['offered_per_s']:.0f} req/s: completed {paced['completed_per_s']:.0f}/s, "
+        f"p50 {paced['p50_ms']:.2f} ms, p99 {paced['p99_ms']:.2f} ms, max {paced['max_ms']:.1f} ms"
+        f"  (target p99 < 25 ms; statuses {paced['statuses']})"
+    )
+    events = [b["requests_per_s"] * 500 for b in batches]
+    each = ", ".join(f"{e:.0f}" for e in events)
+    print(
+        f"batch of 500, concurrency 4: {statistics.median(events):.0f} events/s (rounds: {each}), "
+        f"p50 {_median(batches, 'p50_ms'):.1f} ms, p99 {_median(batches, 'p99_ms'):.1f} ms"
+        f"  (target >= 30000 events/s; statuses {batches[-1]['statuses']})"
+    )
+    print(
+        f"  CPU per event: collector {_median_cpu(batches, 0) / 500:.1f} us, "
+        f"broker {_median_cpu(batches, 1) / 500:.1f} us"
+    )
+    print(f"collector peak RSS: {rss_mb:.0f} MB  (target < 256 MB)")
+
+
+def _median(results: list[dict[str, Any]], field: str) -> float:
+    return float(statistics.median(r[field] for r in results))
+
+
+def _median_cpu(results: list[dict[str, Any]], process: int) -> float:
+    return float(statistics.median(r["cpu_us_per_request"][process] for r in results))
+
+
+def report_single(concurrency: int, rounds: dict[str, list[dict[str, Any]]]) -> None:
+    """The single-event figures at one concurrency."""
+    print(f" concurrency {concurrency}:")
+    for name in VARIANTS:
+        results = rounds[name]
+        rps = _median(results, "requests_per_s")
+        # The share of one core the server was busy: below 1 it waited for something.
+        busy = rps * _median_cpu(results, 0) / 1e6
+        each = ", ".join(f"{r['requests_per_s']:.0f}" for r in results)
+        print(
+            f"  {name:<9} {rps:8.0f} req/s   p50 {_median(results, 'p50_ms'):6.2f} ms   "
+            f"p99 {_median(results, 'p99_ms'):6.2f} ms   server busy {busy:.2f} "
+            f"(rounds: {each}; statuses {results[-1]['statuses']})"
+        )
+    # Each round's collector figure over the same round's bare figure, then the median: a
+    # paired estimate, steadier than a ratio of medians when the host drifts between rounds.
+    paired = [
+        c["requests_per_s"] / b["requests_per_s"]
+        for b, c in zip(rounds["bare"], rounds["collector"], strict=True)
+    ]
+    each = ", ".join(f"{r:.3f}" for r in paired)
+    print(
+        f"  ratio collector/bare: {statistics.median(paired):.3f}  (target >= 0.80; rounds: {each})"
+    )
+    bare_rps = _median(rounds["bare"], "requests_per_s")
+    print(
+        f"  ratio no-kafka/bare: {_median(rounds['no-kafka'], 'requests_per_s') / bare_rps:.2f}  "
         "(the collector with Kafka's acknowledgement replaced by an immediate one)"
     )
-    bare_cpu = statistics.median(r["cpu_us_per_request"][0] for r in rounds["bare"])
-    no_kafka_cpu = statistics.median(r["cpu_us_per_request"][0] for r in rounds["no-kafka"])
-    coll_cpu = statistics.median(r["cpu_us_per_request"][0] for r in rounds["collector"])
-    broker_cpu = statistics.median(r["cpu_us_per_request"][1] for r in rounds["collector"])
+    bare_cpu = _median_cpu(rounds["bare"], 0)
+    no_kafka_cpu = _median_cpu(rounds["no-kafka"], 0)
+    coll_cpu = _median_cpu(rounds["collector"], 0)
     print(
         f"  CPU per request: bare {bare_cpu:.0f} us, no-kafka {no_kafka_cpu:.0f} us, collector "
-        f"{coll_cpu:.0f} us (+ broker {broker_cpu:.0f} us); ratio bare/collector "
-        f"{bare_cpu / coll_cpu:.2f}"
+        f"{coll_cpu:.0f} us (+ broker {_median_cpu(rounds['collector'], 1):.0f} us); "
+        f"ratio bare/collector {bare_cpu / coll_cpu:.2f}"
     )
     print(
         f"  of the collector's extra {coll_cpu - bare_cpu:.0f} us: Kafka path "
@@ -542,21 +597,11 @@ def report(
         f"  records per Kafka batch (collector rounds): {per_batch}; fewer records per batch "
         "means more produce work per request"
     )
-    print(
-        f"paced {paced['offered_per_s']:.0f} req/s: completed {paced['completed_per_s']:.0f}/s, "
-        f"p50 {paced['p50_ms']:.2f} ms, p99 {paced['p99_ms']:.2f} ms, max {paced['max_ms']:.1f} ms"
-        f"  (target p99 < 25 ms; statuses {paced['statuses']})"
-    )
-    print(
-        f"batch of 500, concurrency 4: {batch['requests_per_s']:.1f} batches/s = "
-        f"{batch_events:.0f} events/s, p50 {batch['p50_ms']:.1f} ms, p99 {batch['p99_ms']:.1f} ms"
-        f"  (target >= 30000 events/s; statuses {batch['statuses']})"
-    )
-    print(
-        f"  CPU per event: collector {batch['cpu_us_per_request'][0] / 500:.1f} us, "
-        f"broker {batch['cpu_us_per_request'][1] / 500:.1f} us"
-    )
-    print(f"collector peak RSS: {rss_mb:.0f} MB  (target < 256 MB)")
+
+
+def _counts(text: str) -> list[int]:
+    """`32,64` as [32, 64]."""
+    return [int(part) for part in text.split(",") if part.strip()]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -570,9 +615,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--key", default="", help=argparse.SUPPRESS)
     parser.add_argument("--warmup", type=float, default=1.5, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=7, help=argparse.SUPPRESS)
-    parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--duration", type=float, default=8.0, help="seconds per measurement")
-    parser.add_argument("--rounds", type=int, default=2, help="bare/collector rounds")
+    parser.add_argument(
+        "--concurrency",
+        type=_counts,
+        default=[32, 64],
+        help="closed-loop connections of the single-event comparison; each of a comma-separated "
+        "list is measured (default 32,64)",
+    )
+    parser.add_argument("--duration", type=float, default=4.0, help="seconds per measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of every variant")
     parser.add_argument("--rate", type=float, default=1000.0, help="paced rate, requests/s")
     parser.add_argument(
         "--pin",
