@@ -65,8 +65,8 @@ def register_sentiment(commands: Any) -> None:
         default="auto",
         help="also use the lexicon engine's scores as features; auto (default): on for mostly "
         "English data, whose VADER-based lexicon is broad (+0.10 macro-F1 on the Amazon "
-        "snippets in CV), off otherwise (the small hand-written German lexicon cost 0.04 on "
-        "GermEval)",
+        "snippets in CV), off otherwise (on GermEval the German lexicon's scores gained "
+        "nothing: 0.621 against 0.623 over four fold seeds)",
     )
     trainer.add_argument(
         "--cv", type=int, default=0, metavar="K", help="also report K-fold cross-validation"
