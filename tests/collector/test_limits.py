@@ -7,7 +7,9 @@ import time
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
+from cxloop_collector.settings import CollectorSettings
 from cxruntime.embedded import EmbeddedKafka
 from tests.collector.helpers import KeyMaker, collector_settings, start_collector
 
@@ -48,6 +50,34 @@ async def test_rate_limit_answers_429_with_ratelimit_headers(
         assert "RateLimit" not in response.headers
         metrics = await collector.client.get("/metrics")
         assert "cx_collector_rate_limited_total 1.0" in metrics.text
+
+
+async def test_ratelimit_fields_on_every_answer_when_configured(
+    kafka: EmbeddedKafka,
+    database_url: str,
+    tmp_path: Path,
+    make_key: KeyMaker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CX_COLLECTOR_RATE_LIMIT_HEADERS", "always")
+    settings = collector_settings(kafka, database_url, tmp_path, collector_rate_limit_per_s=10)
+    assert settings.collector_rate_limit_headers == "always"
+    key = await make_key()
+    async for collector in start_collector(settings):
+        response = await collector.client.post(
+            "/v1/feedback", json=EVENT, headers={"X-API-Key": key}
+        )
+        assert response.status_code == 202
+        assert response.headers["RateLimit-Policy"] == '"api-key";q=20;w=2'
+        assert response.headers["RateLimit"] == '"api-key";r=19;t=1'
+
+
+def test_ratelimit_headers_setting_refuses_unknown_values(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CX_COLLECTOR_RATE_LIMIT_HEADERS", "sometimes")
+    with pytest.raises(ValidationError, match="collector_rate_limit_headers"):
+        CollectorSettings()
 
 
 async def test_in_flight_bound_answers_429_rather_than_queueing(
