@@ -19,6 +19,7 @@ Report = Literal["always", "near-limit"]
 
 POLICY: Final = "api-key"
 """The policy's name in both fields."""
+_FIELD: Final = b'"' + POLICY.encode() + b'";r=%d;t=%d'
 
 
 class Decision:
@@ -60,7 +61,7 @@ class Decision:
 
     def value(self) -> bytes:
         """The `RateLimit` field value."""
-        return b'"%s";r=%d;t=%d' % (POLICY.encode(), self.remaining, self.reset_s)
+        return _FIELD % (self.remaining, self.reset_s)
 
     def headers(self) -> dict[str, str]:
         """Both RateLimit fields, plus Retry-After for a refused request (for a problem
