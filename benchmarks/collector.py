@@ -553,11 +553,12 @@ def _median_cpu(results: list[dict[str, Any]], process: int) -> float:
 def report_single(concurrency: int, rounds: dict[str, list[dict[str, Any]]]) -> None:
     """The single-event figures at one concurrency."""
     print(f" concurrency {concurrency}:")
+    cpu = {name: _median_cpu(rounds[name], 0) for name in VARIANTS}
     for name in VARIANTS:
         results = rounds[name]
         rps = _median(results, "requests_per_s")
         # The share of one core the server was busy: below 1 it waited for something.
-        busy = rps * _median_cpu(results, 0) / 1e6
+        busy = rps * cpu[name] / 1e6
         each = ", ".join(f"{r['requests_per_s']:.0f}" for r in results)
         print(
             f"  {name:<9} {rps:8.0f} req/s   p50 {_median(results, 'p50_ms'):6.2f} ms   "
@@ -579,9 +580,7 @@ def report_single(concurrency: int, rounds: dict[str, list[dict[str, Any]]]) -> 
         f"  ratio no-kafka/bare: {_median(rounds['no-kafka'], 'requests_per_s') / bare_rps:.2f}  "
         "(the collector with Kafka's acknowledgement replaced by an immediate one)"
     )
-    bare_cpu = _median_cpu(rounds["bare"], 0)
-    no_kafka_cpu = _median_cpu(rounds["no-kafka"], 0)
-    coll_cpu = _median_cpu(rounds["collector"], 0)
+    bare_cpu, no_kafka_cpu, coll_cpu = cpu["bare"], cpu["no-kafka"], cpu["collector"]
     print(
         f"  CPU per request: bare {bare_cpu:.0f} us, no-kafka {no_kafka_cpu:.0f} us, collector "
         f"{coll_cpu:.0f} us (+ broker {_median_cpu(rounds['collector'], 1):.0f} us); "
