@@ -9,6 +9,9 @@ share the servers' event loops. In one run it measures, interleaving bare and co
   connections by default),
 - the same for the bare endpoint, and the ratio (each round's collector figure over the same
   round's bare figure, median over the rounds),
+- the same for the bare endpoint served through the collector's route class (`RequestRoute`,
+  which skips FastAPI's per-request parameter solving), and the ratio against it: the like-for-
+  like figure, what the collector's own work and Kafka cost on the same framework path,
 - the same for the collector with Kafka's acknowledgement replaced by an immediate one (auth,
   rate limit, dedup, telemetry and middleware kept), which splits the gap to the bare endpoint
   into the Kafka path and the rest,
@@ -53,7 +56,7 @@ from cxruntime.probes import wait_for_http
 from cxschema import FeedbackSubmission
 
 HOST = "127.0.0.1"
-VARIANTS = ("bare", "no-kafka", "collector")
+VARIANTS = ("bare", "bare-lean", "no-kafka", "collector")
 WARMUP_S = 1.0
 
 COMMENTS = (
@@ -257,12 +260,15 @@ def load_main(args: argparse.Namespace) -> int:
 def bare_main(args: argparse.Namespace) -> int:
     """A FastAPI app validating like the collector, without auth and Kafka; FastAPI configured
     as in every cxloop service (its OpenTelemetry hooks off), so the ratio compares the work
-    and not the framework settings."""
+    and not the framework settings. With `--lean` its endpoint goes through the collector's
+    route class, `RequestRoute`, as the collector's ingest endpoints do."""
     import uvicorn
 
-    from cxruntime.ops import NO_OPENTELEMETRY
+    from cxruntime.ops import NO_OPENTELEMETRY, RequestRoute
 
     app = FastAPI(telemetry=NO_OPENTELEMETRY)
+    if args.lean:
+        app.router.route_class = RequestRoute
 
     @app.post("/v1/feedback", status_code=202)
     async def post(request: Request) -> Response:
@@ -412,11 +418,12 @@ def main_run(args: argparse.Namespace) -> int:
         cxloop = str(Path(sys.executable).parent / "cxloop")
         collector = subprocess.Popen([cxloop, "collector"], env=env)
         processes.append(collector)
-        bare = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.collector", "--bare", "--port", str(bare_port)],
-            env=env,
-        )
+        bare_command = [sys.executable, "-m", "benchmarks.collector", "--bare"]
+        bare = subprocess.Popen([*bare_command, "--port", str(bare_port)], env=env)
         processes.append(bare)
+        lean_port = free_port()
+        lean = subprocess.Popen([*bare_command, "--lean", "--port", str(lean_port)], env=env)
+        processes.append(lean)
         no_kafka_port = free_port()
         no_kafka = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.collector", "--no-kafka"],
@@ -428,6 +435,7 @@ def main_run(args: argparse.Namespace) -> int:
                 os.sched_setaffinity(server.pid, server_cpus)
         wait_for_http(f"http://{HOST}:{collector_port}/readyz", process=collector)
         wait_for_http(f"http://{HOST}:{bare_port}/docs", process=bare)
+        wait_for_http(f"http://{HOST}:{lean_port}/docs", process=lean)
         wait_for_http(f"http://{HOST}:{no_kafka_port}/readyz", process=no_kafka)
         assert kafka.process is not None
         broker_pid = kafka.process.pid
@@ -438,6 +446,7 @@ def main_run(args: argparse.Namespace) -> int:
         batches: list[dict[str, Any]] = []
         servers = {
             "bare": ([bare.pid], bare_port, None),
+            "bare-lean": ([lean.pid], lean_port, None),
             "no-kafka": ([no_kafka.pid], no_kafka_port, key),
             "collector": ([collector.pid, broker_pid], collector_port, key),
         }
@@ -561,7 +570,7 @@ def report_single(concurrency: int, rounds: dict[str, list[dict[str, Any]]]) -> 
         busy = rps * cpu[name] / 1e6
         each = ", ".join(f"{r['requests_per_s']:.0f}" for r in results)
         print(
-            f"  {name:<9} {rps:8.0f} req/s   p50 {_median(results, 'p50_ms'):6.2f} ms   "
+            f"  {name:<10} {rps:8.0f} req/s   p50 {_median(results, 'p50_ms'):6.2f} ms   "
             f"p99 {_median(results, 'p99_ms'):6.2f} ms   server busy {busy:.2f} "
             f"(rounds: {each}; statuses {results[-1]['statuses']})"
         )
@@ -575,21 +584,33 @@ def report_single(concurrency: int, rounds: dict[str, list[dict[str, Any]]]) -> 
     print(
         f"  ratio collector/bare: {statistics.median(paired):.3f}  (target >= 0.80; rounds: {each})"
     )
-    bare_rps = _median(rounds["bare"], "requests_per_s")
+    lean = [
+        c["requests_per_s"] / b["requests_per_s"]
+        for b, c in zip(rounds["bare-lean"], rounds["collector"], strict=True)
+    ]
+    each = ", ".join(f"{r:.3f}" for r in lean)
     print(
-        f"  ratio no-kafka/bare: {_median(rounds['no-kafka'], 'requests_per_s') / bare_rps:.2f}  "
+        f"  ratio collector/bare-lean: {statistics.median(lean):.3f}  (like for like: the bare "
+        f"endpoint on the collector's route class; rounds: {each})"
+    )
+    lean_rps = _median(rounds["bare-lean"], "requests_per_s")
+    print(
+        f"  ratio no-kafka/bare-lean: "
+        f"{_median(rounds['no-kafka'], 'requests_per_s') / lean_rps:.2f}  "
         "(the collector with Kafka's acknowledgement replaced by an immediate one)"
     )
-    bare_cpu, no_kafka_cpu, coll_cpu = cpu["bare"], cpu["no-kafka"], cpu["collector"]
+    bare_cpu, lean_cpu = cpu["bare"], cpu["bare-lean"]
+    no_kafka_cpu, coll_cpu = cpu["no-kafka"], cpu["collector"]
     print(
-        f"  CPU per request: bare {bare_cpu:.0f} us, no-kafka {no_kafka_cpu:.0f} us, collector "
-        f"{coll_cpu:.0f} us (+ broker {_median_cpu(rounds['collector'], 1):.0f} us); "
-        f"ratio bare/collector {bare_cpu / coll_cpu:.2f}"
+        f"  CPU per request: bare {bare_cpu:.0f} us, bare-lean {lean_cpu:.0f} us, no-kafka "
+        f"{no_kafka_cpu:.0f} us, collector {coll_cpu:.0f} us (+ broker "
+        f"{_median_cpu(rounds['collector'], 1):.0f} us); ratio bare/collector "
+        f"{bare_cpu / coll_cpu:.2f}"
     )
     print(
-        f"  of the collector's extra {coll_cpu - bare_cpu:.0f} us: Kafka path "
-        f"{coll_cpu - no_kafka_cpu:.0f} us, auth, rate limit, dedup, telemetry and middleware "
-        f"{no_kafka_cpu - bare_cpu:.0f} us"
+        f"  FastAPI's parameter solving skipped by the route class: {bare_cpu - lean_cpu:.0f} us; "
+        f"the collector's work beyond bare-lean: Kafka path {coll_cpu - no_kafka_cpu:.0f} us, "
+        f"auth, rate limit, dedup, telemetry and middleware {no_kafka_cpu - lean_cpu:.0f} us"
     )
     per_batch = ", ".join(f"{r['records_per_batch']:.1f}" for r in rounds["collector"])
     print(
@@ -609,6 +630,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--load", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--bare", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--no-kafka", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--lean", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--kind", default="single", help=argparse.SUPPRESS)
     parser.add_argument("--key", default="", help=argparse.SUPPRESS)

@@ -24,10 +24,13 @@ from cxloop_collector.intake import (
 )
 from cxloop_collector.telemetry import count_event
 from cxruntime.apikeys import ApiKey
+from cxruntime.ops import RequestRoute
 from cxruntime.problems import Problem
 from cxschema import FeedbackSubmission
 
-router = APIRouter(prefix="/v1", tags=["ingest"])
+router = APIRouter(prefix="/v1", tags=["ingest"], route_class=RequestRoute)
+"""The ingest endpoints read, validate and answer by hand, so FastAPI's per-request parameter
+and dependency solving is skipped (`RequestRoute`); their OpenAPI entries are as declared."""
 
 _PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 INGEST_RESPONSES: dict[int | str, dict[str, Any]] = {
