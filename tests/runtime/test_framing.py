@@ -1,5 +1,5 @@
 """The framer against a real broker: partitions as the producer's own partitioner picks them,
-several topics at once, flush and linger, and a record too large for any batch."""
+several topics at once, flush and linger, eager shipping, and a record too large for any batch."""
 
 from __future__ import annotations
 
@@ -118,3 +118,33 @@ async def test_a_full_batch_leaves_and_the_record_opens_the_next(kafka: Embedded
         await producer.stop()
     landed = await _read_all(kafka.bootstrap, RAW, partitions, 3)
     assert [size for _, _, size in landed] == [100, 4096, 10], "one partition, order kept"
+
+
+async def test_eager_ships_when_the_pipe_is_free_and_gathers_while_a_batch_is_unacknowledged(
+    kafka: EmbeddedKafka,
+) -> None:
+    producer = make_producer(kafka.bootstrap, client_id="framing-test")
+    await producer.start()
+    try:
+        # A linger far beyond the test's timeouts: every delivery below is the eager rule's.
+        framer = Framer(producer, linger_s=60.0, eager=True)
+        await framer.refresh_partitions([RAW])
+        first = framer.append(RAW, b"k", b"1", [])
+        # Nothing awaits an acknowledgement: the batch leaves as the loop's iteration ends.
+        await asyncio.sleep(0)
+        later = [framer.append(RAW, b"k", str(i).encode(), []) for i in range(2, 12)]
+        assert later[0] is not first
+        assert all(delivery is later[0] for delivery in later), "gathered into one batch"
+        async with asyncio.timeout(10):
+            await first
+        # The first batch's acknowledgement ships the gathered one.
+        async with asyncio.timeout(10):
+            await later[0]
+        idle = framer.append(RAW, b"k", b"12", [])
+        async with asyncio.timeout(10):
+            await idle
+        partitions = sorted(await producer.partitions_for(RAW))
+    finally:
+        await producer.stop()
+    landed = await _read_all(kafka.bootstrap, RAW, partitions, 12)
+    assert [size for _, _, size in landed] == [1] * 9 + [2] * 3, "one partition, order kept"

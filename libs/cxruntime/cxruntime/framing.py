@@ -63,6 +63,13 @@ class Framer:
     `linger_s` None means no timer: batches leave when full or on `flush()` (a consumer that has
     its whole output at hand flushes at once). `on_delivered` is called with the seconds from
     shipping to the broker's acknowledgement of each batch.
+
+    `eager` ships open batches as soon as nothing shipped earlier awaits the broker's
+    acknowledgement: at once (at the end of the event loop's current iteration) when the pipe is
+    free, else the moment the last outstanding batch is acknowledged, with `linger_s` as the
+    longest wait. Records then wait for the broker only as long as it takes to answer the batch
+    before theirs, and batches grow with the load by themselves (group commit), where a fixed
+    linger makes every record wait out the timer even while the process has nothing else to do.
     """
 
     def __init__(
@@ -71,16 +78,21 @@ class Framer:
         *,
         linger_s: float | None,
         on_delivered: Callable[[float], None] | None = None,
+        eager: bool = False,
     ) -> None:
         self._producer = producer
         self._linger_s = linger_s
         self._on_delivered = on_delivered
+        self._eager = eager
         self._loop = asyncio.get_running_loop()
         self._open: dict[tuple[str, int], _OpenBatch] = {}
         self._locks: dict[tuple[str, int], asyncio.Lock] = {}
         self._partitions: dict[str, tuple[list[int], float]] = {}
         self._shipping: set[asyncio.Task[None]] = set()
         self._timer: asyncio.TimerHandle | None = None
+        self._unacknowledged = 0
+        """Sealed batches whose delivery has not settled yet (eager mode)."""
+        self._soon: asyncio.Handle | None = None
 
     def partitions_stale(self, topics: Iterable[str]) -> bool:
         """True when some topic's partitions must be (re)read before appending to it."""
@@ -129,13 +141,20 @@ class Framer:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._soon is not None:
+            self._soon.cancel()
+            self._soon = None
         for slot in list(self._open):
             self._seal(slot)
 
     def _new(self, slot: tuple[str, int]) -> _OpenBatch:
         batch = _OpenBatch(builder=self._producer.create_batch(), done=self._loop.create_future())
         self._open[slot] = batch
-        if self._timer is None and self._linger_s is not None:
+        if self._eager and self._unacknowledged == 0:
+            # The pipe is free: leave with whatever the loop's current iteration appends.
+            if self._soon is None:
+                self._soon = self._loop.call_soon(self.flush)
+        elif self._timer is None and self._linger_s is not None:
             # One timer for every partition: they are sealed together and leave in one produce
             # request, since each request to the broker costs far more than a record.
             self._timer = self._loop.call_later(self._linger_s, self._linger_over)
@@ -145,8 +164,16 @@ class Framer:
         self._timer = None
         self.flush()
 
+    def _settled(self, _: asyncio.Future[None]) -> None:
+        self._unacknowledged -= 1
+        if self._unacknowledged == 0 and self._open:
+            self.flush()
+
     def _seal(self, slot: tuple[str, int]) -> None:
         batch = self._open.pop(slot)
+        if self._eager:
+            self._unacknowledged += 1
+            batch.done.add_done_callback(self._settled)
         # A closed builder is ready at once; an open one lingers again for the producer's own
         # linger_ms inside aiokafka's accumulator after `send_batch`.
         batch.builder.close()

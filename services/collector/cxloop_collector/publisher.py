@@ -78,7 +78,10 @@ class Publisher:
     def attach(self, producer: AIOKafkaProducer, *, linger_s: float) -> None:
         """Start producing through `producer` (called once it connected)."""
         self.framer = Framer(
-            producer, linger_s=linger_s, on_delivered=telemetry.PRODUCE_SECONDS.observe
+            producer,
+            linger_s=linger_s,
+            on_delivered=telemetry.PRODUCE_SECONDS.observe,
+            eager=True,
         )
         self.producer = producer
 
