@@ -34,7 +34,8 @@ class CollectorSettings(CommonSettings):
     collector_auth_cache_s: float = Field(default=5.0, ge=0)
     """How long an API key lookup is cached (a revoked key works at most this long)."""
     collector_linger_ms: int = Field(default=5, ge=0)
-    """Producer linger: how long records wait to be batched."""
+    """The longest a record waits for its batch to leave; batches leave earlier, as soon as no
+    earlier batch awaits the broker's acknowledgement (`Framer(eager=True)`)."""
 
     def rate_limit_burst(self) -> int:
         """The token bucket size."""
