@@ -187,3 +187,28 @@ async def test_concurrent_lookups_of_one_key_share_one_query(
             apikeys.authenticate = original
         assert calls == 1
         assert {k.name for k in found if k is not None} == {"herd"}
+
+
+@pytest.mark.parametrize(("value", "eager"), [(None, True), ("false", False)])
+async def test_group_commit_is_on_by_default_and_can_be_turned_off(
+    kafka: EmbeddedKafka,
+    database_url: str,
+    tmp_path: Path,
+    make_key: KeyMaker,
+    monkeypatch: pytest.MonkeyPatch,
+    value: str | None,
+    eager: bool,
+) -> None:
+    if value is not None:
+        monkeypatch.setenv("CX_COLLECTOR_GROUP_COMMIT", value)
+    settings = collector_settings(kafka, database_url, tmp_path)
+    key = await make_key()
+    async for collector in start_collector(settings):
+        framer = collector.app.state.gate.publisher.framer
+        assert framer is not None
+        assert framer.eager is eager
+        # Either way an event is answered once Kafka holds it.
+        response = await collector.client.post(
+            "/v1/feedback", json=EVENT, headers={"X-API-Key": key}
+        )
+        assert response.status_code == 202

@@ -94,6 +94,11 @@ class Framer:
         """Sealed batches whose delivery has not settled yet (eager mode)."""
         self._soon: asyncio.Handle | None = None
 
+    @property
+    def eager(self) -> bool:
+        """Whether batches ship as soon as nothing awaits an acknowledgement."""
+        return self._eager
+
     def partitions_stale(self, topics: Iterable[str]) -> bool:
         """True when some topic's partitions must be (re)read before appending to it."""
         now = time.monotonic()

@@ -49,7 +49,11 @@ async def _connect(settings: CollectorSettings, publisher: Publisher) -> AIOKafk
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
             continue
-        publisher.attach(producer, linger_s=settings.collector_linger_ms / 1000)
+        publisher.attach(
+            producer,
+            linger_s=settings.collector_linger_ms / 1000,
+            group_commit=settings.collector_group_commit,
+        )
         log.info("producing to Kafka at %s", bootstrap)
         return producer
 

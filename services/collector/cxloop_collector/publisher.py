@@ -75,13 +75,17 @@ class Publisher:
         self._in_flight = 0
         telemetry.IN_FLIGHT.set_function(lambda: self._in_flight)
 
-    def attach(self, producer: AIOKafkaProducer, *, linger_s: float) -> None:
-        """Start producing through `producer` (called once it connected)."""
+    def attach(
+        self, producer: AIOKafkaProducer, *, linger_s: float, group_commit: bool = True
+    ) -> None:
+        """Start producing through `producer` (called once it connected). `group_commit`: a
+        batch leaves as soon as the previous one is acknowledged (`Framer(eager=True)`), with
+        `linger_s` as the longest wait; otherwise every `linger_s`."""
         self.framer = Framer(
             producer,
             linger_s=linger_s,
             on_delivered=telemetry.PRODUCE_SECONDS.observe,
-            eager=True,
+            eager=group_commit,
         )
         self.producer = producer
 

@@ -34,8 +34,11 @@ class CollectorSettings(CommonSettings):
     collector_auth_cache_s: float = Field(default=5.0, ge=0)
     """How long an API key lookup is cached (a revoked key works at most this long)."""
     collector_linger_ms: int = Field(default=5, ge=0)
-    """The longest a record waits for its batch to leave; batches leave earlier, as soon as no
-    earlier batch awaits the broker's acknowledgement (`Framer(eager=True)`)."""
+    """The longest a record waits for its batch to leave; with group commit batches leave
+    earlier, as soon as no earlier batch awaits the broker's acknowledgement."""
+    collector_group_commit: bool = True
+    """Ship batches as soon as the previous one is acknowledged (lower latency, more produce
+    requests at moderate load); false: every `collector_linger_ms`."""
 
     def rate_limit_burst(self) -> int:
         """The token bucket size."""
