@@ -574,25 +574,9 @@ def report_single(concurrency: int, rounds: dict[str, list[dict[str, Any]]]) -> 
             f"p99 {_median(results, 'p99_ms'):6.2f} ms   server busy {busy:.2f} "
             f"(rounds: {each}; statuses {results[-1]['statuses']})"
         )
-    # Each round's collector figure over the same round's bare figure, then the median: a
-    # paired estimate, steadier than a ratio of medians when the host drifts between rounds.
-    paired = [
-        c["requests_per_s"] / b["requests_per_s"]
-        for b, c in zip(rounds["bare"], rounds["collector"], strict=True)
-    ]
-    each = ", ".join(f"{r:.3f}" for r in paired)
-    print(
-        f"  ratio collector/bare: {statistics.median(paired):.3f}  (target >= 0.80; rounds: {each})"
-    )
-    lean = [
-        c["requests_per_s"] / b["requests_per_s"]
-        for b, c in zip(rounds["bare-lean"], rounds["collector"], strict=True)
-    ]
-    each = ", ".join(f"{r:.3f}" for r in lean)
-    print(
-        f"  ratio collector/bare-lean: {statistics.median(lean):.3f}  (like for like: the bare "
-        f"endpoint on the collector's route class; rounds: {each})"
-    )
+    print(f"  ratio collector/bare: {_paired(rounds, 'bare', 'target >= 0.80')}")
+    like = "like for like: the bare endpoint on the collector's route class"
+    print(f"  ratio collector/bare-lean: {_paired(rounds, 'bare-lean', like)}")
     lean_rps = _median(rounds["bare-lean"], "requests_per_s")
     print(
         f"  ratio no-kafka/bare-lean: "
@@ -617,6 +601,18 @@ def report_single(concurrency: int, rounds: dict[str, list[dict[str, Any]]]) -> 
         f"  records per Kafka batch (collector rounds): {per_batch}; fewer records per batch "
         "means more produce work per request"
     )
+
+
+def _paired(rounds: dict[str, list[dict[str, Any]]], baseline: str, note: str) -> str:
+    """The collector over `baseline`: each round's collector figure over the same round's
+    baseline figure, then the median; a paired estimate, steadier than a ratio of medians when
+    the host drifts between rounds."""
+    paired = [
+        c["requests_per_s"] / b["requests_per_s"]
+        for b, c in zip(rounds[baseline], rounds["collector"], strict=True)
+    ]
+    each = ", ".join(f"{r:.3f}" for r in paired)
+    return f"{statistics.median(paired):.3f}  ({note}; rounds: {each})"
 
 
 def _counts(text: str) -> list[int]:
