@@ -137,6 +137,7 @@ async def _echo(request: Request) -> Response:
         pytest.param(_typed, {}, id="response-model"),
         pytest.param(_sync, {}, id="sync"),
         pytest.param(_echo, {"dependencies": [Depends(lambda: None)]}, id="route-dependency"),
+        pytest.param(_echo, {"max_body_size": 1024}, id="body-limit"),
     ],
 )
 def test_request_route_refuses_endpoints_whose_parameters_it_would_skip(

@@ -60,8 +60,8 @@ class RequestRoute(APIRoute):
     This route hands the request straight to the endpoint through Starlette's
     `request_response`, so the app's exception handlers apply as before. Routing, middleware
     and the OpenAPI document (built from the same route attributes) do not change. An endpoint
-    with any other parameter, a dependency or a response model is refused when the route is
-    built, since this route would silently skip them.
+    with any other parameter, a dependency, a response model or a `max_body_size` is refused when
+    the route is built, since this route would silently skip them.
     """
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
@@ -72,11 +72,12 @@ class RequestRoute(APIRoute):
             or self.dependant.dependencies
             or self.dependencies
             or self.response_field is not None
+            or self.max_body_size is not None
             or not inspect.iscoroutinefunction(endpoint)
         ):
             raise TypeError(
                 f"{path}: a RequestRoute endpoint is `async def f(request: Request) -> Response`"
-                " without dependencies or response model"
+                " without dependencies, response model or max_body_size (it reads its own body)"
             )
         self.app = request_response(endpoint)
 
