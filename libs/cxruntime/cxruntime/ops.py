@@ -69,8 +69,7 @@ class RequestRoute(APIRoute):
         parameters = list(inspect.signature(endpoint).parameters)
         if (
             parameters != [self.dependant.request_param_name]
-            or self.dependant.dependencies
-            or self.dependencies
+            or self.dependant.dependencies  # the route's own dependencies are among them
             or self.response_field is not None
             or self.max_body_size is not None
             or not inspect.iscoroutinefunction(endpoint)
