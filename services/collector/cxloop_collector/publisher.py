@@ -75,9 +75,7 @@ class Publisher:
         self._in_flight = 0
         telemetry.IN_FLIGHT.set_function(lambda: self._in_flight)
 
-    def attach(
-        self, producer: AIOKafkaProducer, *, linger_s: float, group_commit: bool = True
-    ) -> None:
+    def attach(self, producer: AIOKafkaProducer, *, linger_s: float, group_commit: bool) -> None:
         """Start producing through `producer` (called once it connected). `group_commit`: a
         batch leaves as soon as the previous one is acknowledged (`Framer(eager=True)`), with
         `linger_s` as the longest wait; otherwise every `linger_s`."""
