@@ -23,7 +23,7 @@ class Builder:
         return object()
 
     def close(self) -> None:
-        pass
+        """Nothing to finish: the records are kept as appended."""
 
 
 class Producer:
