@@ -53,7 +53,22 @@ def test_generated_ids_are_version_4_uuids() -> None:
     for value in list(ids)[:50]:
         parsed = uuid.UUID(value)
         assert parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122
         assert str(parsed) == value
+
+
+def test_feedback_uid_is_stable() -> None:
+    # Stored by every sink: it must never change between releases.
+    assert feedback_uid("/cxloop/keys/web", "e-1") == "4917845f379c99bafd50a78445bcb34f"
+    assert feedback_uid("/cxloop/keys/web shop", "ä-2") == "4955108cc7d214b2ce90912a57dfbc5e"
+    # The cached per-source state is copied, never advanced.
+    assert feedback_uid("/cxloop/keys/web", "e-1") == "4917845f379c99bafd50a78445bcb34f"
+
+
+def test_an_anonymous_event_is_keyed_by_its_uid() -> None:
+    submission = FeedbackSubmission.model_validate({"channel": "web", "scores": {"nps": 9}})
+    record = to_record(receive(submission, source="/s", received_at=NOW, event_id="e-9"))
+    assert record.key == feedback_uid("/s", "e-9").encode() == record.uid.encode()
 
 
 def test_key_source_is_a_uri_reference() -> None:

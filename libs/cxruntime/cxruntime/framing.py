@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import functools
 import random
+import struct
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -24,7 +25,6 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from aiokafka.partitioner import murmur2
 
 from cxschema import Headers
 
@@ -32,10 +32,43 @@ PARTITIONS_TTL_S = 10.0
 """How long a topic's partition list is trusted before it is read again from the metadata."""
 
 
+_M = 0x5BD1E995
+_MASK = 0xFFFFFFFF
+_WORDS = [struct.Struct(f"<{count}I") for count in range(64)]
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 (the Java client's `Utils.murmur2`, as `aiokafka.partitioner.murmur2`),
+    unsigned 32 bits.
+
+    The same function as aiokafka's, which is pure Python too, in half the time: the 4-byte
+    words are read with one `struct` call and each step masks once instead of up to three times.
+    A test checks both agree on random inputs.
+    """
+    length = len(data)
+    h = 0x9747B28C ^ length
+    count = length >> 2
+    words = _WORDS[count] if count < len(_WORDS) else struct.Struct(f"<{count}I")
+    for word in words.unpack_from(data):
+        k = (word * _M) & _MASK
+        h = ((h * _M) & _MASK) ^ (((k ^ (k >> 24)) * _M) & _MASK)
+    tail = length & 3
+    if tail:
+        base = length - tail
+        if tail == 3:
+            h ^= data[base + 2] << 16
+        if tail >= 2:
+            h ^= data[base + 1] << 8
+        h = ((h ^ data[base]) * _M) & _MASK
+    h ^= h >> 13
+    h = (h * _M) & _MASK
+    return h ^ (h >> 15)
+
+
 @functools.lru_cache(maxsize=65_536)
 def _hash(key: bytes) -> int:
-    # aiokafka's murmur2 is pure Python; keys (customer ids) repeat, so remember them.
-    return int(murmur2(key)) & 0x7FFFFFFF
+    # Keys (customer ids) repeat, so remember them.
+    return murmur2(key) & 0x7FFFFFFF
 
 
 @dataclass(slots=True)

@@ -36,8 +36,8 @@ _ids = random.SystemRandom()
 _fast = random.Random(_ids.getrandbits(128))
 
 
-_VERSION_MASK: Final = ~((0xF000 << 64) | (0xC000 << 48))
-_VERSION_BITS: Final = (0x4000 << 64) | (0x8000 << 48)
+_VARIANT: Final = "89ab89ab89ab89ab"
+"""The UUID variant digit (binary 10xx) for each value of a random hex digit."""
 
 
 def new_id() -> str:
@@ -46,8 +46,8 @@ def new_id() -> str:
     Drawn from a PRNG seeded once from the OS: ids must be unique, not secret, and reading
     the OS source per request costs a system call on the hot path.
     """
-    h = f"{(_fast.getrandbits(128) & _VERSION_MASK) | _VERSION_BITS:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    h = _fast.randbytes(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[int(h[16], 16)]}{h[17:20]}-{h[20:]}"
 
 
 def receive(
@@ -84,13 +84,16 @@ def _construct(fields: dict[str, Any]) -> FeedbackReceived:
 
 def to_record(event: FeedbackReceived) -> Record:
     """The Kafka record of an accepted event, with the CloudEvents binary-mode headers."""
+    uid = feedback_uid(event.source, event.id)
+    # Positional: keywords cost a third of a microsecond more per record (order: uid, event_id,
+    # channel, key, value, headers).
     return Record(
-        uid=feedback_uid(event.source, event.id),
-        event_id=event.id,
-        channel=event.channel,
-        key=record_key(event),
-        value=encode(event),
-        headers=ce_headers(event, ce_type=TYPE_SUBMITTED),
+        uid,
+        event.id,
+        event.channel,
+        record_key(event, uid),
+        encode(event),
+        ce_headers(event, ce_type=TYPE_SUBMITTED),
     )
 
 
