@@ -1,0 +1,246 @@
+"""Instructions per event through the collector's ingest path, counted by valgrind (callgrind).
+
+The wall-clock benchmark (`benchmarks.collector`) moves by tens of percent from minute to minute
+on a shared host; an instruction count does not, so a change of a few percent on the hot path
+shows, and two builds can be compared one after the other:
+
+    python -m benchmarks.instructions                    # this checkout
+    python -m benchmarks.instructions --source ../other  # another checkout, with this venv
+
+What is counted: the collector's ASGI app in-process, from the request scope to the answer, for
+`POST /v1/feedback/batch` (500 events a request, 4 requests in flight) and `POST /v1/feedback`
+(32 in flight): authentication (a cached key), rate limit, validation, the accepted event and
+its record, the publisher, the framer and aiokafka's batch builder, with a producer that encodes
+every batch and acknowledges it at once. Not counted: uvicorn's HTTP parsing, the sockets, the
+broker. The figure is the difference between a run of 3 and of 1 measured repetitions, divided
+by the events of the 2 extra ones, so start-up and imports cancel out. Needs `valgrind`; a run
+takes about two minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import MutableMapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+SECRET = "cxk_bench_instructions"
+EVENTS_PER_BATCH = 500
+KINDS = {"batch": (4, 8), "single": (32, 800)}
+"""kind: (requests in flight, requests per repetition)."""
+MAX_REPETITIONS = 3
+SOURCE_DIRS = ("libs/cxschema", "libs/cxruntime", "services/collector")
+
+
+async def drive(kind: str, repetitions: int) -> None:
+    """Serve `repetitions` + 1 rounds of requests to the collector app (the first warms up)."""
+    from aiokafka.producer.message_accumulator import BatchBuilder
+    from sqlalchemy.ext.asyncio import async_sessionmaker
+
+    from benchmarks.collector import make_events
+    from cxloop_collector import main as collector_main
+    from cxloop_collector.gate import Gate
+    from cxloop_collector.keys import CoalescingAuthenticator
+    from cxloop_collector.publisher import Publisher
+    from cxloop_collector.ratelimit import RateLimiter
+    from cxloop_collector.settings import CollectorSettings
+    from cxruntime.apikeys import ApiKey
+    from cxruntime.serve import settle_garbage_collector
+
+    key = ApiKey(
+        key_id="bench",
+        name="bench",
+        scopes=frozenset({"ingest"}),
+        channels=frozenset(),
+        origins=frozenset(),
+        team=None,
+        publishable=False,
+    )
+
+    class Keys(CoalescingAuthenticator):
+        async def resolve(self, presented: str) -> ApiKey | None:
+            return key if presented == SECRET else None
+
+    class Producer:
+        """Encodes each batch as the real producer would and acknowledges it at once."""
+
+        def create_batch(self) -> BatchBuilder:
+            return BatchBuilder(256 * 1024, 0)
+
+        async def partitions_for(self, topic: str) -> set[int]:
+            return {0, 1, 2}
+
+        async def send_batch(
+            self, builder: BatchBuilder, topic: str, *, partition: int
+        ) -> asyncio.Future[None]:
+            builder._build()
+            delivered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            delivered.get_loop().call_soon(delivered.set_result, None)
+            return delivered
+
+    app = collector_main.create_app(CollectorSettings())
+    keys = Keys(async_sessionmaker(), ttl_s=1e9)
+    # A long produce timeout: under valgrind a batch takes seconds.
+    publisher = Publisher(timeout_s=600.0, max_in_flight=10**6, memo_size=100_000)
+    publisher.attach(Producer(), linger_s=0.005, group_commit=True)
+    app.state.authenticator = keys
+    app.state.gate = Gate(
+        publisher=publisher,
+        limiter=RateLimiter(rate_per_s=1e9, burst=10**9),
+        authenticator=keys,
+    )
+    concurrency, per_round = KINDS[kind]
+    path = "/v1/feedback/batch" if kind == "batch" else "/v1/feedback"
+
+    def bodies_of_round(seed: int) -> list[bytes]:
+        # Every round posts other events (mostly other customers, so the partitioner's cache of
+        # key hashes hits about as often as with real traffic, not always).
+        if kind == "single":
+            return [orjson.dumps(event) for event in make_events(per_round, seed=seed)]
+        events = make_events(EVENTS_PER_BATCH * per_round, seed=seed)
+        return [
+            orjson.dumps({"events": events[i : i + EVENTS_PER_BATCH]})
+            for i in range(0, len(events), EVENTS_PER_BATCH)
+        ]
+
+    statuses: dict[int, int] = {}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            statuses[message["status"]] = statuses.get(message["status"], 0) + 1
+
+    async def post(body: bytes) -> None:
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": [
+                (b"host", b"127.0.0.1"),
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"x-api-key", SECRET.encode()),
+            ],
+            "client": ("127.0.0.1", 1),
+            "server": ("127.0.0.1", 2),
+            "state": {},
+        }
+        messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+        async def receive() -> MutableMapping[str, Any]:
+            if messages:
+                return messages.pop()
+            await asyncio.sleep(3600)  # a disconnect never comes while the request runs
+            return {"type": "http.disconnect"}
+
+        await app(scope, receive, send)
+
+    # Built for the most repetitions whatever this run does: the set-up then costs the same
+    # in both counted runs and cancels out.
+    rounds = [bodies_of_round(seed) for seed in range(MAX_REPETITIONS + 1)]
+
+    async def one_round(seed: int) -> None:
+        queue = list(reversed(rounds[seed]))
+
+        async def worker() -> None:
+            while queue:
+                await post(queue.pop())
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+    await one_round(0)
+    settle_garbage_collector()
+    for seed in range(1, repetitions + 1):
+        await one_round(seed)
+    expected = {200 if kind == "batch" else 202: per_round * (repetitions + 1)}
+    if statuses != expected:
+        raise SystemExit(f"unexpected answers {statuses}, expected {expected}")
+
+
+def count(kind: str, repetitions: int, source: Path, work: Path) -> int:
+    """Instructions of a whole `--drive` run under callgrind."""
+    out = work / f"{kind}.{repetitions}.callgrind"
+    python_path = [str(source / part) for part in SOURCE_DIRS] + [str(source)]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(python_path),
+        "PYTHONHASHSEED": "0",
+        "CX_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+        "CX_DATABASE_URL": "postgresql+asyncpg://bench@127.0.0.1:1/bench",
+        "CX_DATA_DIR": str(work / "data"),
+    }
+    command = [
+        "valgrind",
+        "--tool=callgrind",
+        f"--callgrind-out-file={out}",
+        sys.executable,
+        # This file drives, the source's packages serve (another checkout may not have this file).
+        str(Path(__file__).resolve()),
+        "--drive",
+        kind,
+        "--repetitions",
+        str(repetitions),
+    ]
+    done = subprocess.run(command, check=False, env=env, capture_output=True, text=True, cwd=source)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
+    for line in out.read_text().splitlines():
+        if line.startswith(("summary:", "totals:")):
+            return int(line.split()[1])
+    raise SystemExit(f"no instruction total in {out}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Count, or (`--drive`) be the process that is counted."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.instructions")
+    parser.add_argument(
+        "--source",
+        type=Path,
+        default=Path(__file__).resolve().parent.parent,
+        help="checkout to measure (default: this one)",
+    )
+    parser.add_argument("--drive", choices=sorted(KINDS), help=argparse.SUPPRESS)
+    parser.add_argument("--repetitions", type=int, default=1, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.drive:
+        asyncio.run(drive(args.drive, args.repetitions))
+        return 0
+    if shutil.which("valgrind") is None:
+        print("valgrind is not installed; this benchmark counts instructions with it")
+        return 2
+    source = args.source.resolve()
+    print(f"instructions per event, collector app in-process, source {source}")
+    with tempfile.TemporaryDirectory(prefix="cxinstr-") as tmp:
+        work = Path(tmp)
+        for kind, (concurrency, per_round) in KINDS.items():
+            events = per_round * (EVENTS_PER_BATCH if kind == "batch" else 1)
+            # The two runs side by side: two cores halve the wait, and counts do not mind.
+            with ThreadPoolExecutor(max_workers=2) as executor:
+                first = executor.submit(count, kind, 1, source, work)
+                third = executor.submit(count, kind, MAX_REPETITIONS, source, work)
+                one, three = first.result(), third.result()
+            per_event = (three - one) / ((MAX_REPETITIONS - 1) * events)
+            print(
+                f"  {kind:<6} {per_event:9,.0f} instructions per event "
+                f"({concurrency} requests in flight, {(MAX_REPETITIONS - 1) * events:,} events "
+                "counted)"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
