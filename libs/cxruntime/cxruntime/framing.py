@@ -71,6 +71,14 @@ def _hash(key: bytes) -> int:
     return murmur2(key) & 0x7FFFFFFF
 
 
+def partition_for(key: bytes | None, partitions: list[int]) -> int:
+    """The partition of a record among the topic's sorted `partitions`, as the producer's
+    default partitioner chooses it: murmur2 of the key, a random one without a key."""
+    if key is None:
+        return random.choice(partitions)
+    return partitions[_hash(key) % len(partitions)]
+
+
 @dataclass(slots=True)
 class _OpenBatch:
     builder: Any
@@ -157,12 +165,7 @@ class Framer:
 
         The topic's partitions must be known (`refresh_partitions`).
         """
-        partitions = self._partitions[topic][0]
-        if key is None:
-            partition = random.choice(partitions)
-        else:
-            partition = partitions[_hash(key) % len(partitions)]
-        slot = (topic, partition)
+        slot = (topic, partition_for(key, self._partitions[topic][0]))
         batch = self._open.get(slot) or self._new(slot)
         if batch.builder.append(key=key, value=value, timestamp=None, headers=headers) is None:
             # Full: it leaves now and the record opens the next batch (an empty batch takes any
