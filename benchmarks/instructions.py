@@ -230,10 +230,10 @@ def main(argv: list[str] | None = None) -> int:
             events = per_round * (EVENTS_PER_BATCH if kind == "batch" else 1)
             # The two runs side by side: two cores halve the wait, and counts do not mind.
             with ThreadPoolExecutor(max_workers=2) as executor:
-                first = executor.submit(count, kind, 1, source, work)
-                third = executor.submit(count, kind, MAX_REPETITIONS, source, work)
-                one, three = first.result(), third.result()
-            per_event = (three - one) / ((MAX_REPETITIONS - 1) * events)
+                short = executor.submit(count, kind, 1, source, work)
+                full = executor.submit(count, kind, MAX_REPETITIONS, source, work)
+                extra = full.result() - short.result()
+            per_event = extra / ((MAX_REPETITIONS - 1) * events)
             print(
                 f"  {kind:<6} {per_event:9,.0f} instructions per event "
                 f"({concurrency} requests in flight, {(MAX_REPETITIONS - 1) * events:,} events "
