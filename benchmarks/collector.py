@@ -51,7 +51,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
 
 from benchmarks.procfs import cpu_seconds, memory_mib
-from cxloop_collector.intake import field_errors, receive, to_record
+from cxloop_collector.intake import accept, field_errors
 from cxruntime.probes import wait_for_http
 from cxschema import FeedbackSubmission
 
@@ -277,8 +277,7 @@ def bare_main(args: argparse.Namespace) -> int:
             submission = FeedbackSubmission.model_validate_json(body)
         except ValidationError as exc:
             return Response(orjson.dumps({"errors": field_errors(exc)}), status_code=422)
-        event = receive(submission, source="/bare", received_at=datetime.now(UTC))
-        record = to_record(event)
+        record = accept(submission, source="/bare", received_at=datetime.now(UTC))
         return Response(
             orjson.dumps({"id": record.event_id, "status": "accepted"}),
             status_code=202,

@@ -1,40 +1,148 @@
-"""The pure intake functions: building the accepted event and its Kafka record."""
+"""The pure intake functions: the accepted event's Kafka record, ids, keys and limits."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
-from cxloop_collector.intake import key_source, new_id, receive, to_record
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cxloop_collector.intake import accept, key_source, new_id
 from cxloop_collector.memo import UidMemo
+from cxloop_collector.publisher import Record
 from cxloop_collector.ratelimit import RateLimiter
-from cxschema import FeedbackReceived, FeedbackSubmission, encode, feedback_uid
+from cxschema import (
+    CHANNELS,
+    TYPE_SUBMITTED,
+    FeedbackReceived,
+    FeedbackSubmission,
+    ce_headers,
+    encode,
+    feedback_uid,
+    record_key,
+)
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
-def test_receive_equals_a_validated_event() -> None:
+def received(
+    submission: FeedbackSubmission,
+    *,
+    source: str,
+    received_at: datetime,
+    event_id: str | None = None,
+    occurred_at: datetime | None = None,
+    generated_id: str,
+) -> FeedbackReceived:
+    """The accepted event built field by field and validated whole: what `accept` must write."""
+    return FeedbackReceived.model_validate(
+        {
+            **submission.model_dump(),
+            "id": event_id or submission.id or generated_id,
+            "occurred_at": submission.occurred_at or occurred_at or received_at,
+            "source": source,
+            "received_at": received_at,
+        }
+    )
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's members, refusing a name that occurs twice (parsers differ on which
+    one wins)."""
+    names = [name for name, _ in pairs]
+    assert len(names) == len(set(names)), f"duplicate names in {names}"
+    return dict(pairs)
+
+
+def assert_record_of(record: Record, event: FeedbackReceived) -> None:
+    """`record` is `event`'s Kafka record: the same JSON, key, headers and uid."""
+    assert FeedbackReceived.model_validate_json(record.value) == event
+    assert orjson.loads(record.value) == orjson.loads(encode(event))
+    json.loads(record.value, object_pairs_hook=unique_keys)
+    assert record.uid == feedback_uid(event.source, event.id)
+    assert record.event_id == event.id
+    assert record.channel == event.channel
+    assert record.key == record_key(event)
+    assert record.headers == ce_headers(event, ce_type=TYPE_SUBMITTED)
+
+
+def test_accept_writes_the_validated_event() -> None:
     submission = FeedbackSubmission.model_validate_json(
         b'{"channel":"web","customer":{"id":"crm-1","region":"DE-BY"},"scores":{"nps":3},'
         b'"comment":" zu sp\xc3\xa4t ","context":{"url":"https://shop.example"}}'
     )
-    lean = receive(submission, source="/cxloop/keys/web", received_at=NOW, event_id="e-1")
-    full = FeedbackReceived.model_validate(
-        {
-            **submission.model_dump(),
-            "id": "e-1",
-            "occurred_at": NOW,
-            "source": "/cxloop/keys/web",
-            "received_at": NOW,
-        }
+    record = accept(submission, source="/cxloop/keys/web", received_at=NOW, event_id="e-1")
+    event = received(
+        submission, source="/cxloop/keys/web", received_at=NOW, event_id="e-1", generated_id=""
     )
-    assert lean == full
-    assert encode(lean) == encode(full)
-    assert lean.model_dump() == full.model_dump()
-    record = to_record(lean)
+    assert_record_of(record, event)
     assert record.uid == feedback_uid("/cxloop/keys/web", "e-1")
     assert record.key == b"crm-1"
-    assert FeedbackReceived.model_validate_json(record.value) == full
+    assert event.comment == "zu sp\u00e4t"
+
+
+_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=30)
+_OFFSETS = st.integers(-14 * 60, 14 * 60).map(lambda minutes: timezone(timedelta(minutes=minutes)))
+_TIMES = st.datetimes(
+    min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=_OFFSETS
+)
+_SUBMISSIONS = st.fixed_dictionaries(
+    {
+        "channel": st.sampled_from(CHANNELS),
+        "scores": st.fixed_dictionaries({"nps": st.integers(0, 10)}),
+    },
+    optional={
+        "id": _TEXT,
+        "occurred_at": _TIMES.map(datetime.isoformat),
+        "customer": st.fixed_dictionaries(
+            {"id": _TEXT.filter(str.strip)}, optional={"segment": _TEXT, "region": _TEXT}
+        ),
+        "comment": _TEXT,
+        "language": st.sampled_from(("de", "en-GB")),
+        "touchpoint": _TEXT,
+        "context": st.fixed_dictionaries({}, optional={"url": _TEXT, "subject": _TEXT}),
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    fields=_SUBMISSIONS,
+    source=_TEXT,
+    received_at=_TIMES,
+    event_id=st.none() | st.just("") | _TEXT,
+    occurred_at=st.none() | _TIMES,
+)
+def test_accept_writes_the_event_for_any_submission(
+    fields: dict[str, Any],
+    source: str,
+    received_at: datetime,
+    event_id: str | None,
+    occurred_at: datetime | None,
+) -> None:
+    submission = FeedbackSubmission.model_validate_json(orjson.dumps(fields))
+    record = accept(
+        submission,
+        source=source,
+        received_at=received_at,
+        event_id=event_id,
+        occurred_at=occurred_at,
+    )
+    event = received(
+        submission,
+        source=source,
+        received_at=received_at,
+        event_id=event_id,
+        occurred_at=occurred_at,
+        generated_id=record.event_id,
+    )
+    assert_record_of(record, event)
+    if not event_id and submission.id is None:
+        assert uuid.UUID(record.event_id).version == 4
 
 
 def test_ce_time_is_each_events_own_time() -> None:
@@ -43,8 +151,11 @@ def test_ce_time_is_each_events_own_time() -> None:
     assert berlin == NOW  # the same instant, written differently
     times = [NOW, NOW, berlin, datetime(2026, 11, 23, 12, 0, tzinfo=UTC), NOW.replace(minute=5)]
     for moment in times:
-        record = to_record(receive(submission, source="/s", received_at=moment))
+        record = accept(submission, source="/s", received_at=moment)
         assert dict(record.headers)["ce_time"] == moment.isoformat().encode()
+        assert orjson.loads(record.value)["occurred_at"] == moment.isoformat().replace(
+            "+00:00", "Z"
+        )
 
 
 def test_generated_ids_are_version_4_uuids() -> None:
@@ -67,7 +178,7 @@ def test_feedback_uid_is_stable() -> None:
 
 def test_an_anonymous_event_is_keyed_by_its_uid() -> None:
     submission = FeedbackSubmission.model_validate({"channel": "web", "scores": {"nps": 9}})
-    record = to_record(receive(submission, source="/s", received_at=NOW, event_id="e-9"))
+    record = accept(submission, source="/s", received_at=NOW, event_id="e-9")
     assert record.key == feedback_uid("/s", "e-9").encode() == record.uid.encode()
 
 

@@ -9,6 +9,7 @@ from cxschema.codec import (
     decode_received,
     encode,
     feedback_uid,
+    key_of,
     record_key,
 )
 from cxschema.events import (
@@ -29,6 +30,7 @@ from cxschema.headers import (
     TYPE_REJECTED,
     TYPE_SUBMITTED,
     Headers,
+    binary_headers,
     ce_headers,
     header_value,
     invalid_headers,
@@ -55,6 +57,7 @@ __all__ = [
     "Scores",
     "Sentiment",
     "SentimentLabel",
+    "binary_headers",
     "ce_headers",
     "decode_enriched",
     "decode_received",
@@ -62,5 +65,6 @@ __all__ = [
     "feedback_uid",
     "header_value",
     "invalid_headers",
+    "key_of",
     "record_key",
 ]

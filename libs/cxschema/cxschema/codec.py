@@ -7,7 +7,7 @@ import hashlib
 
 from pydantic import BaseModel
 
-from cxschema.events import FeedbackEnriched, FeedbackReceived
+from cxschema.events import Customer, FeedbackEnriched, FeedbackReceived
 
 
 def encode(event: BaseModel) -> bytes:
@@ -43,11 +43,13 @@ def _source_hash(source: str) -> hashlib._Hash:
 
 
 def record_key(event: FeedbackReceived, uid: str | None = None) -> bytes:
+    """The Kafka record key of an event (see `key_of`); `uid` when the caller has it already."""
+    return key_of(event.customer, uid or feedback_uid(event.source, event.id))
+
+
+def key_of(customer: Customer | None, uid: str) -> bytes:
     """The Kafka record key: the customer id, so one customer's feedback stays in order.
 
-    Anonymous feedback is keyed by its own uid (`uid`, when the caller has it already), which
-    spreads it over the partitions.
+    Anonymous feedback is keyed by its own uid, which spreads it over the partitions.
     """
-    if event.customer is not None:
-        return event.customer.id.encode()
-    return (uid or feedback_uid(event.source, event.id)).encode()
+    return uid.encode() if customer is None else customer.id.encode()

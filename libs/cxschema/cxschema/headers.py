@@ -7,6 +7,7 @@ The record value is the event data; the attributes travel as headers `ce_<name>`
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Final
 
 from cxschema.events import FeedbackReceived
@@ -26,16 +27,30 @@ _CONTENT_TYPE_HEADER: Final = ("content-type", CONTENT_TYPE_JSON.encode())
 
 def ce_headers(event: FeedbackReceived, *, ce_type: str) -> Headers:
     """The binary-mode CloudEvents headers of an event's Kafka record."""
+    return binary_headers(
+        event.id,
+        event.source,
+        ce_type,
+        event.occurred_at,
+        None if event.customer is None else event.customer.id,
+    )
+
+
+def binary_headers(
+    event_id: str, source: str, ce_type: str, time: datetime, subject: str | None
+) -> Headers:
+    """The binary-mode CloudEvents headers of a record from its attributes (positional: this
+    runs once per accepted event)."""
     headers: Headers = [
         _SPECVERSION_HEADER,
-        ("ce_id", event.id.encode()),
-        ("ce_source", event.source.encode()),
+        ("ce_id", event_id.encode()),
+        ("ce_source", source.encode()),
         ("ce_type", ce_type.encode()),
-        ("ce_time", event.occurred_at.isoformat().encode()),
+        ("ce_time", time.isoformat().encode()),
         _CONTENT_TYPE_HEADER,
     ]
-    if event.customer is not None:
-        headers.append(("ce_subject", event.customer.id.encode()))
+    if subject is not None:
+        headers.append(("ce_subject", subject.encode()))
     return headers
 
 

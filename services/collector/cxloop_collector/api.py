@@ -16,11 +16,10 @@ from cxloop_collector.bodies import read_body
 from cxloop_collector.gate import Batch, Gate
 from cxloop_collector.intake import (
     MAX_EVENT_BYTES,
+    accept,
     field_errors,
     is_malformed,
     key_source,
-    receive,
-    to_record,
 )
 from cxloop_collector.telemetry import count_event
 from cxruntime.apikeys import ApiKey
@@ -93,8 +92,8 @@ async def post_feedback(request: Request) -> Response:
         count_event("unknown", "rejected")
         raise invalid(exc) from None
     gate.check_channel(key, submission.channel)
-    event = receive(submission, source=key_source(key.name), received_at=gate.now())
-    return await gate.publish_one(to_record(event), decision)
+    record = accept(submission, source=key_source(key.name), received_at=gate.now())
+    return await gate.publish_one(record, decision)
 
 
 @router.post(
@@ -138,7 +137,7 @@ def admit_items(items: list[Any], *, key: ApiKey, gate: Gate, source: str) -> Ba
                 result.channel,
             )
             continue
-        record = to_record(receive(result, source=source, received_at=received_at))
+        record = accept(result, source=source, received_at=received_at)
         errors = native.oversized(record.value)
         if errors:
             batch.reject(index, errors, result.channel)
@@ -194,14 +193,14 @@ async def post_cloudevents(request: Request) -> Response:
         count_event("unknown", "rejected")
         raise Problem(422, "Invalid CloudEvent", "See errors.", errors=parsed)
     gate.check_channel(key, parsed.submission.channel)
-    event = receive(
+    record = accept(
         parsed.submission,
         source=parsed.source,
         received_at=gate.now(),
         event_id=parsed.id,
         occurred_at=parsed.time,
     )
-    return await gate.publish_one(to_record(event), decision)
+    return await gate.publish_one(record, decision)
 
 
 def _ce_batch(body: bytes) -> list[Any]:
@@ -243,14 +242,13 @@ def _admit_cloudevent(
             index, [{"field": "data.channel", "message": f"the key may not post to {channel!r}"}]
         )
         return
-    event = receive(
+    record = accept(
         parsed.submission,
         source=parsed.source,
         received_at=received_at,
         event_id=parsed.id,
         occurred_at=parsed.time,
     )
-    record = to_record(event)
     errors = native.oversized(record.value)
     if errors:
         batch.reject(index, errors, channel)

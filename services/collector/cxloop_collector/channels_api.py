@@ -15,7 +15,7 @@ from cxloop_collector.api import INGEST_RESPONSES, gate_of, invalid
 from cxloop_collector.bodies import read_body
 from cxloop_collector.cloudevents_http import media_type
 from cxloop_collector.gate import Batch, Gate
-from cxloop_collector.intake import key_source, receive, to_record
+from cxloop_collector.intake import accept, key_source
 from cxloop_collector.publisher import Outcome, Overloaded
 from cxloop_collector.telemetry import count_event
 from cxruntime.problems import Problem
@@ -78,8 +78,8 @@ async def post_email(request: Request) -> Response:
     except ValidationError as exc:
         count_event("email", "rejected")
         raise invalid(exc) from None
-    event = receive(submission, source=key_source(key.name), received_at=gate.now())
-    return await gate.publish_one(to_record(event), decision)
+    record = accept(submission, source=key_source(key.name), received_at=gate.now())
+    return await gate.publish_one(record, decision)
 
 
 def _html(content: str, status: int, headers: dict[str, str] | None = None) -> HTMLResponse:
@@ -144,7 +144,7 @@ async def _publish_rating(gate: Gate, claim: rating.RatingClaim, score: int, eve
             "context": {"survey": claim.survey},
         }
     )
-    record = to_record(receive(submission, source=RATING_SOURCE, received_at=gate.now()))
+    record = accept(submission, source=RATING_SOURCE, received_at=gate.now())
     try:
         (outcome,) = await gate.publisher.publish([record])
     except Overloaded:
@@ -198,7 +198,7 @@ async def post_contact_centre(request: Request) -> Response:
         if isinstance(row.result, list):
             batch.reject(row.index, row.result, "contact_centre", row=row.line)
             continue
-        record = to_record(receive(row.result, source=source, received_at=received_at))
+        record = accept(row.result, source=source, received_at=received_at)
         errors = native.oversized(record.value)
         if errors:
             batch.reject(row.index, errors, "contact_centre", row=row.line)
