@@ -194,6 +194,11 @@ def test_memo_forgets_the_oldest() -> None:
     assert "b" in memo
     assert "c" in memo
     assert len(memo) == 2
+    memo.add_all(["d", "b", "e"])
+    assert list(memo) == ["d", "e"]  # "b" was known: it kept its (oldest) place and went first
+    nothing = UidMemo(0)
+    nothing.add_all(["a"])
+    assert "a" not in nothing
 
 
 def test_token_bucket() -> None:

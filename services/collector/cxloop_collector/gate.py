@@ -6,6 +6,7 @@ Retry-After when Kafka did not acknowledge in time, 429 when over the in-flight 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -128,22 +129,22 @@ class Gate:
 
     async def publish_batch(self, batch: Batch, decision: Decision) -> Response:
         """Produce a batch's valid records; per-item results, 503 if Kafka failed any."""
-        indexes = list(batch.records)
-        outcomes = await self._publish([batch.records[i] for i in indexes])
+        records = list(batch.records.values())
+        outcomes = await self._publish(records)
+        # Counted per (channel, outcome) in C: this runs for up to 500 records a request.
+        counts = Counter(zip([record.channel for record in records], outcomes, strict=True))
         accepted = duplicates = 0
-        unavailable_items: list[int] = []
-        counts: dict[tuple[str, str], int] = {}
-        for index, outcome in zip(indexes, outcomes, strict=True):
-            label = (batch.records[index].channel, outcome.value)
-            counts[label] = counts.get(label, 0) + 1
+        for (channel, outcome), amount in counts.items():
+            telemetry.count_event(channel, outcome.value, amount)
             if outcome is Outcome.ACCEPTED:
-                accepted += 1
+                accepted += amount
             elif outcome is Outcome.DUPLICATE:
-                duplicates += 1
-            else:
-                unavailable_items.append(index)
-        for (channel, outcome_name), amount in counts.items():
-            telemetry.count_event(channel, outcome_name, amount)
+                duplicates += amount
+        unavailable_items = [
+            index
+            for index, outcome in zip(batch.records, outcomes, strict=True)
+            if outcome is Outcome.UNAVAILABLE
+        ]
         ids: list[str | None] = [None] * batch.size
         for index, record in batch.records.items():
             ids[index] = record.event_id

@@ -7,25 +7,28 @@ Kafka a second copy while this process runs and remembers the uid.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable
 
 
-class UidMemo:
-    """The last `capacity` uids added, oldest forgotten first."""
+class UidMemo(OrderedDict[str, None]):
+    """The last `capacity` uids added, oldest forgotten first.
+
+    An `OrderedDict` itself, so that `uid in memo` (once per record on the hot path) costs no
+    Python call.
+    """
 
     def __init__(self, capacity: int) -> None:
-        self._capacity = capacity
-        self._uids: OrderedDict[str, None] = OrderedDict()
-
-    def __contains__(self, uid: object) -> bool:
-        return uid in self._uids
-
-    def __len__(self) -> int:
-        return len(self._uids)
+        super().__init__()
+        self.capacity = capacity
 
     def add(self, uid: str) -> None:
-        """Remember `uid`, forgetting the oldest one beyond capacity."""
-        if self._capacity <= 0:
+        """Remember `uid`, forgetting the oldest ones beyond capacity."""
+        self.add_all((uid,))
+
+    def add_all(self, uids: Iterable[str]) -> None:
+        """Remember each of `uids`, forgetting the oldest ones beyond capacity."""
+        if self.capacity <= 0:
             return
-        self._uids[uid] = None
-        if len(self._uids) > self._capacity:
-            self._uids.popitem(last=False)
+        self.update(dict.fromkeys(uids))
+        while len(self) > self.capacity:
+            self.popitem(last=False)

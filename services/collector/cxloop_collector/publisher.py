@@ -143,8 +143,12 @@ class Publisher:
                 await self._batch_settled(waits[0][1], deadline)
             else:
                 await _settled(futures, deadline - time.monotonic())
+            settled: dict[tuple[asyncio.Future[Any], bool], Outcome] = {}
             for index, future, duplicate in waits:
-                outcomes[index] = _outcome(future, duplicate=duplicate)
+                outcome = settled.get((future, duplicate))
+                if outcome is None:
+                    outcome = settled[future, duplicate] = _outcome(future, duplicate=duplicate)
+                outcomes[index] = outcome
         return [outcome or Outcome.UNAVAILABLE for outcome in outcomes]
 
     async def publish_one(self, record: Record) -> Outcome:
@@ -247,8 +251,7 @@ class Publisher:
             return
         error = future.exception()
         if error is None:
-            for uid in uids:
-                self._memo.add(uid)
+            self._memo.add_all(uids)
         else:
             log.warning("Kafka did not acknowledge %d record(s): %r", len(uids), error)
 
