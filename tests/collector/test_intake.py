@@ -152,10 +152,10 @@ def test_ce_time_is_each_events_own_time() -> None:
     times = [NOW, NOW, berlin, datetime(2026, 11, 23, 12, 0, tzinfo=UTC), NOW.replace(minute=5)]
     for moment in times:
         record = accept(submission, source="/s", received_at=moment)
-        assert dict(record.headers)["ce_time"] == moment.isoformat().encode()
-        assert orjson.loads(record.value)["occurred_at"] == moment.isoformat().replace(
-            "+00:00", "Z"
-        )
+        written = moment.isoformat().replace("+00:00", "Z")  # RFC 3339, "Z" for UTC
+        assert dict(record.headers)["ce_time"] == written.encode()
+        assert orjson.loads(record.value)["occurred_at"] == written
+        assert datetime.fromisoformat(written) == moment
 
 
 def test_generated_ids_are_version_4_uuids() -> None:

@@ -34,6 +34,7 @@ from cxschema.headers import (
     ce_headers,
     header_value,
     invalid_headers,
+    time_json,
 )
 from cxschema.topics import ENRICHED, INVALID, RAW, TOPICS
 
@@ -67,4 +68,5 @@ __all__ = [
     "invalid_headers",
     "key_of",
     "record_key",
+    "time_json",
 ]

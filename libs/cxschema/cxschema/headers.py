@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Final
 
+from pydantic import AwareDatetime, TypeAdapter
+
 from cxschema.events import FeedbackReceived
 
 Headers = list[tuple[str, bytes]]
@@ -25,28 +27,40 @@ _SPECVERSION_HEADER: Final = ("ce_specversion", CE_SPECVERSION.encode())
 _CONTENT_TYPE_HEADER: Final = ("content-type", CONTENT_TYPE_JSON.encode())
 
 
+_TIME: Final = TypeAdapter(AwareDatetime).serializer
+
+
+def time_json(moment: datetime) -> bytes:
+    """A time as a JSON string, as every event model writes it: RFC 3339, `Z` for UTC.
+
+    Also the `ce_time` header's text (without the quotes): pydantic's serialiser takes half the
+    time of `datetime.isoformat`, whose formatting is a tenth of the collector's cost per event.
+    """
+    return _TIME.to_json(moment)
+
+
 def ce_headers(event: FeedbackReceived, *, ce_type: str) -> Headers:
     """The binary-mode CloudEvents headers of an event's Kafka record."""
     return binary_headers(
         event.id,
         event.source,
         ce_type,
-        event.occurred_at,
+        time_json(event.occurred_at)[1:-1],
         None if event.customer is None else event.customer.id,
     )
 
 
 def binary_headers(
-    event_id: str, source: str, ce_type: str, time: datetime, subject: str | None
+    event_id: str, source: str, ce_type: str, time: bytes, subject: str | None
 ) -> Headers:
-    """The binary-mode CloudEvents headers of a record from its attributes (positional: this
-    runs once per accepted event)."""
+    """The binary-mode CloudEvents headers of a record from its attributes; `time` is the
+    RFC 3339 text (positional: this runs once per accepted event)."""
     headers: Headers = [
         _SPECVERSION_HEADER,
         ("ce_id", event_id.encode()),
         ("ce_source", source.encode()),
         ("ce_type", ce_type.encode()),
-        ("ce_time", time.isoformat().encode()),
+        ("ce_time", time),
         _CONTENT_TYPE_HEADER,
     ]
     if subject is not None:

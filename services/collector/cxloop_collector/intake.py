@@ -9,10 +9,17 @@ from typing import Any, Final
 from urllib.parse import quote
 
 import orjson
-from pydantic import AwareDatetime, TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from cxloop_collector.publisher import Record
-from cxschema import TYPE_SUBMITTED, FeedbackSubmission, binary_headers, feedback_uid, key_of
+from cxschema import (
+    TYPE_SUBMITTED,
+    FeedbackSubmission,
+    binary_headers,
+    feedback_uid,
+    key_of,
+    time_json,
+)
 
 MAX_EVENT_BYTES: Final = 32 * 1024
 MAX_SOURCE_CHARS: Final = 500
@@ -66,18 +73,20 @@ def accept(
     """
     given = submission.id
     the_id = event_id or given or new_id()
-    at = submission.occurred_at
     if given is not None and the_id != given:
         value = _SUBMISSION.to_json(submission, exclude_none=True, exclude=_ID)
         given = None
     else:
         value = _SUBMISSION.to_json(submission, exclude_none=True)
-    tail = [b',"source":', orjson.dumps(source), b',"received_at":', _time_json(received_at)]
+    received = _received_json(received_at)
+    tail = [b',"source":', orjson.dumps(source), b',"received_at":', received]
     if given is None:
         tail += (b',"id":', orjson.dumps(the_id))
-    if at is None:
-        at = occurred_at or received_at
-        tail += (b',"occurred_at":', _time_json(at))
+    if submission.occurred_at is not None:
+        at = time_json(submission.occurred_at)
+    else:
+        at = received if occurred_at is None else time_json(occurred_at)
+        tail += (b',"occurred_at":', at)
     tail.append(b"}")
     uid = feedback_uid(source, the_id)
     customer = submission.customer
@@ -90,25 +99,24 @@ def accept(
         key_of(customer, uid),
         value[:-1] + b"".join(tail),
         binary_headers(
-            the_id, source, TYPE_SUBMITTED, at, None if customer is None else customer.id
+            the_id, source, TYPE_SUBMITTED, at[1:-1], None if customer is None else customer.id
         ),
     )
 
 
 _SUBMISSION: Final = FeedbackSubmission.__pydantic_serializer__
 _ID: Final = {"id"}
-_TIME: Final = TypeAdapter(AwareDatetime).serializer
-_last_time: list[Any] = [None, b""]
-"""The last time `_time_json` wrote, and its JSON."""
+_last_received: list[Any] = [None, b""]
+"""The last time of receipt `_received_json` wrote, and its JSON."""
 
 
-def _time_json(moment: datetime) -> bytes:
-    """A time as pydantic writes it in JSON; the last one is remembered, since every event of a
-    batch (and every event posted without its own time) shares its time of receipt."""
-    if _last_time[0] is not moment:
-        _last_time[1] = _TIME.to_json(moment)
-        _last_time[0] = moment
-    json: bytes = _last_time[1]
+def _received_json(moment: datetime) -> bytes:
+    """`time_json(moment)`, remembering the last one: every event of a batch shares its time
+    of receipt."""
+    if _last_received[0] is not moment:
+        _last_received[1] = time_json(moment)
+        _last_received[0] = moment
+    json: bytes = _last_received[1]
     return json
 
 
