@@ -30,12 +30,17 @@ async def test_routes_are_served_and_documented_as_with_include_router() -> None
     add_routes(flat, ops_router(dict), items_router())
     included.include_router(ops_router(dict))
     included.include_router(items_router())
-    # Served from the app's own list: no included-router branch to resolve per request.
-    assert [getattr(route, "path", None) for route in flat.router.routes][-4:] == [
+    # Served from the app's own list: no included-router branch to resolve per request, and
+    # ahead of FastAPI's documentation routes, which every request would try first otherwise.
+    assert [getattr(route, "path", None) for route in flat.router.routes] == [
         "/healthz",
         "/readyz",
         "/metrics",
         "/v1/items/{item_id}",
+        "/openapi.json",
+        "/docs",
+        "/docs/oauth2-redirect",
+        "/redoc",
     ]
     assert flat.openapi()["paths"] == included.openapi()["paths"]
     async with AsyncClient(transport=ASGITransport(app=flat), base_url="http://t") as client:
@@ -43,6 +48,8 @@ async def test_routes_are_served_and_documented_as_with_include_router() -> None
         assert (await client.get("/v1/items/x")).status_code == 422
         assert (await client.get("/healthz")).json() == {"status": "ok"}
         assert (await client.get("/readyz")).status_code == 503
+        assert (await client.get("/openapi.json")).json()["paths"] == included.openapi()["paths"]
+        assert (await client.get("/docs")).status_code == 200
 
 
 def test_routers_with_their_own_dependencies_are_refused() -> None:

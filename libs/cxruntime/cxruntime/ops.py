@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
-from starlette.routing import request_response
+from starlette.routing import BaseRoute, request_response
 from starlette.types import Scope
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
@@ -42,11 +42,18 @@ def add_routes(app: FastAPI, *routers: APIRouter) -> None:
     their full path, tags and responses, so adding them directly serves the same API and the
     same OpenAPI document without that walk. Routers with their own dependencies or
     startup/shutdown handlers are refused: `include_router` would be needed to apply those.
+
+    They go ahead of FastAPI's own documentation routes (`/openapi.json`, `/docs`, ...), which
+    Starlette would otherwise try first, one path match each, on every API request: 28,500
+    instructions per single-event request to the collector, 6.9 % of its in-process cost
+    (`benchmarks.instructions`). No route of cxloop's overlaps those paths.
     """
+    routes: list[BaseRoute] = []
     for router in routers:
         if router.dependencies or router.on_startup or router.on_shutdown:
             raise ValueError("add_routes takes plain routers; use include_router for this one")
-        app.router.routes.extend(router.routes)
+        routes.extend(router.routes)
+    app.router.routes[:0] = routes
 
 
 class RequestRoute(APIRoute):
