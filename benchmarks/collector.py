@@ -257,18 +257,16 @@ def load_main(args: argparse.Namespace) -> int:
 # --- the bare endpoint (runs in its own process) ----------------------------------------------
 
 
-def bare_main(args: argparse.Namespace) -> int:
+def bare_app(*, lean: bool) -> FastAPI:
     """A FastAPI app validating like the collector, without auth and Kafka; FastAPI configured
     as in every cxloop service (its OpenTelemetry hooks off), so the ratio compares the work
-    and not the framework settings. With `--lean` its endpoint goes through the collector's
+    and not the framework settings. With `lean` its endpoint goes through the collector's
     route class, `RequestRoute`, and comes ahead of FastAPI's documentation routes, as the
     collector's ingest endpoints do (`cxruntime.ops.add_routes`)."""
-    import uvicorn
-
     from cxruntime.ops import NO_OPENTELEMETRY, RequestRoute
 
     app = FastAPI(telemetry=NO_OPENTELEMETRY)
-    if args.lean:
+    if lean:
         app.router.route_class = RequestRoute
 
     @app.post("/v1/feedback", status_code=202)
@@ -285,8 +283,16 @@ def bare_main(args: argparse.Namespace) -> int:
             media_type="application/json",
         )
 
-    if args.lean:
+    if lean:
         app.router.routes.insert(0, app.router.routes.pop())
+    return app
+
+
+def bare_main(args: argparse.Namespace) -> int:
+    """Serve `bare_app` (`--lean`: the lean variant) with uvicorn."""
+    import uvicorn
+
+    app = bare_app(lean=args.lean)
     uvicorn.run(app, host=HOST, port=args.port, log_config=None, access_log=False)
     return 0
 

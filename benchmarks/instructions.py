@@ -12,9 +12,11 @@ What is counted: the collector's ASGI app in-process, from the request scope to 
 (32 in flight): authentication (a cached key), rate limit, validation, the accepted event and
 its record, the publisher, the framer and aiokafka's batch builder, with a producer that encodes
 every batch and acknowledges it at once. Not counted: uvicorn's HTTP parsing, the sockets, the
-broker. The figure is the difference between a run of 3 and of 1 measured repetitions, divided
-by the events of the 2 extra ones, so start-up and imports cancel out. Needs `valgrind`; a run
-takes about two minutes.
+broker. The same single-event load is counted against the wall-clock benchmark's like-for-like
+baseline, `bare-lean` (the same validation and record on the collector's route class, no auth,
+no Kafka), and the two give an in-process like-for-like ratio. The figure is the difference
+between a run of 3 and of 1 measured repetitions, divided by the events of the 2 extra ones, so
+start-up and imports cancel out. Needs `valgrind`; a run takes about seven minutes.
 """
 
 from __future__ import annotations
@@ -35,18 +37,31 @@ import orjson
 
 SECRET = "cxk_bench_instructions"
 EVENTS_PER_BATCH = 500
-KINDS = {"batch": (4, 8), "single": (32, 800)}
-"""kind: (requests in flight, requests per repetition)."""
+KINDS = {"batch": (4, 8), "single": (32, 800), "bare-lean": (32, 800)}
+"""kind: (requests in flight, requests per repetition). `bare-lean` is the wall-clock
+benchmark's like-for-like baseline (`benchmarks.collector.bare_app(lean=True)`: the same
+validation and record on the collector's route class, no auth, no Kafka) under the load of
+`single`."""
 MAX_REPETITIONS = 3
 SOURCE_DIRS = ("libs/cxschema", "libs/cxruntime", "services/collector")
 
 
 async def drive(kind: str, repetitions: int) -> None:
-    """Serve `repetitions` + 1 rounds of requests to the collector app (the first warms up)."""
+    """Serve `repetitions` + 1 rounds of requests to the app of `kind` (the first warms up)."""
+    if kind == "bare-lean":
+        from benchmarks.collector import bare_app
+
+        await serve_rounds(bare_app(lean=True), kind, repetitions)
+        return
+    await serve_rounds(collector_app(), kind, repetitions)
+
+
+def collector_app() -> Any:
+    """The collector's app with a cached key, no rate limit, and a producer that encodes each
+    batch and acknowledges it at once."""
     from aiokafka.producer.message_accumulator import BatchBuilder
     from sqlalchemy.ext.asyncio import async_sessionmaker
 
-    from benchmarks.collector import make_events
     from cxloop_collector import main as collector_main
     from cxloop_collector.gate import Gate
     from cxloop_collector.keys import CoalescingAuthenticator
@@ -54,7 +69,6 @@ async def drive(kind: str, repetitions: int) -> None:
     from cxloop_collector.ratelimit import RateLimiter
     from cxloop_collector.settings import CollectorSettings
     from cxruntime.apikeys import ApiKey
-    from cxruntime.serve import settle_garbage_collector
 
     key = ApiKey(
         key_id="bench",
@@ -98,13 +112,21 @@ async def drive(kind: str, repetitions: int) -> None:
         limiter=RateLimiter(rate_per_s=1e9, burst=10**9),
         authenticator=keys,
     )
+    return app
+
+
+async def serve_rounds(app: Any, kind: str, repetitions: int) -> None:
+    """Post the rounds of `kind` to the ASGI `app`, `KINDS[kind]` requests in flight."""
+    from benchmarks.collector import make_events
+    from cxruntime.serve import settle_garbage_collector
+
     concurrency, per_round = KINDS[kind]
     path = "/v1/feedback/batch" if kind == "batch" else "/v1/feedback"
 
     def bodies_of_round(seed: int) -> list[bytes]:
         # Every round posts other events (mostly other customers, so the partitioner's cache of
         # key hashes hits about as often as with real traffic, not always).
-        if kind == "single":
+        if kind != "batch":
             return [orjson.dumps(event) for event in make_events(per_round, seed=seed)]
         events = make_events(EVENTS_PER_BATCH * per_round, seed=seed)
         return [
@@ -226,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"instructions per event, collector app in-process, source {source}")
     with tempfile.TemporaryDirectory(prefix="cxinstr-") as tmp:
         work = Path(tmp)
+        figures: dict[str, float] = {}
         for kind, (concurrency, per_round) in KINDS.items():
             events = per_round * (EVENTS_PER_BATCH if kind == "batch" else 1)
             # The two runs side by side: two cores halve the wait, and counts do not mind.
@@ -233,12 +256,16 @@ def main(argv: list[str] | None = None) -> int:
                 short = executor.submit(count, kind, 1, source, work)
                 full = executor.submit(count, kind, MAX_REPETITIONS, source, work)
                 extra = full.result() - short.result()
-            per_event = extra / ((MAX_REPETITIONS - 1) * events)
+            figures[kind] = per_event = extra / ((MAX_REPETITIONS - 1) * events)
             print(
-                f"  {kind:<6} {per_event:9,.0f} instructions per event "
+                f"  {kind:<9} {per_event:9,.0f} instructions per event "
                 f"({concurrency} requests in flight, {(MAX_REPETITIONS - 1) * events:,} events "
                 "counted)"
             )
+        print(
+            f"  like for like: bare-lean / single {figures['bare-lean'] / figures['single']:.3f} "
+            "(in-process; the wall-clock ratio adds uvicorn, the sockets and the broker)"
+        )
     return 0
 
 
