@@ -16,7 +16,7 @@ broker. The same single-event load is counted against the wall-clock benchmark's
 baseline, `bare-lean` (the same validation and record on the collector's route class, no auth,
 no Kafka), and the two give an in-process like-for-like ratio. The figure is the difference
 between a run of 3 and of 1 measured repetitions, divided by the events of the 2 extra ones, so
-start-up and imports cancel out. Needs `valgrind`; a run takes 4 to 7 minutes.
+start-up and imports cancel out. Needs `valgrind`; a run takes about 3.5 minutes.
 """
 
 from __future__ import annotations
