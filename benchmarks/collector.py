@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
@@ -263,13 +263,10 @@ def bare_app(*, lean: bool) -> FastAPI:
     and not the framework settings. With `lean` its endpoint goes through the collector's
     route class, `RequestRoute`, and comes ahead of FastAPI's documentation routes, as the
     collector's ingest endpoints do (`cxruntime.ops.add_routes`)."""
-    from cxruntime.ops import NO_OPENTELEMETRY, RequestRoute
+    from cxruntime.ops import NO_OPENTELEMETRY, RequestRoute, add_routes
 
     app = FastAPI(telemetry=NO_OPENTELEMETRY)
-    if lean:
-        app.router.route_class = RequestRoute
 
-    @app.post("/v1/feedback", status_code=202)
     async def post(request: Request) -> Response:
         body = await request.body()
         try:
@@ -284,7 +281,11 @@ def bare_app(*, lean: bool) -> FastAPI:
         )
 
     if lean:
-        app.router.routes.insert(0, app.router.routes.pop())
+        router = APIRouter(route_class=RequestRoute)
+        router.post("/v1/feedback", status_code=202)(post)
+        add_routes(app, router)
+    else:
+        app.post("/v1/feedback", status_code=202)(post)
     return app
 
 
