@@ -189,7 +189,7 @@ def test_key_source_is_a_uri_reference() -> None:
 def test_memo_forgets_the_oldest() -> None:
     memo = UidMemo(2)
     for uid in ("a", "b", "c"):
-        memo.add(uid)
+        memo.add_all([uid])
     assert "a" not in memo
     assert "b" in memo
     assert "c" in memo

@@ -42,9 +42,9 @@ def _source_hash(source: str) -> hashlib._Hash:
     return hashlib.sha256(f"{source}\x00".encode())
 
 
-def record_key(event: FeedbackReceived, uid: str | None = None) -> bytes:
-    """The Kafka record key of an event (see `key_of`); `uid` when the caller has it already."""
-    return key_of(event.customer, uid or feedback_uid(event.source, event.id))
+def record_key(event: FeedbackReceived) -> bytes:
+    """The Kafka record key of an event (see `key_of`)."""
+    return key_of(event.customer, feedback_uid(event.source, event.id))
 
 
 def key_of(customer: Customer | None, uid: str) -> bytes:

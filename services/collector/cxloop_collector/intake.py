@@ -73,14 +73,13 @@ def accept(
     """
     given = submission.id
     the_id = event_id or given or new_id()
-    if given is not None and the_id != given:
-        value = _SUBMISSION.to_json(submission, exclude_none=True, exclude=_ID)
-        given = None
-    else:
+    if given is None or given == the_id:
         value = _SUBMISSION.to_json(submission, exclude_none=True)
+    else:  # a CloudEvent's own id replaces the one in its data
+        value = _SUBMISSION.to_json(submission, exclude_none=True, exclude=_ID)
     received = _received_json(received_at)
     tail = [b',"source":', orjson.dumps(source), b',"received_at":', received]
-    if given is None:
+    if the_id != given:
         tail += (b',"id":', orjson.dumps(the_id))
     if submission.occurred_at is not None:
         at = time_json(submission.occurred_at)

@@ -21,10 +21,6 @@ class UidMemo(OrderedDict[str, None]):
         super().__init__()
         self.capacity = capacity
 
-    def add(self, uid: str) -> None:
-        """Remember `uid`, forgetting the oldest ones beyond capacity."""
-        self.add_all((uid,))
-
     def add_all(self, uids: Iterable[str]) -> None:
         """Remember each of `uids`, forgetting the oldest ones beyond capacity."""
         if self.capacity <= 0:
