@@ -75,7 +75,7 @@ def accept(
     the_id = event_id or given or new_id()
     if given is None or given == the_id:
         value = _SUBMISSION.to_json(submission, exclude_none=True)
-    else:  # a CloudEvent's own id replaces the one in its data
+    else:  # `event_id` wins over another id in the submission (CloudEvents refuse those)
         value = _SUBMISSION.to_json(submission, exclude_none=True, exclude=_ID)
     received = _received_json(received_at)
     tail = [b',"source":', orjson.dumps(source), b',"received_at":', received]
