@@ -53,7 +53,7 @@ from pydantic import ValidationError
 from benchmarks.procfs import cpu_seconds, memory_mib
 from cxloop_collector.intake import accept, field_errors
 from cxruntime.probes import wait_for_http
-from cxschema import FeedbackSubmission
+from cxschema import PLAIN_SUBMISSION
 
 HOST = "127.0.0.1"
 VARIANTS = ("bare", "bare-lean", "no-kafka", "collector")
@@ -270,7 +270,7 @@ def bare_app(*, lean: bool) -> FastAPI:
     async def post(request: Request) -> Response:
         body = await request.body()
         try:
-            submission = FeedbackSubmission.model_validate_json(body)
+            submission = PLAIN_SUBMISSION.validate_json(body)
         except ValidationError as exc:
             return Response(orjson.dumps({"errors": field_errors(exc)}), status_code=422)
         record = accept(submission, source="/bare", received_at=datetime.now(UTC))

@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer
@@ -99,3 +100,14 @@ async def read_topic(
     finally:
         await consumer.stop()
     return records
+
+
+def assert_within(written: Any, full: Any) -> None:
+    """`written` is `full` with some object members left out, at any depth."""
+    if isinstance(written, dict):
+        assert isinstance(full, dict)
+        for name, value in written.items():
+            assert name in full, name
+            assert_within(value, full[name])
+    else:
+        assert written == full

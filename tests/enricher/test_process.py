@@ -112,10 +112,14 @@ def test_sigkill_mid_stream_then_restart_loses_nothing(
 
     async def stream_and_kill(process: subprocess.Popen[bytes]) -> int:
         async with TopicReader(kafka.bootstrap, ENRICHED) as reader:
-            producing = asyncio.create_task(_trickle(kafka.bootstrap, records))
+            # The second half is produced only after the kill, so the kill always comes
+            # mid-stream, however fast the enricher catches up with the first half.
+            half = total // 2
+            producing = asyncio.create_task(_trickle(kafka.bootstrap, records[:half]))
             assert await reader.until(lambda r: len(r) >= total // 5, timeout_s=60)
             process.send_signal(signal.SIGKILL)
             await producing
+            await _trickle(kafka.bootstrap, records[half:])
             await reader.poll()
             return len(_uids(reader.records))
 

@@ -14,6 +14,7 @@ from cxschema.codec import (
 )
 from cxschema.events import (
     CHANNELS,
+    PLAIN_SUBMISSION,
     Channel,
     Customer,
     FeedbackContext,
@@ -36,6 +37,7 @@ from cxschema.headers import (
     invalid_headers,
     time_json,
 )
+from cxschema.plain import Plain, PlainModel
 from cxschema.topics import ENRICHED, INVALID, RAW, TOPICS
 
 __all__ = [
@@ -43,6 +45,7 @@ __all__ = [
     "CHANNELS",
     "ENRICHED",
     "INVALID",
+    "PLAIN_SUBMISSION",
     "RAW",
     "TOPICS",
     "TYPE_ENRICHED",
@@ -55,6 +58,8 @@ __all__ = [
     "FeedbackReceived",
     "FeedbackSubmission",
     "Headers",
+    "Plain",
+    "PlainModel",
     "Scores",
     "Sentiment",
     "SentimentLabel",

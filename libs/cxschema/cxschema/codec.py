@@ -7,7 +7,7 @@ import hashlib
 
 from pydantic import BaseModel
 
-from cxschema.events import Customer, FeedbackEnriched, FeedbackReceived
+from cxschema.events import FeedbackEnriched, FeedbackReceived
 
 
 def encode(event: BaseModel) -> bytes:
@@ -44,12 +44,13 @@ def _source_hash(source: str) -> hashlib._Hash:
 
 def record_key(event: FeedbackReceived) -> bytes:
     """The Kafka record key of an event (see `key_of`)."""
-    return key_of(event.customer, feedback_uid(event.source, event.id))
+    customer_id = None if event.customer is None else event.customer.id
+    return key_of(customer_id, feedback_uid(event.source, event.id))
 
 
-def key_of(customer: Customer | None, uid: str) -> bytes:
+def key_of(customer_id: str | None, uid: str) -> bytes:
     """The Kafka record key: the customer id, so one customer's feedback stays in order.
 
     Anonymous feedback is keyed by its own uid, which spreads it over the partitions.
     """
-    return uid.encode() if customer is None else customer.id.encode()
+    return uid.encode() if customer_id is None else customer_id.encode()

@@ -23,6 +23,8 @@ from pydantic import (
     model_validator,
 )
 
+from cxschema.plain import Plain, PlainModel
+
 MAX_COMMENT_CHARS: Final = 5000
 MAX_ID_CHARS: Final = 100
 
@@ -101,8 +103,25 @@ class FeedbackSubmission(_Model):
     @model_validator(mode="after")
     def _needs_score_or_comment(self) -> Self:
         if self.scores.is_empty() and not self.comment:
-            raise ValueError("an event needs at least one score (nps, csat, ces) or a comment")
+            raise ValueError(_SCORE_OR_COMMENT)
         return self
+
+
+_SCORE_OR_COMMENT: Final = "an event needs at least one score (nps, csat, ces) or a comment"
+_SCORE_NAMES: Final = tuple(Scores.model_fields)
+
+
+def _plain_needs_score_or_comment(plain: Plain) -> None:
+    # `FeedbackSubmission._needs_score_or_comment` on the plain dict (absent means None).
+    scores = plain.get("scores") or {}
+    if not plain.get("comment") and all(scores.get(name) is None for name in _SCORE_NAMES):
+        raise ValueError(_SCORE_OR_COMMENT)
+
+
+PLAIN_SUBMISSION: Final = PlainModel(
+    FeedbackSubmission, rules={"_needs_score_or_comment": _plain_needs_score_or_comment}
+)
+"""`FeedbackSubmission` validated into a plain dict: the collector's hot path (`cxschema.plain`)."""
 
 
 class FeedbackReceived(FeedbackSubmission):

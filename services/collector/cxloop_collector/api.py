@@ -25,7 +25,7 @@ from cxloop_collector.telemetry import count_event
 from cxruntime.apikeys import ApiKey
 from cxruntime.ops import RequestRoute
 from cxruntime.problems import Problem
-from cxschema import FeedbackSubmission
+from cxschema import PLAIN_SUBMISSION
 
 router = APIRouter(prefix="/v1", tags=["ingest"], route_class=RequestRoute)
 """The ingest endpoints read, validate and answer by hand, so FastAPI's per-request parameter
@@ -87,11 +87,11 @@ async def post_feedback(request: Request) -> Response:
     key, decision = await gate.enter(request)
     body = await read_body(request, MAX_EVENT_BYTES)
     try:
-        submission = FeedbackSubmission.model_validate_json(body)
+        submission = PLAIN_SUBMISSION.validate_json(body)
     except ValidationError as exc:
         count_event("unknown", "rejected")
         raise invalid(exc) from None
-    gate.check_channel(key, submission.channel)
+    gate.check_channel(key, submission["channel"])
     record = accept(submission, source=key_source(key.name), received_at=gate.now())
     return await gate.publish_one(record, decision)
 
@@ -107,40 +107,42 @@ async def post_feedback_batch(request: Request) -> Response:
     gate = gate_of(request)
     key, decision = await gate.enter(request)
     body = await read_body(request, native.MAX_BATCH_BYTES)
-    valid = native.validate_batch(body)
-    if valid is not None:
-        items: list[Any] = list(valid)
-    else:
+    items: list[Any] | None = native.validate_batch(body)
+    validated = items is not None
+    if items is None:
         try:
             items = native.parse_batch(body)
         except native.BodyError as exc:
             raise Problem(exc.status, "Invalid batch", str(exc), errors=exc.errors) from None
-    batch = admit_items(items, key=key, gate=gate, source=key_source(key.name))
+    batch = admit_items(items, validated=validated, key=key, gate=gate, source=key_source(key.name))
     return await gate.publish_batch(batch, decision)
 
 
-def admit_items(items: list[Any], *, key: ApiKey, gate: Gate, source: str) -> Batch:
-    """Validate each native item (unless validated already); records for the valid ones,
+def admit_items(
+    items: list[Any], *, validated: bool, key: ApiKey, gate: Gate, source: str
+) -> Batch:
+    """Validate each native item (unless `validated` already); records for the valid ones,
     errors for the others."""
     batch = Batch(size=len(items))
     received_at = gate.now()
     for index, item in enumerate(items):
-        result = item if isinstance(item, FeedbackSubmission) else native.validate_item(item)
+        result = item if validated else native.validate_item(item)
         if isinstance(result, list):
             channel = item.get("channel") if isinstance(item, dict) else None
             batch.reject(index, result, channel if isinstance(channel, str) else "unknown")
             continue
-        if not key.allows_channel(result.channel):
+        channel = result["channel"]
+        if not key.allows_channel(channel):
             batch.reject(
                 index,
-                [{"field": "channel", "message": f"the key may not post to {result.channel!r}"}],
-                result.channel,
+                [{"field": "channel", "message": f"the key may not post to {channel!r}"}],
+                channel,
             )
             continue
         record = accept(result, source=source, received_at=received_at)
         errors = native.oversized(record.value)
         if errors:
-            batch.reject(index, errors, result.channel)
+            batch.reject(index, errors, channel)
             continue
         batch.records[index] = record
     return batch
@@ -192,7 +194,7 @@ async def post_cloudevents(request: Request) -> Response:
     if isinstance(parsed, list):
         count_event("unknown", "rejected")
         raise Problem(422, "Invalid CloudEvent", "See errors.", errors=parsed)
-    gate.check_channel(key, parsed.submission.channel)
+    gate.check_channel(key, parsed.submission["channel"])
     record = accept(
         parsed.submission,
         source=parsed.source,
@@ -236,7 +238,7 @@ def _admit_cloudevent(
     if isinstance(parsed, list):
         batch.reject(index, parsed)
         return
-    channel = parsed.submission.channel
+    channel = parsed.submission["channel"]
     if not key.allows_channel(channel):
         batch.reject(
             index, [{"field": "data.channel", "message": f"the key may not post to {channel!r}"}]

@@ -19,7 +19,7 @@ from cxloop_collector.intake import accept, key_source
 from cxloop_collector.publisher import Outcome, Overloaded
 from cxloop_collector.telemetry import count_event
 from cxruntime.problems import Problem
-from cxschema import FeedbackSubmission
+from cxschema import PLAIN_SUBMISSION
 
 router = APIRouter(prefix="/v1/channels", tags=["channels"])
 
@@ -66,7 +66,7 @@ async def post_email(request: Request) -> Response:
             mail = email_channel.parse_provider_json(document)
         else:
             raise Problem(415, "Unsupported media type", "Send message/rfc822 or JSON.")
-        submission = FeedbackSubmission.model_validate(email_channel.submission_fields(mail))
+        submission = PLAIN_SUBMISSION.validate_python(email_channel.submission_fields(mail))
     except email_channel.MailError as exc:
         count_event("email", "rejected")
         raise Problem(
@@ -135,7 +135,7 @@ async def rate(
 
 
 async def _publish_rating(gate: Gate, claim: rating.RatingClaim, score: int, event_id: str) -> bool:
-    submission = FeedbackSubmission.model_validate(
+    submission = PLAIN_SUBMISSION.validate_python(
         {
             "id": event_id,
             "channel": "email",

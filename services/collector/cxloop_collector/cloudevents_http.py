@@ -15,7 +15,7 @@ from urllib.parse import unquote
 from pydantic import AwareDatetime, TypeAdapter, ValidationError
 
 from cxloop_collector.intake import MAX_SOURCE_CHARS, field_errors
-from cxschema import CE_SPECVERSION, TYPE_SUBMITTED, FeedbackSubmission
+from cxschema import CE_SPECVERSION, PLAIN_SUBMISSION, TYPE_SUBMITTED, Plain
 from cxschema.events import MAX_ID_CHARS
 
 STRUCTURED: Final = "application/cloudevents+json"
@@ -33,7 +33,7 @@ class CloudEvent:
     id: str
     source: str
     time: datetime | None
-    submission: FeedbackSubmission
+    submission: Plain
 
 
 def media_type(content_type: str | None) -> str:
@@ -73,15 +73,14 @@ def _attributes(attrs: Mapping[str, Any], errors: Errors) -> tuple[str, str, dat
     return event_id, source, time
 
 
-def _submission(
-    data: Any, event_id: str, errors: Errors, prefix: str = "data"
-) -> FeedbackSubmission | None:
+def _submission(data: Any, event_id: str, errors: Errors, prefix: str = "data") -> Plain | None:
     try:
-        submission = FeedbackSubmission.model_validate(data)
+        submission = PLAIN_SUBMISSION.validate_python(data)
     except ValidationError as exc:
         errors.extend(field_errors(exc, prefix=prefix))
         return None
-    if submission.id is not None and event_id and submission.id != event_id:
+    given = submission.get("id")
+    if given is not None and event_id and given != event_id:
         errors.append(_error(f"{prefix}.id", "differs from the CloudEvent's id"))
         return None
     return submission
@@ -118,11 +117,12 @@ def from_binary(headers: Mapping[str, str], body: bytes) -> CloudEvent | Errors:
     errors: Errors = []
     event_id, source, time = _attributes(attrs, errors)
     try:
-        submission = FeedbackSubmission.model_validate_json(body)
+        submission = PLAIN_SUBMISSION.validate_json(body)
     except ValidationError as exc:
         errors.extend(field_errors(exc, prefix="data"))
         return errors
-    if submission.id is not None and event_id and submission.id != event_id:
+    given = submission.get("id")
+    if given is not None and event_id and given != event_id:
         errors.append(_error("data.id", "differs from the CloudEvent's id"))
     if errors:
         return errors

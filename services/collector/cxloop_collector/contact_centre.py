@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
-from cxschema import FeedbackSubmission
+from cxschema import PLAIN_SUBMISSION, Plain
 
 ALIASES: Final[dict[str, tuple[str, ...]]] = {
     "call_id": (
@@ -72,7 +72,7 @@ class Row:
 
     index: int
     line: int | None
-    result: FeedbackSubmission | Errors
+    result: Plain | Errors
 
 
 def normalise(name: str) -> str:
@@ -126,7 +126,7 @@ def parse_time(value: Any, zone: ZoneInfo) -> datetime | str | None:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=zone)
 
 
-def to_submission(record: Mapping[str, Any], zone: ZoneInfo) -> FeedbackSubmission | Errors:
+def to_submission(record: Mapping[str, Any], zone: ZoneInfo) -> Plain | Errors:
     """A survey record (any known column names) as a native contact-centre event."""
     values: dict[str, Any] = {}
     column: dict[str, str] = {}
@@ -185,7 +185,7 @@ def to_submission(record: Mapping[str, Any], zone: ZoneInfo) -> FeedbackSubmissi
     if occurred_at is not None:
         fields["occurred_at"] = occurred_at
     try:
-        return FeedbackSubmission.model_validate(fields)
+        return PLAIN_SUBMISSION.validate_python(fields)
     except ValidationError as exc:
         return [_named(item, column) for item in exc.errors(include_url=False, include_input=False)]
 
@@ -262,7 +262,7 @@ def parse_json(document: Any, zone: ZoneInfo) -> list[Row]:
     rows = []
     for index, item in enumerate(items):
         if not isinstance(item, dict):
-            result: FeedbackSubmission | Errors = [
+            result: Plain | Errors = [
                 {"field": "(record)", "message": "a record must be a JSON object"}
             ]
         else:

@@ -13,8 +13,9 @@ from pydantic import ValidationError
 
 from cxloop_collector.publisher import Record
 from cxschema import (
+    PLAIN_SUBMISSION,
     TYPE_SUBMITTED,
-    FeedbackSubmission,
+    Plain,
     binary_headers,
     feedback_uid,
     key_of,
@@ -51,14 +52,14 @@ def new_id() -> str:
 
 
 def accept(
-    submission: FeedbackSubmission,
+    submission: Plain,
     *,
     source: str,
     received_at: datetime,
     event_id: str | None = None,
     occurred_at: datetime | None = None,
 ) -> Record:
-    """The Kafka record of an accepted submission.
+    """The Kafka record of an accepted submission (validated by `PLAIN_SUBMISSION`).
 
     Its value is the `FeedbackReceived` event: the submission with its id (`event_id`, else the
     submission's, else a new UUID), its `source`, `occurred_at` (the submission's, else
@@ -68,42 +69,40 @@ def accept(
     The value is the submission's JSON with the new fields appended, not a `FeedbackReceived`
     built and serialised: the submission is validated already and the new fields are built
     here within their constraints, and the model costs more than the rest of the record.
+    Fields the channel left out stay out (readers apply the model's defaults).
     `tests/collector/test_intake.py` checks that every value validates as the event built field
     by field.
     """
-    given = submission.id
+    given = submission.get("id")
     the_id = event_id or given or new_id()
-    if given is None or given == the_id:
-        value = _SUBMISSION.to_json(submission, exclude_none=True)
-    else:  # `event_id` wins over another id in the submission (CloudEvents refuse those)
-        value = _SUBMISSION.to_json(submission, exclude_none=True, exclude=_ID)
+    # `event_id` wins over another id in the submission (CloudEvents refuse those).
+    value = PLAIN_SUBMISSION.to_json(submission, exclude=None if given in (None, the_id) else _ID)
     received = _received_json(received_at)
     tail = [b',"source":', orjson.dumps(source), b',"received_at":', received]
     if the_id != given:
         tail += (b',"id":', orjson.dumps(the_id))
-    if submission.occurred_at is not None:
-        at = time_json(submission.occurred_at)
+    submitted_at = submission.get("occurred_at")
+    if submitted_at is not None:
+        at = time_json(submitted_at)
     else:
         at = received if occurred_at is None else time_json(occurred_at)
         tail += (b',"occurred_at":', at)
     tail.append(b"}")
     uid = feedback_uid(source, the_id)
-    customer = submission.customer
+    customer = submission.get("customer")
+    customer_id = None if customer is None else customer["id"]
     # Positional: keywords cost a third of a microsecond more per record (order: uid, event_id,
     # channel, key, value, headers).
     return Record(
         uid,
         the_id,
-        submission.channel,
-        key_of(customer, uid),
-        value[:-1] + b"".join(tail),
-        binary_headers(
-            the_id, source, TYPE_SUBMITTED, at[1:-1], None if customer is None else customer.id
-        ),
+        submission["channel"],
+        key_of(customer_id, uid),
+        value[:-1] + b"".join(tail),  # `channel` is required: the object is never empty
+        binary_headers(the_id, source, TYPE_SUBMITTED, at[1:-1], customer_id),
     )
 
 
-_SUBMISSION: Final = FeedbackSubmission.__pydantic_serializer__
 _ID: Final = {"id"}
 _last_received: list[Any] = [None, b""]
 """The last time of receipt `_received_json` wrote, and its JSON."""

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any, Final
 
 import orjson
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
+from pydantic_core import SchemaValidator
+from pydantic_core import core_schema as cs
 
 from cxloop_collector.intake import MAX_EVENT_BYTES, field_errors
-from cxschema import FeedbackSubmission
+from cxschema import PLAIN_SUBMISSION, Plain
 
 MAX_BATCH_EVENTS: Final = 500
 MAX_BATCH_BYTES: Final = 1024 * 1024
@@ -23,17 +25,19 @@ class BodyError(ValueError):
         self.errors = errors
 
 
-class _Batch(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+_BATCH: Final = SchemaValidator(
+    cs.typed_dict_schema(
+        {"events": cs.typed_dict_field(cs.list_schema(PLAIN_SUBMISSION.schema))},
+        extra_behavior="forbid",
+    )
+)
 
-    events: list[FeedbackSubmission]
 
-
-def validate_batch(body: bytes) -> list[FeedbackSubmission] | None:
+def validate_batch(body: bytes) -> list[Plain] | None:
     """Every event of a batch in one validation pass, or None when any part is invalid (the
     caller then validates item by item to report each failure)."""
     try:
-        events = _Batch.model_validate_json(body).events
+        events: list[Plain] = _BATCH.validate_json(body)["events"]
     except ValidationError:
         return None
     return events if len(events) <= MAX_BATCH_EVENTS else None
@@ -75,10 +79,10 @@ def parse_batch(body: bytes) -> list[Any]:
     return events
 
 
-def validate_item(item: Any, *, prefix: str = "") -> FeedbackSubmission | list[dict[str, str]]:
+def validate_item(item: Any, *, prefix: str = "") -> Plain | list[dict[str, str]]:
     """An item of a batch as a submission, or its field errors."""
     try:
-        return FeedbackSubmission.model_validate(item)
+        return PLAIN_SUBMISSION.validate_python(item)
     except ValidationError as exc:
         return field_errors(exc, prefix=prefix)
 
