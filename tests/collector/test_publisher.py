@@ -26,6 +26,9 @@ class ScriptedFramer:
     def partitions_stale(self, topics: Any) -> bool:
         return False
 
+    def prepare(self, keys: Any) -> None:
+        pass
+
     def append(self, topic: str, key: Any, value: bytes, headers: Any) -> asyncio.Future[None]:
         if self.failure is not None:
             raise self.failure

@@ -377,6 +377,7 @@ class ConsumerRunner(Generic[T]):
         topics = {r.topic for r in records}
         if framer.partitions_stale(topics):
             await framer.refresh_partitions(topics)
+        framer.prepare([r.key for r in records])
         deliveries = {framer.append(r.topic, r.key, r.value, list(r.headers)) for r in records}
         framer.flush()
         acknowledged = asyncio.gather(*deliveries)

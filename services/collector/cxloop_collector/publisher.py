@@ -192,6 +192,7 @@ class Publisher:
             if framer.partitions_stale(topics):
                 async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
                     await framer.refresh_partitions(topics)
+            framer.prepare([records[index].key for index in fresh])
             for index in fresh:
                 record = records[index]
                 future = framer.append(self._topic, record.key, record.value, record.headers)
