@@ -102,24 +102,23 @@ class FeedbackSubmission(_Model):
 
     @model_validator(mode="after")
     def _needs_score_or_comment(self) -> Self:
-        if self.scores.is_empty() and not self.comment:
-            raise ValueError(_SCORE_OR_COMMENT)
+        _require_score_or_comment({"scores": vars(self.scores), "comment": self.comment})
         return self
 
 
-_SCORE_OR_COMMENT: Final = "an event needs at least one score (nps, csat, ces) or a comment"
 _SCORE_NAMES: Final = tuple(Scores.model_fields)
 
 
-def _plain_needs_score_or_comment(plain: Plain) -> None:
-    # `FeedbackSubmission._needs_score_or_comment` on the plain dict (absent means None).
+def _require_score_or_comment(plain: Plain) -> None:
+    """The rule of `FeedbackSubmission` on its dict form (an absent member counts as None),
+    which the model's validator and `PLAIN_SUBMISSION` share."""
     scores = plain.get("scores") or {}
     if not plain.get("comment") and all(scores.get(name) is None for name in _SCORE_NAMES):
-        raise ValueError(_SCORE_OR_COMMENT)
+        raise ValueError("an event needs at least one score (nps, csat, ces) or a comment")
 
 
 PLAIN_SUBMISSION: Final = PlainModel(
-    FeedbackSubmission, rules={"_needs_score_or_comment": _plain_needs_score_or_comment}
+    FeedbackSubmission, rules={"_needs_score_or_comment": _require_score_or_comment}
 )
 """`FeedbackSubmission` validated into a plain dict: the collector's hot path (`cxschema.plain`)."""
 
