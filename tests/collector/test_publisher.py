@@ -27,7 +27,7 @@ class ScriptedFramer:
         return False
 
     def prepare(self, keys: Any) -> None:
-        pass
+        """Nothing to hash ahead: the scripted framer has no partitions."""
 
     def append(self, topic: str, key: Any, value: bytes, headers: Any) -> asyncio.Future[None]:
         if self.failure is not None:

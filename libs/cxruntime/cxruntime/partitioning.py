@@ -67,9 +67,7 @@ def murmur2_many(keys: Sequence[bytes]) -> list[int]:
     in one NumPy pass."""
     lengths = set(map(len, keys))
     if len(lengths) == 1 and len(keys) >= VECTOR_MIN:  # the common case: ids of one format
-        rows = np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(len(keys), lengths.pop())
-        hashed: list[int] = _murmur2_rows(rows).tolist()
-        return hashed
+        return _murmur2_same_length(keys, lengths.pop())
     hashes = [0] * len(keys)
     by_length: dict[int, list[int]] = {}
     for index, key in enumerate(keys):
@@ -79,12 +77,16 @@ def murmur2_many(keys: Sequence[bytes]) -> list[int]:
             for index in indices:
                 hashes[index] = murmur2(keys[index])
             continue
-        rows = np.frombuffer(b"".join([keys[index] for index in indices]), dtype=np.uint8)
-        for index, value in zip(
-            indices, _murmur2_rows(rows.reshape(len(indices), length)).tolist(), strict=True
-        ):
+        group = [keys[index] for index in indices]
+        for index, value in zip(indices, _murmur2_same_length(group, length), strict=True):
             hashes[index] = value
     return hashes
+
+
+def _murmur2_same_length(keys: Sequence[bytes], length: int) -> list[int]:
+    rows = np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(len(keys), length)
+    hashed: list[int] = _murmur2_rows(rows).tolist()
+    return hashed
 
 
 def _murmur2_rows(rows: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint32]:
@@ -121,9 +123,14 @@ def hash_keys(keys: Iterable[bytes | None]) -> None:
     new = list({key for key in keys if key is not None and key not in _hashes})
     if len(new) < VECTOR_MIN:
         return  # `partition_for` hashes them one by one
-    if len(_hashes) + len(new) > CACHE_SIZE:
-        _hashes.clear()
+    _make_room(len(new))
     _hashes.update(zip(new, map(_POSITIVE.__and__, murmur2_many(new)), strict=True))
+
+
+def _make_room(count: int) -> None:
+    # Emptied rather than evicted one by one: cheap, and the keys in use come back at once.
+    if len(_hashes) + count > CACHE_SIZE:
+        _hashes.clear()
 
 
 def partition_for(key: bytes | None, partitions: list[int]) -> int:
@@ -133,7 +140,6 @@ def partition_for(key: bytes | None, partitions: list[int]) -> int:
         return random.choice(partitions)
     value = _hashes.get(key)
     if value is None:
-        if len(_hashes) >= CACHE_SIZE:
-            _hashes.clear()
+        _make_room(1)
         value = _hashes[key] = murmur2(key) & _POSITIVE
     return partitions[value % len(partitions)]
