@@ -25,10 +25,10 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from cxloop_enricher.sentiment import SentimentAnalyzer
+from cxloop_enricher.sentiment.cli import predict_held_out, use_lexicon
 from cxloop_enricher.sentiment.evaluation import folds, read_tsv, score
 from cxloop_enricher.sentiment.features import FeatureConfig
-from cxloop_enricher.sentiment.training import TrainingConfig, train
+from cxloop_enricher.sentiment.training import TrainingConfig
 
 DEFAULT_FILE = (
     Path(__file__).resolve().parents[2] / "shared" / "data" / "sentiment" / "de_germeval2017_db.tsv"
@@ -72,9 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     examples = read_tsv(args.file)
     texts = [example.text for example in examples]
     labels = [example.label for example in examples]
-    language = args.language or args.file.name[:2]
-    # `--lexicon auto`: the lexicon engine's scores only for mostly English training texts.
-    features = FeatureConfig(lexicon=language == "en")
+    languages = [args.language or args.file.name[:2]] * len(examples)
+    features = FeatureConfig(lexicon=use_lexicon("auto", languages))
     sizes = args.sizes.split(",")
     predicted = {size: [""] * len(examples) for size in sizes}
     started = time.perf_counter()
@@ -85,16 +84,16 @@ def main(argv: list[str] | None = None) -> int:
             training = (
                 TrainingConfig() if args.c is None else TrainingConfig(l2=1 / (args.c * len(rows)))
             )
-            model = train(
-                [texts[row] for row in rows],
-                [labels[row] for row in rows],
-                [language] * len(rows),
+            predict_held_out(
+                texts,
+                labels,
+                languages,
+                rows,
+                test_rows,
                 features=features,
                 training=training,
+                predicted=predicted[size],
             )
-            analyzer = SentimentAnalyzer(model)
-            for row in test_rows:
-                predicted[size][row] = analyzer.analyze(texts[row], language).label
         print(
             f"  fold {fold + 1} of {args.k} done, {time.perf_counter() - started:.0f} s", flush=True
         )

@@ -132,11 +132,36 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _use_lexicon(choice: str, languages: Sequence[str]) -> bool:
+def use_lexicon(choice: str, languages: Sequence[str]) -> bool:
     """`--lexicon`: on, off, or auto = on when most training texts are English."""
     if choice != "auto":
         return choice == "on"
     return sum(language == "en" for language in languages) * 2 > len(languages)
+
+
+def predict_held_out(
+    texts: Sequence[str],
+    labels: Sequence[str],
+    languages: Sequence[str],
+    train_rows: Sequence[int],
+    test_rows: Sequence[int],
+    *,
+    features: FeatureConfig,
+    training: TrainingConfig,
+    predicted: list[str],
+) -> None:
+    """Train on `train_rows` and write the model's label of each of `test_rows` into
+    `predicted` (one fold of a cross-validation)."""
+    model = train(
+        [texts[row] for row in train_rows],
+        [labels[row] for row in train_rows],
+        [languages[row] for row in train_rows],
+        features=features,
+        training=training,
+    )
+    analyzer = SentimentAnalyzer(model)
+    for row in test_rows:
+        predicted[row] = analyzer.analyze(texts[row], languages[row]).label
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -149,23 +174,23 @@ def _train(args: argparse.Namespace) -> int:
     labels = [example.label for example in examples]
     languages = _languages(examples, args.language)
     config = TrainingConfig(iterations=args.epochs, l2=args.l2)
-    features = FeatureConfig(lexicon=_use_lexicon(args.lexicon, languages))
+    features = FeatureConfig(lexicon=use_lexicon(args.lexicon, languages))
     if len(set(labels)) < 2:
         print("cxloop sentiment: need at least two different labels", file=sys.stderr)
         return 2
     if args.cv > 1:
         predicted = [""] * len(examples)
         for train_rows, test_rows in folds(len(examples), args.cv):
-            model = train(
-                [texts[i] for i in train_rows],
-                [labels[i] for i in train_rows],
-                [languages[i] for i in train_rows],
+            predict_held_out(
+                texts,
+                labels,
+                languages,
+                train_rows,
+                test_rows,
                 features=features,
                 training=config,
+                predicted=predicted,
             )
-            analyzer = SentimentAnalyzer(model)
-            for row in test_rows:
-                predicted[row] = analyzer.analyze(texts[row], languages[row]).label
         print(f"{args.cv}-fold cross-validation")
         print(format_report(labels, predicted))
     started = time.perf_counter()
