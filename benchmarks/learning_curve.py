@@ -25,9 +25,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from cxloop_enricher.sentiment.cli import predict_held_out, use_lexicon
+from cxloop_enricher.sentiment.cli import predict_held_out, train_features
 from cxloop_enricher.sentiment.evaluation import folds, read_tsv, score
-from cxloop_enricher.sentiment.features import FeatureConfig
 from cxloop_enricher.sentiment.training import TrainingConfig
 
 DEFAULT_FILE = (
@@ -66,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=13, help="fold seed (the CLI's --cv: 13)")
     parser.add_argument("--k", type=int, default=5, help="folds")
     parser.add_argument("--language", default=None, help="default: the file name's first two")
+    parser.add_argument("--embeddings", choices=("on", "off"), default="on", help="as the CLI's")
     parser.add_argument("--c", type=float, default=None, help="fix C (L2 = 1 / (C x texts))")
     args = parser.parse_args(argv)
 
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     texts = [example.text for example in examples]
     labels = [example.label for example in examples]
     languages = [args.language or args.file.name[:2]] * len(examples)
-    features = FeatureConfig(lexicon=use_lexicon("auto", languages))
+    features = train_features("auto", args.embeddings, languages)
     sizes = args.sizes.split(",")
     predicted = {size: [""] * len(examples) for size in sizes}
     started = time.perf_counter()

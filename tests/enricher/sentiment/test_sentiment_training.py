@@ -182,11 +182,12 @@ def test_version_1_model_files_still_load_and_score(tmp_path: Path) -> None:
         "format": "cxloop-sentiment-linear",
         "version": 1,
         "classes": list(model.classes),
-        # Version 1 headers had no scheme (and no negators, which came with version 3).
+        # Version 1 headers had no scheme (and no negators, which came with version 3, nor
+        # an encoder, which came with version 4).
         "features": {
             name: value
             for name, value in asdict(legacy).items()
-            if name not in ("scheme", "negators")
+            if name not in ("scheme", "negators", "embedding", "embedding_weight")
         },
     }
     path = tmp_path / "v1.npz"
@@ -197,9 +198,9 @@ def test_version_1_model_files_still_load_and_score(tmp_path: Path) -> None:
         loaded.probabilities("Die Lieferung kam zu spät", "de"),
         model.probabilities("Die Lieferung kam zu spät", "de"),
     )
-    header["version"] = 4
+    header["version"] = 5
     np.savez_compressed(path, weights=weights, header=np.array(json.dumps(header)))
-    with pytest.raises(ModelFormatError, match="version 4"):
+    with pytest.raises(ModelFormatError, match="version 5"):
         LinearModel.load(path)
 
 

@@ -8,12 +8,17 @@ term frequency (1 + ln tf) times idf, character n-grams within word boundaries, 
 and the character block each scaled to unit length. Scheme 1 (models written before it) counts
 every occurrence once, takes character n-grams across the whole text and scales both blocks
 together; it is kept so that those models score as they were trained.
+
+With `FeatureConfig.embedding` a third block follows the dense one: the text's sentence
+embedding (see `embedding`), unit length times `embedding_weight`, penalised like the hashed
+terms.
 """
 
 from __future__ import annotations
 
 import collections
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -21,6 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from cxloop_enricher.sentiment.embedding import dimensions, embed
 from cxloop_enricher.sentiment.engine import LexiconScore, score_tokens
 from cxloop_enricher.sentiment.lexicon import LEXICON_LANGUAGES, for_language, lexicon_language
 from cxloop_enricher.sentiment.tokens import tokenize
@@ -44,7 +50,9 @@ class FeatureConfig:
     `char_min`..`char_max` is the range of character n-gram lengths; an empty range
     (`char_max < char_min`) means words, word bigrams and lexicon features only. `lexicon`
     appends the lexicon engine's scores; `idf` weights hashed features by inverse document
-    frequency; `scheme` is described in the module docstring.
+    frequency; `scheme` is described in the module docstring. `embedding` names a sentence
+    encoder (see `embedding.ENCODERS`; "" for none) whose vector of the text follows the dense
+    block, times `embedding_weight`.
     """
 
     bits: int = 20
@@ -55,6 +63,8 @@ class FeatureConfig:
     idf: bool = True
     scheme: int = 2
     negators: Negators = ()
+    embedding: str = ""
+    embedding_weight: float = 1.0
 
     def negators_for(self, language: str) -> frozenset[str]:
         """The negation words that scope the word features of a text in `language`: those the
@@ -71,9 +81,14 @@ class FeatureConfig:
         return 1 << self.bits
 
     @property
+    def embedded(self) -> int:
+        """Length of the embedding block (0 without an encoder)."""
+        return dimensions(self.embedding)
+
+    @property
     def size(self) -> int:
-        """Length of a feature vector."""
-        return self.hashed + DENSE
+        """Length of a feature vector: hashed block, dense block, embedding block."""
+        return self.hashed + DENSE + self.embedded
 
 
 def pin_negators() -> Negators:
@@ -185,10 +200,27 @@ class Terms:
     words: int
     dense: FloatArray
     lexical: LexiconScore | None
+    embedding: FloatArray | None = None
 
 
-def terms(text: str, language: str, config: FeatureConfig) -> Terms:
-    """The hashed word and character terms of `text` and the dense block (bias, lexicon)."""
+def terms_many(
+    texts: Sequence[str], languages: Sequence[str], config: FeatureConfig
+) -> list[Terms]:
+    """`terms` of each text, with the sentence embeddings of all of them computed in one call
+    to the encoder (several times cheaper than one call per text)."""
+    vectors = embed(texts, config.embedding) if config.embedding else None
+    return [
+        terms(text, language, config, None if vectors is None else vectors[row])
+        for row, (text, language) in enumerate(zip(texts, languages, strict=True))
+    ]
+
+
+def terms(
+    text: str, language: str, config: FeatureConfig, embedding: FloatArray | None = None
+) -> Terms:
+    """The hashed word and character terms of `text`, the dense block (bias, lexicon) and,
+    if the configuration names an encoder, the sentence embedding (`embedding` if given,
+    computed otherwise)."""
     lang = for_language(language)
     tokens = tokenize(text)
     lowered = [token.lower() for token in tokens]
@@ -229,7 +261,11 @@ def terms(text: str, language: str, config: FeatureConfig) -> Terms:
     if config.lexicon:
         lexical = score_tokens(tokens, lang)
         dense[1:] = lexicon_features(lexical, tokens)
-    return Terms(index, frequency, len(words), dense, lexical)
+    if config.embedding and embedding is None:
+        embedding = embed([text], config.embedding)[0]
+    if embedding is not None:
+        embedding = (embedding * config.embedding_weight).astype(np.float32)
+    return Terms(index, frequency, len(words), dense, lexical, embedding)
 
 
 def lexicon_features(lexical: LexiconScore, tokens: list[str]) -> tuple[float, ...]:
@@ -279,16 +315,20 @@ def featurize_scored(
     """Indices and values of the feature vector of `text`, and the lexicon engine's score.
 
     The hashed block (see `terms` and `weigh`) comes first, the dense block after it (bias
-    and lexicon features), which is never scaled.
+    and lexicon features), which is never scaled, then the embedding block if any.
     """
     found = terms(text, language, config)
+    values = [weigh(found, config, idf), found.dense]
+    if found.embedding is not None:
+        values.append(found.embedding)
     return (
-        np.concatenate([found.index, _dense_index(config.hashed)]),
-        np.concatenate([weigh(found, config, idf), found.dense]),
+        np.concatenate([found.index, _tail_index(config.hashed, config.size)]),
+        np.concatenate(values),
         found.lexical,
     )
 
 
 @cache
-def _dense_index(hashed: int) -> IntArray:
-    return np.arange(hashed, hashed + DENSE, dtype=np.int64)
+def _tail_index(hashed: int, size: int) -> IntArray:
+    """Indices of the dense and embedding blocks, which every feature vector has."""
+    return np.arange(hashed, size, dtype=np.int64)

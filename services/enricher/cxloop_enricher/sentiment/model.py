@@ -8,7 +8,8 @@ and the feature configuration. Loading takes milliseconds and needs only NumPy.
 Version 2 added the feature scheme (TF-IDF with character n-grams within words, see
 `features`); version 1 files have none and are read as scheme 1, so they score as trained.
 Version 3 added the negation words the model was trained with (`FeatureConfig.negators`); older
-files score with the lexicon's current ones, as they always did.
+files score with the lexicon's current ones, as they always did. Version 4 added the sentence
+encoder (`FeatureConfig.embedding`, "" for none) and its weight; older files have none.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from cxloop_enricher.sentiment.embedding import EncoderUnavailableError, dimensions
 from cxloop_enricher.sentiment.engine import LexiconScore
 from cxloop_enricher.sentiment.features import FeatureConfig, featurize_scored
 
 FORMAT = "cxloop-sentiment-linear"
-VERSION = 3
-READABLE = (1, 2, 3)
+VERSION = 4
+READABLE = (1, 2, 3, 4)
 
 
 class ModelFormatError(ValueError):
@@ -111,12 +113,20 @@ class LinearModel:
                 )
             elif "negators" in features:
                 raise KeyError("negators before version 3")
+            if version < 4 and ("embedding" in features or "embedding_weight" in features):
+                raise KeyError("embedding before version 4")
             config = FeatureConfig(**features)
             classes = tuple(str(name) for name in header["classes"])
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelFormatError(f"{path}: inconsistent model header ({exc})") from exc
         if config.scheme not in (1, 2):
             raise ModelFormatError(f"{path}: unknown feature scheme {config.scheme!r}")
+        if config.embedding and config.scheme != 2:
+            raise ModelFormatError(f"{path}: sentence embeddings need feature scheme 2")
+        try:
+            dimensions(config.embedding)
+        except EncoderUnavailableError as exc:
+            raise ModelFormatError(f"{path}: {exc}") from exc
         if weights.shape != (config.size, len(classes)):
             raise ModelFormatError(f"{path}: weights of shape {weights.shape} do not match")
         if (idf is not None and idf.shape != (config.hashed,)) or (idf is None) == config.idf:

@@ -54,7 +54,7 @@ class PlainScorer:
     @staticmethod
     def fits(config: FeatureConfig) -> bool:
         """True for the models this scorer computes exactly like the NumPy path."""
-        return config.scheme == 2 and config.char_max < config.char_min
+        return config.scheme == 2 and config.char_max < config.char_min and not config.embedding
 
     def predict(self, text: str, language: str) -> tuple[list[float], LexiconScore | None]:
         """Class probabilities (in the model's class order) and the lexicon engine's score."""

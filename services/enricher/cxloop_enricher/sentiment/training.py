@@ -20,7 +20,7 @@ from cxloop_enricher.sentiment.features import (
     FeatureConfig,
     Terms,
     pin_negators,
-    terms,
+    terms_many,
     weigh,
 )
 from cxloop_enricher.sentiment.model import LinearModel
@@ -65,10 +65,6 @@ class _Matrix:
         return len(self.indptr) - 1
 
 
-def _terms(texts: Sequence[str], languages: Sequence[str], config: FeatureConfig) -> list[Terms]:
-    return [terms(text, language, config) for text, language in zip(texts, languages, strict=True)]
-
-
 def _idf(found: Sequence[Terms], config: FeatureConfig) -> npt.NDArray[np.float32]:
     """Smoothed inverse document frequency; 0 for terms never seen in training, so that unseen
     words neither count nor dilute the known ones when a row is scaled to unit length."""
@@ -85,19 +81,21 @@ def _matrix(
     vocabulary: Int,
 ) -> _Matrix:
     """The feature rows of `found`, hashed indices mapped to positions in `vocabulary` (sorted;
-    terms outside it are dropped) and the dense block after them."""
+    terms outside it are dropped), then the dense block and the embedding block."""
     indices: list[Int] = []
     values: list[npt.NDArray[np.float32]] = []
-    dense = np.arange(len(vocabulary), len(vocabulary) + DENSE, dtype=np.int64)
+    tail = np.arange(len(vocabulary), len(vocabulary) + DENSE + config.embedded, dtype=np.int64)
     for item in found:
         position = np.searchsorted(vocabulary, item.index)
         known = (position < len(vocabulary)) & (
             vocabulary[np.minimum(position, len(vocabulary) - 1)] == item.index
         )
         value = weigh(item, config, idf)
-        indices += [position[known], dense]
+        indices += [position[known], tail]
         values += [value[known], item.dense]
-    lengths = np.array([len(index) for index in indices[::2]], dtype=np.int64) + DENSE
+        if item.embedding is not None:
+            values.append(item.embedding)
+    lengths = np.array([len(index) for index in indices[::2]], dtype=np.int64) + len(tail)
     indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     rows = np.repeat(np.arange(len(found), dtype=np.int64), lengths)
     return _Matrix(indptr, np.concatenate(indices), np.concatenate(values).astype(np.float64), rows)
@@ -220,11 +218,11 @@ def _fit(
         else np.ones(len(target), dtype=np.float64)
     )
     sample_weight /= sample_weight.sum()
-    size = len(vocabulary) + DENSE
+    size = len(vocabulary) + DENSE + features.embedded
     # The bias and the few lexicon features are not shrunk: on a few hundred comments they are
-    # the most reliable evidence there is.
+    # the most reliable evidence there is. The embedding block is, like the hashed terms.
     penalised = np.ones((size, 1), dtype=np.float64)
-    penalised[len(vocabulary) :] = 0.0
+    penalised[len(vocabulary) : len(vocabulary) + DENSE] = 0.0
     evaluate = _objective(matrix, onehot, sample_weight, penalised, l2)
     flat = minimise(evaluate, np.zeros(size * classes), iterations=training.iterations)
     return _Fitted(flat.reshape(size, classes), vocabulary, idf)
@@ -296,7 +294,7 @@ def train(
     search = training.l2 is None and (training.choose_lexicon or len(training.strengths) > 1)
     if search and training.choose_lexicon:
         with_lexicon = replace(features, lexicon=True)
-        found = _terms(texts, languages, with_lexicon)
+        found = terms_many(texts, languages, with_lexicon)
         plain = [_without_lexicon(item) for item in found]
         l2_with, f1_with = choose_l2(found, target, len(classes), with_lexicon, training)
         l2_plain, f1_plain = choose_l2(plain, target, len(classes), features, training)
@@ -305,7 +303,7 @@ def train(
         else:
             features, l2 = with_lexicon, l2_with
     else:
-        found = _terms(texts, languages, features)
+        found = terms_many(texts, languages, features)
         if training.l2 is not None:
             l2 = training.l2
         elif len(training.strengths) == 1:
