@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cxloop_enricher.sentiment import SentimentAnalyzer
+from cxloop_enricher.sentiment.cli import train_features
 from cxloop_enricher.sentiment.evaluation import Example, folds, majority_baseline, read_tsv, score
 from cxloop_enricher.sentiment.features import FeatureConfig
 from cxloop_enricher.sentiment.model import LinearModel
@@ -106,14 +107,13 @@ def quality(files: list[Path], quick: bool) -> None:
 
 
 def trained(files: list[Path]) -> None:
-    runs: list[tuple[Path, str, FeatureConfig | None]] = [
-        (path, "defaults", None) for path in files if path.name.startswith("de_germeval")
-    ]
+    runs: list[tuple[Path, str, FeatureConfig]] = []
     for path in files:
-        if path.name.startswith("en_amazon"):
+        if path.name.startswith(("de_germeval", "en_amazon")):
+            languages = [_language(path)]
             runs += [
-                (path, "defaults (--lexicon auto: on)", FeatureConfig(lexicon=True)),
-                (path, "--lexicon off", FeatureConfig(lexicon=False)),
+                (path, "defaults", train_features("auto", "on", languages)),
+                (path, "--embeddings off", train_features("auto", "off", languages)),
             ]
     for path, title, features in runs:
         examples = read_tsv(path)
@@ -154,9 +154,11 @@ def throughput(data: Path, seconds: float) -> None:
     if amazon.exists():
         # Scoring cost depends on the features, not on what the model learned: a model trained
         # on the MIT Amazon snippets stands for a team's model (lexicon features on, the costlier).
-        analyzers["trained model (lexicon on)"] = SentimentAnalyzer(
-            _fit(read_tsv(amazon), "en", features=FeatureConfig(lexicon=True))
-        )
+        for embeddings in ("off", "on"):
+            features = train_features("on", embeddings, ["en"])
+            analyzers[f"trained model (lexicon on, embeddings {embeddings})"] = SentimentAnalyzer(
+                _fit(read_tsv(amazon), "en", features=features)
+            )
     for title, analyzer in analyzers.items():
         print(f"{title} throughput, one core, single thread (comments per CPU second):")
         for name in ("de_germeval2017_db.tsv", "de_sb10k_tweets.tsv", "en_amazon_vader.tsv",

@@ -204,3 +204,28 @@ def test_the_cli_uses_embeddings_unless_told_not_to() -> None:
     assert train_features("auto", "on", ["de", "de"]).embedding == USE_MULTILINGUAL
     assert train_features("auto", "off", ["de", "de"]).embedding == ""
     assert train_features("auto", "on", ["en", "en"]).lexicon
+
+
+def test_sentences_are_encoded_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cxloop_enricher.sentiment import embedding
+
+    first = embed(["Ein ganz neuer Satz. Noch einer!", "Noch einer!"])
+    calls: list[list[str]] = []
+    real = embedding._encoder(USE_MULTILINGUAL)
+
+    class Counting:
+        def encode(self, texts: list[str]) -> np.ndarray:
+            calls.append(list(texts))
+            return real.encode(texts)
+
+    monkeypatch.setattr(embedding, "_encoder", lambda name: Counting())
+    again = embed(["Ein ganz neuer Satz. Noch einer!", "Noch einer! Und ein dritter."])
+    assert calls == [["Und ein dritter."]]  # only the sentence not seen before
+    np.testing.assert_array_equal(again[0], first[0])
+    monkeypatch.setattr(embedding, "_REMEMBERED", 2)
+    embedding._memory.clear()
+    embed(["Eins. Zwei. Drei."])  # more than fit: encoded, not remembered
+    assert not embedding._memory
+    embed(["Eins."])
+    embed(["Zwei. Drei."])  # would overflow: memory emptied first
+    assert set(embedding._memory) == {(USE_MULTILINGUAL, "Zwei."), (USE_MULTILINGUAL, "Drei.")}
