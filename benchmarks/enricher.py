@@ -139,9 +139,14 @@ def _cpu_rate(items: Sequence[T], step: Callable[[T], object]) -> float:
 class _Stub:
     """Stands in for one enrichment step, answering at once."""
 
+    batches = False
+
     def __init__(self, answer: Callable[..., Any]) -> None:
         self.analyze = answer
         self.tag = answer
+
+    def prepare(self, texts: Sequence[str]) -> None:
+        """Nothing to do ahead (`batches` is False)."""
 
 
 class _NoRedaction:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from cxloop_enricher.sentiment import SentimentAnalyzer
 from cxloop_enricher.sentiment.cli import train_features
+from cxloop_enricher.sentiment.embedding import forget
 from cxloop_enricher.sentiment.evaluation import Example, folds, majority_baseline, read_tsv, score
 from cxloop_enricher.sentiment.features import FeatureConfig
 from cxloop_enricher.sentiment.model import LinearModel
@@ -140,6 +141,7 @@ def _rate(analyzer: SentimentAnalyzer, corpus: list[tuple[str, str]], seconds: f
     done = 0
     started = time.process_time()
     while True:
+        forget()  # a trained model with embeddings would recall every sentence of a second pass
         for text, language in corpus:
             analyzer.analyze(text, language)
         done += len(corpus)

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import numpy as np
 import orjson
 import pytest
 
 from cxloop_enricher.enrich import Enricher
 from cxloop_enricher.processor import EnrichProcessor
+from cxloop_enricher.sentiment import SentimentAnalyzer
+from cxloop_enricher.sentiment.features import FeatureConfig
+from cxloop_enricher.sentiment.training import TrainingConfig, train
 from cxruntime.consumer import Consumed, Decoded, InvalidMessage
 from cxschema import (
     ENRICHED,
@@ -138,3 +142,60 @@ async def test_output_keeps_key_and_headers_and_sets_the_type(enricher: Enricher
     enriched = decode_enriched(out.value)
     assert isinstance(enriched, FeedbackEnriched)
     assert enriched.enriched_at == NOW
+
+
+async def test_prepare_encodes_only_redacted_comments_and_changes_no_answer(
+    enricher: Enricher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a model using sentence embeddings, a batch's comments are encoded in one call
+    before decoding; the encoder never sees personal data, bad records are left to `decode`."""
+    from cxloop_enricher.sentiment import embedding
+
+    texts = ["schnell und freundlich", "zu spät und kaputt", "ganz okay"] * 4
+    labels = ["positive", "negative", "neutral"] * 4
+    model = train(
+        texts,
+        labels,
+        ["de"] * len(texts),
+        features=FeatureConfig(bits=12, embedding=embedding.USE_MULTILINGUAL),
+        training=TrainingConfig(iterations=30, l2=1e-2),
+    )
+    with_model = Enricher(
+        tagger=enricher.tagger,
+        redactor=enricher.redactor,
+        analyzer=SentimentAnalyzer(model),
+        detect_language=enricher.detect_language,
+    )
+    events = [
+        raw_event(comment="Bitte rufen Sie mich an: max.muster@example.de. Danke!"),
+        raw_event(comment="Das Paket war beschädigt."),
+        raw_event(comment=None, scores={"nps": 9}),
+    ]
+    records = [_consumed(None), _consumed(b"{not json")] + [
+        _consumed(raw_record(event)[1]) for event in events
+    ]
+    plain = EnrichProcessor(with_model, clock=lambda: NOW)
+    expected = [plain.decode(record).event for record in records[2:]]
+
+    embedding.forget()
+    calls: list[list[str]] = []
+    real = embedding._encoder(embedding.USE_MULTILINGUAL)
+
+    class Counting:
+        def encode(self, batch: list[str]) -> np.ndarray:
+            calls.append(list(batch))
+            return real.encode(batch)
+
+    monkeypatch.setattr(embedding, "_encoder", lambda name: Counting())
+    processor = EnrichProcessor(with_model, clock=lambda: NOW)
+    await processor.prepare(records)
+    assert calls == [["Bitte rufen Sie mich an: [EMAIL].", "Danke!", "Das Paket war beschädigt."]]
+    got = [processor.decode(record).event for record in records[2:]]
+    assert len(calls) == 1  # decoding found every sentence encoded
+    for one, other in zip(got, expected, strict=True):
+        assert one.sentiment.label == other.sentiment.label
+        assert one.sentiment.score == pytest.approx(other.sentiment.score, abs=1e-3)
+        assert one.comment == other.comment
+    # The shipped tagger has nothing to prepare.
+    await EnrichProcessor(enricher).prepare(records)
+    assert len(calls) == 1

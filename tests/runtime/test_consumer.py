@@ -175,6 +175,47 @@ async def test_processes_dead_letters_and_commits(kafka: EmbeddedKafka) -> None:
     assert sum(committed.values()) == 21
 
 
+class PreparingDoubler(Doubler):
+    """A Doubler that is shown each batch before decoding it, and may fail at that."""
+
+    def __init__(self, fail: bool = False) -> None:
+        super().__init__()
+        self.fail = fail
+        self.prepared: list[bytes | None] = []
+        self.late: list[bytes | None] = []  # decoded without having been prepared first
+
+    async def prepare(self, records: Sequence[Consumed]) -> None:
+        self.prepared.extend(record.value for record in records)
+        if self.fail:
+            raise RuntimeError("prepare broke")
+
+    def decode(self, record: Consumed) -> int:
+        if record.value not in self.prepared:
+            self.late.append(record.value)
+        return super().decode(record)
+
+
+@pytest.mark.parametrize("fail", [False, True])
+async def test_a_preparing_processor_sees_each_batch_before_decoding_it(
+    kafka: EmbeddedKafka, fail: bool
+) -> None:
+    values = [orjson.dumps({"n": i}) for i in range(12)] + [b"\xff not json"]
+    await _produce(kafka.bootstrap, values)
+    producer = make_producer(kafka.bootstrap, client_id="test")
+    await producer.start()
+    processor = PreparingDoubler(fail=fail)
+    runner = ConsumerRunner(_config(kafka.bootstrap), processor, producer)
+    await _run_until(runner, lambda: len(processor.handled) >= 12)
+    await producer.stop()
+    # Every record, the invalid one included, was shown to prepare once, before it was
+    # decoded; a failing prepare costs nothing but the optimisation.
+    assert sorted(processor.prepared) == sorted(values)
+    assert processor.late == []
+    assert sorted(processor.handled) == list(range(12))
+    assert len(await _read_all(kafka.bootstrap, INVALID, 1)) == 1
+    assert sum((await _committed(kafka.bootstrap, "test-group")).values()) == len(values)
+
+
 async def test_restart_resumes_after_the_last_commit(kafka: EmbeddedKafka) -> None:
     await _produce(kafka.bootstrap, [orjson.dumps({"n": i}) for i in range(10)])
     producer = make_producer(kafka.bootstrap, client_id="test")

@@ -11,7 +11,7 @@ average sentiment should count only events with a comment.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Protocol
@@ -48,6 +48,15 @@ class SentimentAnalyzer(Protocol):
         """Score one text in `language`."""
         ...
 
+    @property
+    def batches(self) -> bool:
+        """True if `prepare` makes scoring many texts cheaper."""
+        ...
+
+    def prepare(self, texts: Sequence[str]) -> None:
+        """Do ahead, for many texts at once, work that `analyze` would do one by one."""
+        ...
+
 
 LanguageDetector = Callable[[str | None, str | None], str]
 
@@ -75,6 +84,19 @@ class Enricher:
         self.redactor = redactor
         self.analyzer = analyzer
         self.detect_language = detect_language
+
+    def prepare(self, events: Sequence[FeedbackReceived]) -> None:
+        """Let the analyzer score the (redacted) comments of `events` in one go, where that is
+        cheaper (see `SentimentAnalyzer.prepare`); `enrich` answers the same either way."""
+        if not self.analyzer.batches:
+            return
+        self.analyzer.prepare(
+            [
+                self.redactor.redact(event.comment).text[:MAX_COMMENT_CHARS]
+                for event in events
+                if event.comment
+            ]
+        )
 
     def enrich(self, event: FeedbackReceived, *, now: datetime) -> Enriched:
         """The enriched event; raises `pydantic.ValidationError` only on a bug or bad config."""

@@ -10,6 +10,7 @@ only once they are acknowledged.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
@@ -48,6 +49,25 @@ class EnrichProcessor:
     def __init__(self, enricher: Enricher, *, clock: Callable[[], datetime] = _utc_now) -> None:
         self._enricher = enricher
         self._clock = clock
+
+    async def prepare(self, records: Sequence[Consumed]) -> None:
+        """With a sentiment model that scores many comments cheaper together (sentence
+        embeddings), have it encode the batch's comments in one go, in a worker thread so that
+        the HTTP API keeps answering; `decode` then finds them encoded. Records that do not
+        parse are left to `decode`, which dead-letters them."""
+        if self._enricher.analyzer.batches:
+            await asyncio.to_thread(self._prepare, records)
+
+    def _prepare(self, records: Sequence[Consumed]) -> None:
+        events = []
+        for record in records:
+            if not record.value:
+                continue
+            try:
+                events.append(decode_received(record.value))
+            except ValidationError:
+                continue
+        self._enricher.prepare(events)
 
     def decode(self, record: Consumed) -> Enriched:
         """Parse and enrich one raw record, or raise `InvalidMessage` saying why not."""

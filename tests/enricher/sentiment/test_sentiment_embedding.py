@@ -229,3 +229,32 @@ def test_sentences_are_encoded_once(monkeypatch: pytest.MonkeyPatch) -> None:
     embed(["Eins."])
     embed(["Zwei. Drei."])  # would overflow: memory emptied first
     assert set(embedding._memory) == {(USE_MULTILINGUAL, "Zwei."), (USE_MULTILINGUAL, "Drei.")}
+
+
+def test_prepare_encodes_a_batch_in_one_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cxloop_enricher.sentiment import embedding
+
+    analyzer = SentimentAnalyzer(_train_english(EMBEDDED))
+    assert analyzer.batches
+    assert not SentimentAnalyzer.default().batches
+    texts = ["Komplett neu: der Kurier war reizend.", "Komplett neu: Akku leer nach 2 Stunden."]
+    expected = [analyzer.analyze(text, "de") for text in texts]
+    embedding.forget()
+    calls: list[list[str]] = []
+    real = embedding._encoder(USE_MULTILINGUAL)
+
+    class Counting:
+        def encode(self, batch: list[str]) -> np.ndarray:
+            calls.append(list(batch))
+            return real.encode(batch)
+
+    monkeypatch.setattr(embedding, "_encoder", lambda name: Counting())
+    analyzer.prepare(texts)
+    assert calls == [texts]
+    answers = [analyzer.analyze(text, "de") for text in texts]
+    assert calls == [texts]  # no further call: analyze found both encoded
+    for got, want in zip(answers, expected, strict=True):
+        assert got.label == want.label
+        assert got.score == pytest.approx(want.score, abs=1e-3)
+    SentimentAnalyzer.default().prepare(["Nichts zu tun."])
+    assert len(calls) == 1

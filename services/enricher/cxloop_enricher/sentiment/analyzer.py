@@ -8,6 +8,7 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
+from cxloop_enricher.sentiment.embedding import embed
 from cxloop_enricher.sentiment.engine import LexiconScore, score_text
 from cxloop_enricher.sentiment.model import LinearModel
 from cxloop_enricher.sentiment.plain import PlainScorer
@@ -111,6 +112,18 @@ class SentimentAnalyzer:
     def model(self) -> LinearModel | None:
         """The trained model, None for the shipped tagger."""
         return self._model
+
+    @property
+    def batches(self) -> bool:
+        """True if scoring many texts is cheaper after `prepare` (a model with embeddings)."""
+        return self._model is not None and bool(self._model.config.embedding)
+
+    def prepare(self, texts: Sequence[str]) -> None:
+        """Encode the sentences of `texts` ahead, in one call to the sentence encoder, so that
+        `analyze` finds them encoded (three times cheaper per short comment than one call per
+        comment). Nothing to do for models without embeddings; answers do not change."""
+        if self._model is not None and self._model.config.embedding:
+            embed(texts, self._model.config.embedding)
 
     def analyze(self, text: str, language: str) -> SentimentResult:
         """Sentiment of `text` written in `language` (ISO 639-1)."""

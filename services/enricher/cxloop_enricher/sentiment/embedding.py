@@ -120,3 +120,8 @@ def _sentence_vectors(pieces: list[str], name: str, size: int) -> FloatArray:
             if len(new) <= _REMEMBERED:
                 _memory[(name, piece)] = vector
     return vectors
+
+
+def forget() -> None:
+    """Empty the memory of sentence vectors (benchmarks measure encoding, not recall)."""
+    _memory.clear()
