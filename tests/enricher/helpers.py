@@ -112,3 +112,20 @@ class TopicReader:
                 return False
             await self.poll()
         return True
+
+
+def record_encoder_calls(monkeypatch: Any) -> list[list[str]]:
+    """Make the sentence encoder write down each list of sentences it is given (the real
+    encoder still answers); the list of those lists is returned."""
+    from cxloop_enricher.sentiment import embedding
+
+    real = embedding._encoder(embedding.USE_MULTILINGUAL)
+    calls: list[list[str]] = []
+
+    class Recording:
+        def encode(self, batch: list[str]) -> Any:
+            calls.append(list(batch))
+            return real.encode(batch)
+
+    monkeypatch.setattr(embedding, "_encoder", lambda name: Recording())
+    return calls

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import numpy as np
 import orjson
 import pytest
 
@@ -22,7 +21,12 @@ from cxschema import (
     encode,
     header_value,
 )
-from tests.enricher.helpers import default_enricher, raw_event, raw_record
+from tests.enricher.helpers import (
+    default_enricher,
+    raw_event,
+    raw_record,
+    record_encoder_calls,
+)
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -178,15 +182,7 @@ async def test_prepare_encodes_only_redacted_comments_and_changes_no_answer(
     expected = [plain.decode(record).event for record in records[2:]]
 
     embedding.forget()
-    calls: list[list[str]] = []
-    real = embedding._encoder(embedding.USE_MULTILINGUAL)
-
-    class Counting:
-        def encode(self, batch: list[str]) -> np.ndarray:
-            calls.append(list(batch))
-            return real.encode(batch)
-
-    monkeypatch.setattr(embedding, "_encoder", lambda name: Counting())
+    calls = record_encoder_calls(monkeypatch)
     processor = EnrichProcessor(with_model, clock=lambda: NOW)
     await processor.prepare(records)
     assert calls == [["Bitte rufen Sie mich an: [EMAIL].", "Danke!", "Das Paket war beschädigt."]]

@@ -23,6 +23,7 @@ from cxloop_enricher.sentiment.features import DENSE, FeatureConfig, featurize
 from cxloop_enricher.sentiment.model import LinearModel, ModelFormatError
 from cxloop_enricher.sentiment.plain import PlainScorer
 from cxloop_enricher.sentiment.training import TrainingConfig, train
+from tests.enricher.helpers import record_encoder_calls
 
 EMBEDDED = FeatureConfig(bits=12, embedding=USE_MULTILINGUAL)
 
@@ -210,15 +211,7 @@ def test_sentences_are_encoded_once(monkeypatch: pytest.MonkeyPatch) -> None:
     from cxloop_enricher.sentiment import embedding
 
     first = embed(["Ein ganz neuer Satz. Noch einer!", "Noch einer!"])
-    calls: list[list[str]] = []
-    real = embedding._encoder(USE_MULTILINGUAL)
-
-    class Counting:
-        def encode(self, texts: list[str]) -> np.ndarray:
-            calls.append(list(texts))
-            return real.encode(texts)
-
-    monkeypatch.setattr(embedding, "_encoder", lambda name: Counting())
+    calls = record_encoder_calls(monkeypatch)
     again = embed(["Ein ganz neuer Satz. Noch einer!", "Noch einer! Und ein dritter."])
     assert calls == [["Und ein dritter."]]  # only the sentence not seen before
     np.testing.assert_array_equal(again[0], first[0])
@@ -240,15 +233,7 @@ def test_prepare_encodes_a_batch_in_one_call(monkeypatch: pytest.MonkeyPatch) ->
     texts = ["Komplett neu: der Kurier war reizend.", "Komplett neu: Akku leer nach 2 Stunden."]
     expected = [analyzer.analyze(text, "de") for text in texts]
     embedding.forget()
-    calls: list[list[str]] = []
-    real = embedding._encoder(USE_MULTILINGUAL)
-
-    class Counting:
-        def encode(self, batch: list[str]) -> np.ndarray:
-            calls.append(list(batch))
-            return real.encode(batch)
-
-    monkeypatch.setattr(embedding, "_encoder", lambda name: Counting())
+    calls = record_encoder_calls(monkeypatch)
     analyzer.prepare(texts)
     assert calls == [texts]
     answers = [analyzer.analyze(text, "de") for text in texts]
