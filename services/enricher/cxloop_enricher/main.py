@@ -41,7 +41,11 @@ def load_analyzer(settings: EnricherSettings) -> SentimentAnalyzer:
     if path is None:
         return SentimentAnalyzer.default()
     try:
-        return SentimentAnalyzer.load(path)
+        analyzer = SentimentAnalyzer.load(path)
+        # A model with sentence embeddings loads its encoder now (about a second), so that a
+        # broken install stops the start-up and the first batch does not wait for it.
+        analyzer.prepare(["Start."])
+        return analyzer
     except Exception as exc:  # the model loader's errors are many (I/O, format, version)
         raise ConfigurationError(
             f"CX_ENRICHER_SENTIMENT_MODEL={path}: cannot load the sentiment model: {exc}"
