@@ -243,3 +243,18 @@ def test_prepare_encodes_a_batch_in_one_call(monkeypatch: pytest.MonkeyPatch) ->
         assert got.score == pytest.approx(want.score, abs=1e-3)
     SentimentAnalyzer.default().prepare(["Nichts zu tun."])
     assert len(calls) == 1
+
+
+def test_analyze_many_prepares_a_chunk_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cxloop_enricher.sentiment import embedding
+
+    analyzer = SentimentAnalyzer(_train_english(EMBEDDED))
+    texts = _POSITIVE_DE + _NEGATIVE_DE[:2]
+    one_by_one = [analyzer.analyze(text, "de") for text in texts]
+    embedding.forget()
+    calls = record_encoder_calls(monkeypatch)
+    many = analyzer.analyze_many(texts, ["de"] * len(texts), chunk=2)
+    assert [len(call) for call in calls] == [2, 2, 1]  # one sentence each: texts 1-2, 3-4, 5
+    assert [result.label for result in many] == [result.label for result in one_by_one]
+    for got, want in zip(many, one_by_one, strict=True):
+        assert got.score == pytest.approx(want.score, abs=1e-3)

@@ -125,6 +125,17 @@ class SentimentAnalyzer:
         if self._model is not None and self._model.config.embedding:
             embed(texts, self._model.config.embedding)
 
+    def analyze_many(
+        self, texts: Sequence[str], languages: Sequence[str], *, chunk: int = 256
+    ) -> list[SentimentResult]:
+        """`analyze` of each text, `chunk` texts prepared at a time (see `prepare`)."""
+        results: list[SentimentResult] = []
+        for start in range(0, len(texts), chunk):
+            part = texts[start : start + chunk]
+            self.prepare(part)
+            results += map(self.analyze, part, languages[start : start + chunk])
+        return results
+
     def analyze(self, text: str, language: str) -> SentimentResult:
         """Sentiment of `text` written in `language` (ISO 639-1)."""
         if not text or text.isspace():

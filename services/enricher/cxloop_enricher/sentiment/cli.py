@@ -134,10 +134,8 @@ def _eval(args: argparse.Namespace) -> int:
         print(f"cxloop sentiment: {args.file}: no examples", file=sys.stderr)
         return 2
     languages = _languages(examples, args.language)
-    predicted = [
-        analyzer.analyze(example.text, language).label
-        for example, language in zip(examples, languages, strict=True)
-    ]
+    texts = [example.text for example in examples]
+    predicted = [result.label for result in analyzer.analyze_many(texts, languages)]
     print(format_report([example.label for example in examples], predicted))
     return 0
 
@@ -177,9 +175,11 @@ def predict_held_out(
         features=features,
         training=training,
     )
-    analyzer = SentimentAnalyzer(model)
-    for row in test_rows:
-        predicted[row] = analyzer.analyze(texts[row], languages[row]).label
+    results = SentimentAnalyzer(model).analyze_many(
+        [texts[row] for row in test_rows], [languages[row] for row in test_rows]
+    )
+    for row, result in zip(test_rows, results, strict=True):
+        predicted[row] = result.label
 
 
 def _train(args: argparse.Namespace) -> int:
