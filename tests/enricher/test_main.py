@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cxloop_enricher.main import build_enricher, load_analyzer
+from cxloop_enricher.main import build_enricher, describe_sentiment, load_analyzer
 from cxloop_enricher.sentiment import embedding
 from cxloop_enricher.sentiment.features import FeatureConfig
 from cxloop_enricher.sentiment.training import TrainingConfig, train
@@ -20,7 +20,9 @@ NOW = datetime(2026, 11, 23, tzinfo=UTC)
 
 
 def test_the_shipped_tagger_without_a_model() -> None:
-    assert load_analyzer(EnricherSettings()).model is None
+    analyzer = load_analyzer(EnricherSettings())
+    assert analyzer.model is None
+    assert describe_sentiment(EnricherSettings(), analyzer) == "shipped tagger"
 
 
 def test_a_trained_model_is_loaded_from_the_setting(
@@ -40,7 +42,11 @@ def test_a_trained_model_is_loaded_from_the_setting(
     assert main(argv) == 0
     capsys.readouterr()
     settings = EnricherSettings(enricher_sentiment_model=model)
-    assert load_analyzer(settings).model is not None
+    analyzer = load_analyzer(settings)
+    assert analyzer.model is not None
+    assert describe_sentiment(settings, analyzer) == (
+        f"model {model}, labels negative/neutral/positive, sentence encoder use-multilingual-v3"
+    )
     enriched = build_enricher(settings).enrich(raw_event(comment="kam viel zu spät"), now=NOW)
     assert enriched.event.sentiment.label in ("negative", "neutral", "positive", "mixed")
 

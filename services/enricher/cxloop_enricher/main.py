@@ -52,6 +52,17 @@ def load_analyzer(settings: EnricherSettings) -> SentimentAnalyzer:
         ) from exc
 
 
+def describe_sentiment(settings: EnricherSettings, analyzer: SentimentAnalyzer) -> str:
+    """Which sentiment tagger runs, for the start-up log line."""
+    model = analyzer.model
+    if model is None:
+        return "shipped tagger"
+    parts = [f"model {settings.enricher_sentiment_model}", "labels " + "/".join(model.classes)]
+    if model.config.embedding:
+        parts.append(f"sentence encoder {model.config.embedding}")
+    return ", ".join(parts)
+
+
 def build_enricher(settings: EnricherSettings) -> Enricher:
     """Load and validate the taxonomy, PII patterns and sentiment model; fail fast if wrong."""
     taxonomy = load_taxonomy(settings.config_dir)
@@ -136,10 +147,11 @@ def run() -> int:
     app = create_app(settings)
     warm_up()
     log.info(
-        "enricher on %s:%d (taxonomy %d touchpoints, %d rules)",
+        "enricher on %s:%d (taxonomy %d touchpoints, %d rules; sentiment: %s)",
         settings.host,
         settings.enricher_port,
         len(app.state.enricher.tagger.taxonomy.touchpoints),
         len(app.state.enricher.tagger.taxonomy.rules),
+        describe_sentiment(settings, app.state.enricher.analyzer),
     )
     return serve(app, host=settings.host, port=settings.enricher_port, workers=lambda: workers(app))
