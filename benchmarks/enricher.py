@@ -35,6 +35,7 @@ from cxloop_enricher.enrich import Enricher
 from cxloop_enricher.language import detect_language
 from cxloop_enricher.pii import Redaction, Redactor
 from cxloop_enricher.sentiment import SentimentAnalyzer, SentimentResult
+from cxloop_enricher.sentiment.model import LinearModel
 from cxloop_enricher.taxonomy import load_taxonomy
 from cxloop_enricher.touchpoints import TouchpointTagger
 from cxruntime.embedded import EmbeddedKafka, free_port
@@ -278,7 +279,7 @@ async def _measure(
         await observer.stop()
 
 
-def bench_process(n: int, partitions: int) -> tuple[float, float, int]:
+def bench_process(n: int, partitions: int, model: Path | None) -> tuple[float, float, int]:
     """events/s through one `cxloop enricher` process, its CPU µs per event, events enriched."""
     with tempfile.TemporaryDirectory() as tmp:
         broker = EmbeddedKafka(log_path=Path(tmp) / "tansu.log")
@@ -298,6 +299,10 @@ def bench_process(n: int, partitions: int) -> tuple[float, float, int]:
                 "CX_DATA_DIR": str(Path(tmp) / "data"),
                 "CX_LOG_LEVEL": "WARNING",
             }
+            # The same tagger as the in-process part: --model, else the shipped one.
+            env.pop("CX_ENRICHER_SENTIMENT_MODEL", None)
+            if model is not None:
+                env["CX_ENRICHER_SENTIMENT_MODEL"] = str(model.resolve())
             with (Path(tmp) / "enricher.log").open("wb") as log:
                 process = subprocess.Popen(
                     [sys.executable, "-m", "cxruntime", "enricher"],
@@ -329,6 +334,13 @@ def main() -> int:
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--model", type=Path, default=None, help="a trained sentiment model")
     args = parser.parse_args()
+    if args.model is not None and LinearModel.load(args.model).config.embedding:
+        print(
+            "note: this model uses sentence embeddings, and the benchmark's comments come from a "
+            f"pool of {len(DE) + len(EN)} sentences, which the encoder remembers after their "
+            "first use: the figures below overstate its speed on new comments (see "
+            "docs/sentiment.md, 'Measured', for those)"
+        )
 
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"machine: {os.cpu_count()} cores, load average {load} (shared; figures vary with it)")
@@ -338,7 +350,7 @@ def main() -> int:
     print(f"  {enrich_rate:>10,.0f} events/s    whole enrichment (PII, rules, language, sentiment)")
     for step, micros in steps.items():
         print(f"  {micros:>10,.1f} µs/event  {step}")
-    rate, cpu_us, written = bench_process(args.events, args.partitions)
+    rate, cpu_us, written = bench_process(args.events, args.partitions, args.model)
     print(f"one `cxloop enricher` process on the embedded broker ({args.partitions} partitions):")
     print(f"  {rate:>10,.0f} events/s    consume, enrich, produce (acks=all), commit")
     print(f"  {written:>10,} distinct events enriched of {args.events:,} raw events")
