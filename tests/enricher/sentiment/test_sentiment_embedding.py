@@ -163,6 +163,17 @@ def test_models_with_embeddings_round_trip(tmp_path: Path) -> None:
         )
 
 
+def test_models_without_embeddings_are_written_as_version_3(tmp_path: Path) -> None:
+    model = _train_english(replace(EMBEDDED, embedding=""))
+    path = tmp_path / "plain.model"
+    model.save(path)
+    header = json.loads(str(np.load(path)["header"]))
+    assert header["version"] == 3
+    assert "embedding" not in header["features"]
+    assert "embedding_weight" not in header["features"]
+    assert LinearModel.load(path).config == model.config
+
+
 def _rewrite_header(path: Path, **changes: object) -> None:
     with np.load(path) as archive:
         members = {name: archive[name] for name in archive.files}

@@ -9,7 +9,8 @@ Version 2 added the feature scheme (TF-IDF with character n-grams within words, 
 `features`); version 1 files have none and are read as scheme 1, so they score as trained.
 Version 3 added the negation words the model was trained with (`FeatureConfig.negators`); older
 files score with the lexicon's current ones, as they always did. Version 4 added the sentence
-encoder (`FeatureConfig.embedding`, "" for none) and its weight; older files have none.
+encoder (`FeatureConfig.embedding`) and its weight; models without one are still written as
+version 3.
 """
 
 from __future__ import annotations
@@ -64,11 +65,19 @@ class LinearModel:
 
     def save(self, path: str | Path) -> None:
         """Write the model to `path` (an .npz archive, whatever the name)."""
+        features = asdict(self.config)
+        version = VERSION
+        if not self.config.embedding:
+            # Nothing version 3 lacks: written as version 3, which cxloop releases from before
+            # sentence embeddings read too (a model trained on a newer cxloop keeps working in
+            # an older enricher during an upgrade).
+            version = 3
+            del features["embedding"], features["embedding_weight"]
         header = {
             "format": FORMAT,
-            "version": VERSION,
+            "version": version,
             "classes": list(self.classes),
-            "features": asdict(self.config),
+            "features": features,
         }
         weights = self.weights.astype(np.float32)
         encoded = np.array(json.dumps(header))
