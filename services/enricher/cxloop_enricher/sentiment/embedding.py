@@ -14,8 +14,8 @@ GermEval's multi-sentence comments this gave 0.655 against 0.641 for encoding th
 comment at once, in scikit-learn with the same folds).
 
 The encoder costs about 1.2 s and 120 MB of memory to load (once per process, on first use),
-and per comment about 2.5 ms for a short one encoded alone, 0.8 ms in a batch, and 12 ms for
-a 440-character one. Only models trained with embeddings load it.
+and per comment about 5 ms for a tweet-sized one encoded alone, 2.6 ms in a batch, and 8 to
+11 ms for a 440-character one (one core). Only models trained with embeddings load it.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def sentences(text: str) -> list[str]:
 def embed(texts: Sequence[str], name: str = USE_MULTILINGUAL) -> FloatArray:
     """One unit-length row per text: the mean of its sentences' vectors, scaled to length 1
     (a blank text gets zeros). All sentences of all texts go to the encoder in one call, which
-    is about three times cheaper per text than one call per text."""
+    costs about half as much per short text as one call per text."""
     size = dimensions(name)
     rows = np.zeros((len(texts), size), dtype=np.float32)
     pieces: list[str] = []
