@@ -121,7 +121,8 @@ class SentimentAnalyzer:
     def prepare(self, texts: Sequence[str]) -> None:
         """Encode the sentences of `texts` ahead, in one call to the sentence encoder, so that
         `analyze` finds them encoded (about half the cost per short comment of one call per
-        comment; long comments gain less). Nothing to do for models without embeddings; answers do not change."""
+        comment; long comments gain less). Nothing to do for models without embeddings;
+        answers do not change."""
         if self._model is not None and self._model.config.embedding:
             embed(texts, self._model.config.embedding)
 
