@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cxloop_enricher.sentiment import SentimentAnalyzer
-from cxloop_enricher.sentiment.cli import train_features
+from cxloop_enricher.sentiment.cli import predict_held_out, train_features
 from cxloop_enricher.sentiment.embedding import forget
 from cxloop_enricher.sentiment.evaluation import Example, folds, majority_baseline, read_tsv, score
 from cxloop_enricher.sentiment.features import FeatureConfig
@@ -118,16 +118,22 @@ def trained(files: list[Path]) -> None:
             ]
     for path, title, features in runs:
         examples = read_tsv(path)
-        language = _language(path)
+        texts = [example.text for example in examples]
         gold = [example.label for example in examples]
+        languages = [_language(path)] * len(examples)
         predicted = [""] * len(examples)
         started = time.perf_counter()
         for train_rows, test_rows in folds(len(examples), K):
-            analyzer = SentimentAnalyzer(
-                _fit([examples[i] for i in train_rows], language, features=features)
+            predict_held_out(
+                texts,
+                gold,
+                languages,
+                train_rows,
+                test_rows,
+                features=features,
+                training=TrainingConfig(),
+                predicted=predicted,
             )
-            for row in test_rows:
-                predicted[row] = analyzer.analyze(examples[row].text, language).label
         scores = score(gold, predicted)
         print(
             f"cxloop sentiment train ({title}), {K}-fold CV on {path.name}: macro-F1 "
