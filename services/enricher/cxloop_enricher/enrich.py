@@ -91,21 +91,22 @@ class Enricher:
         if not self.analyzer.batches:
             return
         self.analyzer.prepare(
-            [
-                self.redactor.redact(event.comment).text[:MAX_COMMENT_CHARS]
-                for event in events
-                if event.comment
-            ]
+            [self._redact_comment(event.comment)[0] for event in events if event.comment]
         )
+
+    def _redact_comment(self, comment: str) -> tuple[str, dict[str, int]]:
+        """The comment as it leaves the enricher (personal data replaced, cut to the limit) and
+        the redactions by kind; `prepare` must see exactly the text `enrich` scores."""
+        redacted = self.redactor.redact(comment)
+        return redacted.text[:MAX_COMMENT_CHARS], redacted.counts
 
     def enrich(self, event: FeedbackReceived, *, now: datetime) -> Enriched:
         """The enriched event; raises `pydantic.ValidationError` only on a bug or bad config."""
         redactions: dict[str, int] = {}
         comment = event.comment
         if comment:
-            redacted = self.redactor.redact(comment)
-            comment = redacted.text[:MAX_COMMENT_CHARS]
-            _add(redactions, redacted.counts)
+            comment, counts = self._redact_comment(comment)
+            _add(redactions, counts)
         context = event.context
         changes: dict[str, str] = {}
         if context.subject:
