@@ -37,6 +37,21 @@ REDACTED: list[tuple[str, str, dict[str, int]]] = [
     ("Telefon: 1234567", "Telefon: [PHONE]", {"phone": 1}),
     ("Handy 01711234567!", "Handy [PHONE]!", {"phone": 1}),
     ("Das Paket kam nicht. 0171 1234567", "Das Paket kam nicht. [PHONE]", {"phone": 1}),
+    # a word naming the phone before it, alone or in a compound with "Nummer" or "Kunden"
+    ("Meine Nummer: 030 1234567", "Meine Nummer: [PHONE]", {"phone": 1}),
+    ("my number: 0171 1234567", "my number: [PHONE]", {"phone": 1}),
+    ("Nr. 0171 1234567", "Nr. [PHONE]", {"phone": 1}),
+    ("Telefonnummer: +49 30 1234567", "Telefonnummer: [PHONE]", {"phone": 1}),
+    ("Handynummer 0171 1234567", "Handynummer [PHONE]", {"phone": 1}),
+    ("Rückrufnummer 0301234567", "Rückrufnummer [PHONE]", {"phone": 1}),
+    ("Kundentelefon: 030 1234567", "Kundentelefon: [PHONE]", {"phone": 1}),
+    ("WhatsApp-Nummer: 0171 1234567", "WhatsApp-Nummer: [PHONE]", {"phone": 1}),
+    ("phone no. 0171 1234567", "phone no. [PHONE]", {"phone": 1}),
+    (
+        "Meine Nummer: +49 (0)30 1234-5678, bitte",
+        "Meine Nummer: [PHONE], bitte",
+        {"phone": 1},
+    ),
     # IBAN: checksum-validated, with or without spaces
     ("IBAN DE89 3704 0044 0532 0130 00 bitte", "IBAN [IBAN] bitte", {"iban": 1}),
     ("DE89370400440532013000", "[IBAN]", {"iban": 1}),
@@ -48,6 +63,10 @@ REDACTED: list[tuple[str, str, dict[str, int]]] = [
     ("5555-5555-5555-4444", "[CARD]", {"card": 1}),
     ("Amex 378282246310005", "Amex [CARD]", {"card": 1}),
     ("card 4012888888881881 was charged", "card [CARD] was charged", {"card": 1}),
+    ("Kartennummer 4111 1111 1111 1111", "Kartennummer [CARD]", {"card": 1}),
+    ("Kreditkartennr. 4111111111111111", "Kreditkartennr. [CARD]", {"card": 1}),
+    ("card no. 4111111111111111", "card no. [CARD]", {"card": 1}),
+    ("Kundenkartennummer 4111111111111111", "Kundenkartennummer [CARD]", {"card": 1}),
     # several kinds at once
     (
         "max@example.de, 0171 1234567, DE89 3704 0044 0532 0130 00, 4111111111111111",
@@ -73,6 +92,8 @@ LOOK_ALIKES = [
     "order no. 0171234567 is missing",
     "Rechnungsnummer: 0123456789",
     "Kundennummer 0301234567",
+    "Telefonrechnung 0123456789",  # the invoice of a phone contract
+    "Vertragsnummer 0171 1234567",
     "am 23.11.2026 um 14:30 Uhr",
     "am 03.11.2026",
     "2026-11-23",

@@ -6,7 +6,9 @@ IBAN (ISO 13616 mod 97) or card (Luhn) checksum stay as they are. A digit run is
 number only when it is written like one: international (`+49 ...`, `0049 ...`), German national
 (`0` and an area code, `030 1234567`, `(0171) 123 45 67`), North American (`(555) 123-4567`),
 or any 6 to 15 digits right after a word such as "Tel." or "phone". A run right after a word
-such as "Bestellnummer" or "order" is an identifier, never a phone or card number.
+such as "Bestellnummer" or "order" is an identifier, never a phone or card number, unless the
+word right before it names a phone or a card ("Kundentelefon", "Kreditkartennummer", "card
+no."); a bare "Nummer", "Nr." or "number" names neither.
 """
 
 from __future__ import annotations
@@ -54,13 +56,24 @@ _PHONE_WORDS: Final = re.compile(
     r"|number is)",
     re.IGNORECASE,
 )
+# A word that says "number" and no more, after the word that says which.
+_NUMBER_WORD: Final = r"(?:(?:nr|no|nummer|number|id)\b[\s:.#-]*)?$"
 # An identifier word right before the number: "Bestellnummer 0012345678", "order no. 4111...".
 _ID_BEFORE: Final = re.compile(
     r"(?:bestell\w*|order\w*|auftrag\w*|rechnung\w*|invoice\w*|kunden\w*|customer\w*"
     r"|sendung\w*|tracking\w*|paket\w*|parcel\w*|artikel\w*|item\w*|ticket\w*|vorgang\w*"
-    r"|case|referenz\w*|reference\w*|ref|vertrag\w*|contract\w*|id|nr|no|number|nummer"
+    r"|case|referenz\w*|reference\w*|\bref|vertrag\w*|contract\w*"
     r"|plz|postleitzahl|zip|iban|bic|blz|konto\w*|account)"
-    r"[\s:.#-]*(?:(?:nr|no|nummer|number|id)\b[\s:.#-]*)?$",
+    r"[\s:.#-]*" + _NUMBER_WORD,
+    re.IGNORECASE,
+)
+# A word naming a phone or a card right before the number outweighs an identifier word inside
+# the same compound ("Kundentelefon", "Kundenkartennummer"), but not one after it
+# ("Telefonrechnung 0123456789" is an invoice).
+_CONTACT_BEFORE: Final = re.compile(
+    r"(?:\btel|telefon|handy|mobile?|mobilfunk|rückruf|rueckruf|festnetz|hotline|whatsapp|fax"
+    r"|phone|\bcell|karte|\bcard|visa|mastercard|amex)"
+    r"(?:n|s)?(?:nummer|nr|number|no)?\.?[\s:.#-]*" + _NUMBER_WORD,
     re.IGNORECASE,
 )
 _IBAN_PREFIX: Final = re.compile(r"[A-Za-z]{2}\d{2} ?$")
@@ -94,6 +107,8 @@ def luhn_valid(digits: str) -> bool:
 
 
 def _follows_identifier_word(before: str) -> bool:
+    if _CONTACT_BEFORE.search(before) is not None:
+        return False
     return _ID_BEFORE.search(before) is not None or _IBAN_PREFIX.search(before) is not None
 
 
