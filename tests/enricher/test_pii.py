@@ -23,6 +23,11 @@ REDACTED: list[tuple[str, str, dict[str, int]]] = [
     ("mail: Jane_Doe+shop@mail.co.uk.", "mail: [EMAIL].", {"email": 1}),
     ("a@b.de und c.d@e-f.com", "[EMAIL] und [EMAIL]", {"email": 2}),
     ("jürgen.müller@beispiel.de", "[EMAIL]", {"email": 1}),
+    # spelled out against address harvesters
+    ("max(at)example.de", "[EMAIL]", {"email": 1}),
+    ("Mail: max [at] example [dot] de bitte", "Mail: [EMAIL] bitte", {"email": 1}),
+    ("Max.Muster [ät] t-online (punkt) de", "[EMAIL]", {"email": 1}),
+    ("jane@doe.com oder jane{at}doe.co.uk.", "[EMAIL] oder [EMAIL].", {"email": 2}),
     # phone: German national and international formats
     ("Ruf mich an: 0171 1234567", "Ruf mich an: [PHONE]", {"phone": 1}),
     ("Tel. 030/12345678", "Tel. [PHONE]", {"phone": 1}),
@@ -112,6 +117,8 @@ LOOK_ALIKES = [
     "3 Tage, 14 Stunden",
     "KW 47, 2 Pakete",
     "Ticket 0815123456 offen",
+    "Treffen (at) home",
+    "Termin [at] 10.30 Uhr",
 ]
 
 

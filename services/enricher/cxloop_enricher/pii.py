@@ -1,11 +1,13 @@
 """Personal data redaction: e-mail addresses, phone numbers, IBANs, payment cards and
 configured patterns become placeholders before a comment leaves the enricher.
 
-Precision matters as much as recall: order numbers, dates, amounts and numbers that fail the
-IBAN (ISO 13616 mod 97) or card (Luhn) checksum stay as they are. A digit run is a phone
-number only when it is written like one: international (`+49 ...`, `0049 ...`), German national
-(`0` and an area code, `030 1234567`, `(0171) 123 45 67`), North American (`(555) 123-4567`),
-or any 6 to 15 digits right after a word such as "Tel." or "phone". A run right after a word
+E-mail addresses spelled out against harvesters ("max(at)example.de", "max [at] example [dot]
+de") count as addresses. Precision matters as much as recall: order numbers, dates, amounts
+and numbers that fail the IBAN (ISO 13616 mod 97) or card (Luhn) checksum stay as they are.
+A digit run is a phone number only when it is written like one: international (`+49 ...`,
+`0049 ...`), German national (`0` and an area code, `030 1234567`, `(0171) 123 45 67`), North
+American (`(555) 123-4567`), or any 6 to 15 digits right after a word such as "Tel." or
+"phone". A run right after a word
 such as "Bestellnummer" or "order" is an identifier, never a phone or card number, unless the
 word right before it names a phone or a card ("Kundentelefon", "Kreditkartennummer", "card
 no."); a bare "Nummer", "Nr." or "number" names neither.
@@ -41,6 +43,16 @@ IBAN_LENGTHS: Final = {
 
 _EMAIL_RE: Final = re.compile(
     r"(?<![\w.%+-])[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}(?![\w-])", re.UNICODE
+)
+# Addresses spelled out against address harvesters: "max(at)example.de",
+# "max [at] example [dot] de", "max [ät] example (punkt) de".
+_SPELLED_AT: Final = r"[(\[{<]\s*(?:at|ät|@)\s*[)\]}>]"
+_SPELLED_DOT: Final = r"(?:\s*[(\[{<]\s*(?:dot|punkt)\s*[)\]}>]\s*|\.)"
+_SPELLED_AT_RE: Final = re.compile(_SPELLED_AT, re.IGNORECASE)
+_SPELLED_EMAIL_RE: Final = re.compile(
+    rf"(?<![\w.%+-])[\w.%+-]+\s*{_SPELLED_AT}\s*[\w-]+(?:{_SPELLED_DOT}[\w-]+)*"
+    rf"{_SPELLED_DOT}[^\W\d_]{{2,}}(?![\w-])",
+    re.IGNORECASE,
 )
 _IBAN_RE: Final = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]){11,32}")
 _NUMBER_RUN_RE: Final = re.compile(r"(?<![\w#@.,/+-])\+?\(?\+?\d[\d ()\-./]*\d\)?(?![\w])")
@@ -219,6 +231,8 @@ class Redactor:
         counts: dict[str, int] = {}
         if "@" in text:
             text = _substitute(text, _EMAIL_RE, "[EMAIL]", EMAIL, counts)
+        if _SPELLED_AT_RE.search(text):
+            text = _substitute(text, _SPELLED_EMAIL_RE, "[EMAIL]", EMAIL, counts)
         for pattern in self._extra:
             text = _substitute(text, pattern.regex, pattern.placeholder, pattern.kind, counts)
         if _DIGIT.search(text) is None:
