@@ -79,3 +79,17 @@ def test_a_bad_event_or_taxonomy_exits_2(
     event = _write(tmp_path, {"channel": "web", "comment": "x"})
     assert main(["touchpoints", "test", "--event", event]) == 2
     assert "invalid touchpoint taxonomy" in capsys.readouterr().err
+
+
+def test_a_bad_item_in_a_list_is_named_and_an_empty_list_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = {"channel": "web", "comment": "Paket kam nicht"}
+    bad = {"channel": "web", "scores": {"nps": 12}}
+    path = _write(tmp_path, [good, good, bad])
+    assert main(["touchpoints", "test", "--event", path]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: not a feedback event (item 2 of the list, counted from 0)" in err
+    assert "scores.nps" in err
+    assert main(["touchpoints", "test", "--event", _write(tmp_path, [])]) == 2
+    assert "an empty list, no event to test" in capsys.readouterr().err

@@ -35,16 +35,26 @@ def register(commands: Any) -> None:
     register_sentiment(commands)
 
 
+class _NotAnEventError(ValueError):
+    """The file holds something other than feedback events; the message says which item."""
+
+
 def _read_events(source: str) -> list[FeedbackSubmission]:
     text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
     data = json.loads(text)
     items = data if isinstance(data, list) else [data]
+    if not items:
+        raise _NotAnEventError("an empty list, no event to test")
     events: list[FeedbackSubmission] = []
-    for item in items:
+    for index, item in enumerate(items):
         try:
             events.append(FeedbackReceived.model_validate(item))
         except ValidationError:
-            events.append(FeedbackSubmission.model_validate(item))
+            try:
+                events.append(FeedbackSubmission.model_validate(item))
+            except ValidationError as exc:
+                where = f" (item {index} of the list, counted from 0)" if items is data else ""
+                raise _NotAnEventError(f"not a feedback event{where}:\n{exc}") from exc
     return events
 
 
@@ -81,8 +91,8 @@ def _test(args: argparse.Namespace) -> int:
     except (OSError, json.JSONDecodeError) as exc:
         print(f"cxloop touchpoints test: cannot read {args.event}: {exc}", file=sys.stderr)
         return 2
-    except ValidationError as exc:
-        print(f"cxloop touchpoints test: not a feedback event:\n{exc}", file=sys.stderr)
+    except _NotAnEventError as exc:
+        print(f"cxloop touchpoints test: {args.event}: {exc}", file=sys.stderr)
         return 2
     tagger = TouchpointTagger(taxonomy)
     redactor = Redactor([*taxonomy.pii_patterns, *settings.enricher_pii_patterns])
