@@ -281,6 +281,15 @@ def test_read_tsv(tmp_path: Path) -> None:
         read_tsv(bad)
 
 
+def test_read_tsv_reads_german_label_names_and_refuses_unknown_labels(tmp_path: Path) -> None:
+    path = tmp_path / "de.tsv"
+    path.write_text("Text\tLabel\ngut\tPositiv\nmies\tNEGATIV\nnaja\tgemischt\n", "utf-8")
+    assert [e.label for e in read_tsv(path)] == ["positive", "negative", "mixed"]
+    path.write_text("gut\tpositive\nmies\tnegtive\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"de.tsv:2: unknown label 'negtive' \(expected one of"):
+        read_tsv(path)
+
+
 def test_eval_report_format() -> None:
     report = format_report(["positive", "negative", "neutral"], ["positive", "neutral", "neutral"])
     lines = report.splitlines()

@@ -9,7 +9,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from cxloop_enricher.sentiment.result import LABELS
+
 EVALUATED = ("negative", "neutral", "positive")
+# The labels a file may use: cxloop's own, and their German names.
+FILE_LABELS = {label: label for label in LABELS} | {
+    "negativ": "negative",
+    "positiv": "positive",
+    "gemischt": "mixed",
+}
 
 
 @dataclass(frozen=True)
@@ -30,17 +38,26 @@ class Scores:
 
 
 def read_tsv(path: str | Path) -> list[Example]:
-    """Examples from `text<TAB>label` lines; a header line `text<TAB>label` is skipped."""
+    """Examples from `text<TAB>label` lines; a header line `text<TAB>label` is skipped.
+
+    A label is negative, neutral, positive or mixed (any case; German negativ, positiv and
+    gemischt are read as those); any other label is an error naming its line, so that a typo
+    cannot become a class of its own."""
     examples: list[Example] = []
     with Path(path).open(encoding="utf-8", newline="") as handle:
         reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
         for number, row in enumerate(reader, start=1):
-            if not row or (number == 1 and row[:2] == ["text", "label"]):
+            if not row or (number == 1 and [c.strip().lower() for c in row] == ["text", "label"]):
                 continue
             if len(row) < 2:
                 raise ValueError(f"{path}:{number}: expected text<TAB>label")
             text, label = "\t".join(row[:-1]), row[-1].strip().lower()
-            examples.append(Example(text, label))
+            if label not in FILE_LABELS:
+                raise ValueError(
+                    f"{path}:{number}: unknown label {row[-1].strip()!r} (expected one of "
+                    f"{', '.join(LABELS)}; German {', '.join(list(FILE_LABELS)[len(LABELS) :])})"
+                )
+            examples.append(Example(text, FILE_LABELS[label]))
     return examples
 
 
