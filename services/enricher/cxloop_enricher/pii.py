@@ -118,6 +118,12 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
+def _may_spell_an_address(text: str) -> bool:
+    # Most comments hold no bracket; testing for one first keeps the regex off them.
+    bracket = "(" in text or "[" in text or "{" in text or "<" in text
+    return bracket and _SPELLED_AT_RE.search(text) is not None
+
+
 def _follows_identifier_word(before: str) -> bool:
     if _CONTACT_BEFORE.search(before) is not None:
         return False
@@ -231,7 +237,7 @@ class Redactor:
         counts: dict[str, int] = {}
         if "@" in text:
             text = _substitute(text, _EMAIL_RE, "[EMAIL]", EMAIL, counts)
-        if _SPELLED_AT_RE.search(text):
+        if _may_spell_an_address(text):
             text = _substitute(text, _SPELLED_EMAIL_RE, "[EMAIL]", EMAIL, counts)
         for pattern in self._extra:
             text = _substitute(text, pattern.regex, pattern.placeholder, pattern.kind, counts)
