@@ -7,10 +7,10 @@ and numbers that fail the IBAN (ISO 13616 mod 97) or card (Luhn) checksum stay a
 A digit run is a phone number only when it is written like one: international (`+49 ...`,
 `0049 ...`), German national (`0` and an area code, `030 1234567`, `(0171) 123 45 67`), North
 American (`(555) 123-4567`), or any 6 to 15 digits right after a word such as "Tel." or
-"phone". A run right after a word
-such as "Bestellnummer" or "order" is an identifier, never a phone or card number, unless the
-word right before it names a phone or a card ("Kundentelefon", "Kreditkartennummer", "card
-no."); a bare "Nummer", "Nr." or "number" names neither.
+"phone". A run right after a word such as "Bestellnummer" or "order" is an identifier, never a
+phone or card number, unless the word right before it names a phone or a card
+("Kundentelefon", "Kreditkartennummer", "card no."); a bare "Nummer", "Nr." or "number" names
+neither.
 """
 
 from __future__ import annotations

@@ -12,12 +12,9 @@ from pathlib import Path
 from cxloop_enricher.sentiment.result import LABELS
 
 EVALUATED = ("negative", "neutral", "positive")
+_GERMAN_LABELS = {"negativ": "negative", "positiv": "positive", "gemischt": "mixed"}
 # The labels a file may use: cxloop's own, and their German names.
-FILE_LABELS = {label: label for label in LABELS} | {
-    "negativ": "negative",
-    "positiv": "positive",
-    "gemischt": "mixed",
-}
+FILE_LABELS = {label: label for label in LABELS} | _GERMAN_LABELS
 
 
 @dataclass(frozen=True)
@@ -47,7 +44,8 @@ def read_tsv(path: str | Path) -> list[Example]:
     with Path(path).open(encoding="utf-8", newline="") as handle:
         reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
         for number, row in enumerate(reader, start=1):
-            if not row or (number == 1 and [c.strip().lower() for c in row] == ["text", "label"]):
+            header = [column.strip().lower() for column in row[:2]] == ["text", "label"]
+            if not row or (number == 1 and header):
                 continue
             if len(row) < 2:
                 raise ValueError(f"{path}:{number}: expected text<TAB>label")
@@ -55,7 +53,7 @@ def read_tsv(path: str | Path) -> list[Example]:
             if label not in FILE_LABELS:
                 raise ValueError(
                     f"{path}:{number}: unknown label {row[-1].strip()!r} (expected one of "
-                    f"{', '.join(LABELS)}; German {', '.join(list(FILE_LABELS)[len(LABELS) :])})"
+                    f"{', '.join(LABELS)}; German {', '.join(_GERMAN_LABELS)})"
                 )
             examples.append(Example(text, FILE_LABELS[label]))
     return examples
