@@ -1,0 +1,28 @@
+"""The `cxloop` entry point: how it ends when its reader goes away."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_a_closed_pipe_ends_the_command_quietly(tmp_path: Path) -> None:
+    # `cxloop sentiment score < many-lines | head -1`: the reader closes the pipe early. The
+    # answers (about 1 MB) do not fit in the pipe, so the command is still writing then.
+    lines = tmp_path / "lines.txt"
+    lines.write_text("Das war super\n" * 20_000, encoding="utf-8")
+    command = [sys.executable, "-m", "cxruntime.cli", "sentiment", "score", "--language", "de"]
+    with lines.open("rb") as stdin:
+        proc = subprocess.Popen(
+            command, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    first = proc.stdout.readline()
+    proc.stdout.close()
+    status = proc.wait(timeout=60)
+    stderr = proc.stderr.read().decode()
+    assert first.startswith(b'{"label":"positive"')
+    assert status == 141
+    assert "Traceback" not in stderr
