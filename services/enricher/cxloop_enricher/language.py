@@ -96,14 +96,18 @@ def _normalise_hint(hint: str | None) -> str | None:
 def _vote(text: str) -> tuple[str | None, int, int]:
     """The language with most marker words, its count and the runner-up's count."""
     counts: dict[str, int] = {}
-    for word in _WORD.findall(text.lower()):
-        for language in _LANGUAGES_OF.get(word, ()):
-            counts[language] = counts.get(language, 0) + 1
+    # `map` looks every word up in C; only the few marker words reach the Python loop.
+    for languages in map(_LANGUAGES_OF.get, _WORD.findall(text.lower())):
+        if languages is not None:
+            for language in languages:
+                counts[language] = counts.get(language, 0) + 1
     if not counts:
         return None, 0, 0
+    if len(counts) == 1:
+        [(language, votes)] = counts.items()
+        return language, votes, 0
     ranked = sorted(counts.items(), key=lambda item: item[1], reverse=True)
-    runner_up = ranked[1][1] if len(ranked) > 1 else 0
-    return ranked[0][0], ranked[0][1], runner_up
+    return ranked[0][0], ranked[0][1], ranked[1][1]
 
 
 def detect_language(text: str | None, hint: str | None = None) -> str:

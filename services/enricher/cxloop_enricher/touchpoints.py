@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Final, Literal
 
@@ -52,7 +52,9 @@ _WORD: Final = re.compile(r"\w+")
 _SIMPLE: Final = re.compile(r"^\*?\w+\*?$")
 
 
-@dataclass(frozen=True, slots=True)
+# _Words and _Fields are built for every event and never changed after: not frozen, because a
+# frozen dataclass's __init__ costs about twice as much (1.8 against 0.75 µs for eight fields).
+@dataclass(slots=True)
 class _Words:
     """The words of one text field and which keyword prefixes and suffixes they carry."""
 
@@ -64,7 +66,7 @@ class _Words:
 EMPTY_WORDS: Final = _Words(frozenset(), frozenset(), frozenset())
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Fields:
     """The parts of an event rules look at, normalised once per event."""
 
@@ -168,6 +170,10 @@ class _ChannelCondition(_Condition):
     def holds(self, fields: _Fields) -> bool:
         return fields.channel in self._allowed
 
+    def holds_for(self, channel: str) -> bool:
+        """`holds` for an event of this channel."""
+        return channel in self._allowed
+
     def describe(self, fields: _Fields) -> str:
         return f"channel {fields.channel!r}"
 
@@ -212,8 +218,8 @@ class _KeywordCondition(_Condition):
         self.prefixes = frozenset(prefixes)
         self.suffixes = frozenset(suffixes)
         self._phrases = tuple(phrases)
-        self._phrase_words = frozenset(word for word, _ in phrases if word is not None)
-        self._unanchored = any(word is None for word, _ in phrases)
+        self.phrase_words = frozenset(word for word, _ in phrases if word is not None)
+        self.unanchored = any(word is None for word, _ in phrases)
 
     def holds(self, fields: _Fields) -> bool:
         found = fields.words[self.field]
@@ -225,7 +231,7 @@ class _KeywordCondition(_Condition):
             and self.suffixes.isdisjoint(found.suffixes)
         ):
             return True
-        if not self._unanchored and self._phrase_words.isdisjoint(found.words):
+        if not self.unanchored and self.phrase_words.isdisjoint(found.words):
             return False
         text: str = getattr(fields, self.field)
         return any(
@@ -249,11 +255,57 @@ def _required_word(keyword: str) -> str | None:
     return max(candidates, key=len) if candidates else None
 
 
+class _Gates:
+    """Which keyword conditions an event's words may satisfy, found with one look-up per word.
+
+    A keyword condition can hold only if a word of the text is one of its plain keywords or the
+    required word of one of its phrases, or the text has one of its prefixes or suffixes (or it
+    has a phrase without a plain word). Rules whose keyword conditions are not all opened this
+    way are skipped without testing them; the rest are tested as before. Opened from the words
+    of subject and comment together, a superset of any one field's: skipping stays exact.
+    """
+
+    def __init__(self, conditions: Sequence[_KeywordCondition]) -> None:
+        words: dict[str, set[int]] = {}
+        prefixes: dict[str, set[int]] = {}
+        suffixes: dict[str, set[int]] = {}
+        always: set[int] = set()
+        for number, condition in enumerate(conditions):
+            for word in condition.exact | condition.phrase_words:
+                words.setdefault(word, set()).add(number)
+            for prefix in condition.prefixes:
+                prefixes.setdefault(prefix, set()).add(number)
+            for suffix in condition.suffixes:
+                suffixes.setdefault(suffix, set()).add(number)
+            if condition.unanchored:
+                always.add(number)
+        self._words = {word: frozenset(numbers) for word, numbers in words.items()}
+        self._prefixes = {prefix: frozenset(numbers) for prefix, numbers in prefixes.items()}
+        self._suffixes = {suffix: frozenset(numbers) for suffix, numbers in suffixes.items()}
+        self._always = frozenset(always)
+
+    def open(self, found: _Words) -> set[int]:
+        """The numbers of the keyword conditions these words may satisfy."""
+        opened = set(self._always)
+        get = self._words.get
+        for word in found.words:
+            numbers = get(word)
+            if numbers is not None:
+                opened |= numbers
+        for prefix in found.prefixes:
+            opened |= self._prefixes.get(prefix, frozenset())
+        for suffix in found.suffixes:
+            opened |= self._suffixes.get(suffix, frozenset())
+        return opened
+
+
 @dataclass(frozen=True, slots=True)
 class _CompiledRule:
     index: int
     spec: RuleSpec
     conditions: tuple[_Condition, ...]
+    # Numbers of its keyword conditions in the tagger's `_Gates` (empty: no keyword condition).
+    gates: frozenset[int] = frozenset()
 
     def holds(self, fields: _Fields) -> bool:
         for condition in self.conditions:  # noqa: SIM110 (a plain loop is faster on this path)
@@ -264,6 +316,14 @@ class _CompiledRule:
     def needs(self) -> frozenset[str]:
         """Fields that must be non-empty for this rule to hold (`text`: subject or comment)."""
         return frozenset(c.field for c in self.conditions if c.field != "channel")
+
+    def admits(self, channel: str) -> bool:
+        """False when a channel condition of this rule rules the channel out."""
+        return all(
+            condition.holds_for(channel)
+            for condition in self.conditions
+            if isinstance(condition, _ChannelCondition)
+        )
 
     def reasons(self, fields: _Fields) -> tuple[str, ...]:
         return tuple(condition.describe(fields) for condition in self.conditions)
@@ -312,22 +372,33 @@ class TouchpointTagger:
 
     def __init__(self, taxonomy: Taxonomy) -> None:
         self.taxonomy = taxonomy
-        self._rules = tuple(_compile(i, rule) for i, rule in enumerate(taxonomy.rules))
+        compiled = [_compile(i, rule) for i, rule in enumerate(taxonomy.rules)]
         keywords = [
-            c for rule in self._rules for c in rule.conditions if isinstance(c, _KeywordCondition)
+            c for rule in compiled for c in rule.conditions if isinstance(c, _KeywordCondition)
         ]
-        self._candidates: dict[tuple[bool, ...], tuple[_CompiledRule, ...]] = {}
+        number = {id(condition): n for n, condition in enumerate(keywords)}
+        self._rules = tuple(
+            replace(
+                rule, gates=frozenset(number[id(c)] for c in rule.conditions if id(c) in number)
+            )
+            for rule in compiled
+        )
+        self._gates = _Gates(keywords)
+        self._candidates: dict[tuple[str, tuple[bool, ...]], tuple[_CompiledRule, ...]] = {}
         self._vocabulary = _Vocabulary(
             {p for c in keywords for p in c.prefixes}, {s for c in keywords for s in c.suffixes}
         )
         self._unclassified = taxonomy.touchpoints[UNCLASSIFIED]
 
-    def _possible(self, present: tuple[bool, ...]) -> tuple[_CompiledRule, ...]:
-        """The rules that can hold for an event with these fields present, in order."""
+    def _possible(self, channel: str, present: tuple[bool, ...]) -> tuple[_CompiledRule, ...]:
+        """The rules that can hold for an event of this channel with these fields present, in
+        order."""
         url, app_screen, ivr_queue, subject, comment = present
         filled = {"url": url, "app_screen": app_screen, "ivr_queue": ivr_queue}
         filled |= {"subject": subject, "comment": comment, "text": subject or comment}
-        return tuple(r for r in self._rules if all(filled[f] for f in r.needs()))
+        return tuple(
+            r for r in self._rules if r.admits(channel) and all(filled[f] for f in r.needs())
+        )
 
     def tag(
         self,
@@ -369,10 +440,15 @@ class TouchpointTagger:
             bool(subject),
             bool(folded),
         )
-        candidates = self._candidates.get(present)
+        # Channels are a closed set (the event schema's), so this cache stays small.
+        candidates = self._candidates.get((event.channel, present))
         if candidates is None:
-            candidates = self._candidates[present] = self._possible(present)
+            candidates = self._possible(event.channel, present)
+            self._candidates[event.channel, present] = candidates
+        opened = self._gates.open(fields.words["text"]) if folded or subject else set()
         for rule in candidates:
+            if rule.gates and not opened.issuperset(rule.gates):
+                continue
             if rule.holds(fields):
                 found = self.taxonomy.touchpoints[rule.spec.touchpoint]
                 return Tagging(found, "rule", rule.spec.name, partial(rule.reasons, fields))
