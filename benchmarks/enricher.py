@@ -8,6 +8,8 @@
    process is started; the rate is measured from the moment its group commits the first offsets
    to the moment the committed offsets cover all N (consume, enrich, produce with acks=all, commit),
    so start-up and the group join are not counted, and the last commit interval (1 s) is.
+   Three runs by default (`--runs`), each on a fresh broker; the median is judged against the
+   target, because one run's rate moves by a quarter from minute to minute on a shared host.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import argparse
 import asyncio
 import os
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -332,6 +335,13 @@ def main() -> int:
     parser.add_argument("--comments", type=int, default=20_000, help="texts for the tagger loop")
     parser.add_argument("--events", type=int, default=50_000, help="events through the process")
     parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=3,
+        help="process runs (each on a fresh broker); the median is judged, as the rate of one "
+        "run moves by a quarter on a shared host",
+    )
     parser.add_argument("--model", type=Path, default=None, help="a trained sentiment model")
     args = parser.parse_args()
     if args.model is not None and LinearModel.load(args.model).config.embedding:
@@ -350,13 +360,24 @@ def main() -> int:
     print(f"  {enrich_rate:>10,.0f} events/s    whole enrichment (PII, rules, language, sentiment)")
     for step, micros in steps.items():
         print(f"  {micros:>10,.1f} µs/event  {step}")
-    rate, cpu_us, written = bench_process(args.events, args.partitions, args.model)
     print(f"one `cxloop enricher` process on the embedded broker ({args.partitions} partitions):")
-    print(f"  {rate:>10,.0f} events/s    consume, enrich, produce (acks=all), commit")
-    print(f"  {written:>10,} distinct events enriched of {args.events:,} raw events")
+    runs = []
+    for run in range(1, max(1, args.runs) + 1):
+        rate, cpu_us, written = bench_process(args.events, args.partitions, args.model)
+        runs.append((rate, cpu_us, written))
+        print(
+            f"  run {run}: {rate:>8,.0f} events/s, {cpu_us:,.0f} µs CPU per event, "
+            f"{written:,} of {args.events:,} raw events enriched",
+            flush=True,
+        )
+    rate = statistics.median(r for r, _, _ in runs)
+    cpu_us = statistics.median(c for _, c, _ in runs)
+    written = min(w for _, _, w in runs)
+    print(f"  {rate:>10,.0f} events/s    consume, enrich, produce (acks=all), commit (median)")
+    print(f"  {written:>10,} distinct events enriched of {args.events:,} raw events (fewest)")
     print(f"  {rate / enrich_rate:>10.0%} of the in-process enrichment rate measured above")
     print(
-        f"  {cpu_us:>10,.0f} µs CPU per event in the enricher process "
+        f"  {cpu_us:>10,.0f} µs CPU per event in the enricher process, median "
         f"(= {1e6 / cpu_us:,.0f} events/s on a core of its own)"
     )
     target = 5000
