@@ -1,4 +1,5 @@
-"""Instructions per event through the collector's ingest path, counted by valgrind (callgrind).
+"""Instructions per event through the collector's ingest path (or, with `--enricher`, the
+enricher's record path), counted by valgrind (callgrind).
 
 The wall-clock benchmark (`benchmarks.collector`) moves by tens of percent from minute to minute
 on a shared host; an instruction count does not, so a change of a few percent on the hot path
@@ -17,6 +18,10 @@ baseline, `bare-lean` (the same validation and record on the collector's route c
 no Kafka), and the two give an in-process like-for-like ratio. The figure is the difference
 between a run of 3 and of 1 measured repetitions, divided by the events of the 2 extra ones, so
 start-up and imports cancel out. Needs `valgrind`; a run takes about 3.5 minutes.
+
+`--enricher` counts the enricher's work per raw record the same way (about 3 minutes): the
+records of `benchmarks.enricher`'s mix (fixed ids and times) decoded, enriched and turned into
+output records by `EnrichProcessor`, in batches of 500; not counted: aiokafka, the broker.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import sys
 import tempfile
 from collections.abc import MutableMapping
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +49,48 @@ benchmark's like-for-like baseline (`benchmarks.collector.bare_app(lean=True)`: 
 validation and record on the collector's route class, no auth, no Kafka) under the load of
 `single`."""
 MAX_REPETITIONS = 3
-SOURCE_DIRS = ("libs/cxschema", "libs/cxruntime", "services/collector")
+SOURCE_DIRS = ("libs/cxschema", "libs/cxruntime", "services/collector", "services/enricher")
+ENRICHER_EVENTS = 2_000
+"""Raw records per repetition of `--enricher`: the mix of `benchmarks.enricher`, with fixed ids
+and times so that every run enriches the same bytes."""
+
+
+async def drive_enricher(repetitions: int) -> None:
+    """Decode, enrich and turn into output records `repetitions` + 1 rounds of raw records, in
+    batches of 500 as the consumer runner hands them over (the first round warms up)."""
+    from benchmarks.enricher import default_enricher, raw_events
+    from cxloop_enricher.processor import EnrichProcessor
+    from cxruntime.consumer import Consumed, Decoded
+    from cxschema import RAW, TYPE_SUBMITTED, ce_headers, encode, record_key
+
+    moment = datetime(2026, 11, 25, tzinfo=UTC)
+    events = [
+        event.model_copy(update={"id": f"bench-{i}", "occurred_at": moment, "received_at": moment})
+        for i, event in enumerate(raw_events(ENRICHER_EVENTS, seed=5))
+    ]
+    records = [
+        Consumed(
+            RAW, i % 6, i, record_key(e), encode(e), tuple(ce_headers(e, ce_type=TYPE_SUBMITTED)), 0
+        )
+        for i, e in enumerate(events)
+    ]
+    processor = EnrichProcessor(default_enricher(None), clock=lambda: moment)
+    produced = 0
+    for _ in range(repetitions + 1):
+        for start in range(0, len(records), 500):
+            batch = [Decoded(r, processor.decode(r)) for r in records[start : start + 500]]
+            produced += len(await processor.handle(batch, {}))
+    if produced != ENRICHER_EVENTS * (repetitions + 1):
+        raise SystemExit(
+            f"{produced} records produced, expected {ENRICHER_EVENTS * (repetitions + 1)}"
+        )
 
 
 async def drive(kind: str, repetitions: int) -> None:
     """Serve `repetitions` + 1 rounds of requests to the app of `kind` (the first warms up)."""
+    if kind == "enricher":
+        await drive_enricher(repetitions)
+        return
     if kind == "bare-lean":
         from benchmarks.collector import bare_app
 
@@ -226,6 +269,21 @@ def count(kind: str, repetitions: int, source: Path, work: Path) -> int:
     raise SystemExit(f"no instruction total in {out}")
 
 
+def count_enricher(source: Path) -> int:
+    """Print the instructions per event of the enricher's record path in `source`."""
+    print(f"instructions per event, enricher record path in-process, source {source}")
+    with tempfile.TemporaryDirectory(prefix="cxinstr-") as tmp, ThreadPoolExecutor(2) as executor:
+        short = executor.submit(count, "enricher", 1, source, Path(tmp))
+        full = executor.submit(count, "enricher", MAX_REPETITIONS, source, Path(tmp))
+        extra = full.result() - short.result()
+    events = (MAX_REPETITIONS - 1) * ENRICHER_EVENTS
+    print(
+        f"  enricher {extra / events:9,.0f} instructions per event (decode, PII, touchpoint, "
+        f"language, sentiment, enriched event, output record; {events:,} events counted)"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Count, or (`--drive`) be the process that is counted."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.instructions")
@@ -235,7 +293,13 @@ def main(argv: list[str] | None = None) -> int:
         default=Path(__file__).resolve().parent.parent,
         help="checkout to measure (default: this one)",
     )
-    parser.add_argument("--drive", choices=sorted(KINDS), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--enricher",
+        action="store_true",
+        help=f"count the enricher's record path instead: {ENRICHER_EVENTS:,} raw records "
+        "decoded, enriched and made output records (no Kafka), per event",
+    )
+    parser.add_argument("--drive", choices=[*sorted(KINDS), "enricher"], help=argparse.SUPPRESS)
     parser.add_argument("--repetitions", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.drive:
@@ -245,6 +309,8 @@ def main(argv: list[str] | None = None) -> int:
         print("valgrind is not installed; this benchmark counts instructions with it")
         return 2
     source = args.source.resolve()
+    if args.enricher:
+        return count_enricher(source)
     print(f"instructions per event, collector app in-process, source {source}")
     with tempfile.TemporaryDirectory(prefix="cxinstr-") as tmp:
         work = Path(tmp)
