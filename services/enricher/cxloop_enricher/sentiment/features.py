@@ -125,29 +125,52 @@ def _hash(token: str) -> int:
     return value
 
 
+_Unigram = tuple[int, int, int, int]
+_unigrams: dict[str, _Unigram] = {}
+
+
+def _unigram(token: str) -> _Unigram:
+    """What `_word_indices` needs of a token, computed once: its CRC-32, that times the bigram
+    prime, and its unigram hash mixed, plain and negated (before the mask)."""
+    entry = _unigrams.get(token)
+    if entry is None:
+        if len(_unigrams) > 500_000:  # bound memory in a long-running process
+            _unigrams.clear()
+        hashed = _hash(token)
+        entry = _unigrams[token] = (
+            hashed,
+            hashed * _PRIME_INT,
+            ((hashed * _MIX_INT) & _WORD64) >> _SHIFT_INT,
+            (((hashed ^ _NEGATED_INT) * _MIX_INT) & _WORD64) >> _SHIFT_INT,
+        )
+    return entry
+
+
 def _word_indices(lowered: list[str], negators: frozenset[str], mask: int) -> list[int]:
     """Hashed indices of the unigrams and bigrams, in plain integers (cheaper than NumPy calls
     for the few dozen tokens of a comment). Words in the scope of a negator get their own
     features ("nicht gut" != "gut"); the scope ends at punctuation."""
-    cache = _hashes
+    cache = _unigrams
     indices: list[int] = []
     append = indices.append
     negated = False
-    previous = -1
+    previous = -1  # the previous token's CRC-32 times the prime
     for token in lowered:
-        hashed = cache.get(token)
-        if hashed is None:
-            hashed = _hash(token)
+        entry = cache.get(token)
+        if entry is None:
+            entry = _unigram(token)
+        hashed, times_prime, plain, negated_plain = entry
         if token in negators:
             negated = True
         elif token[0] in _PUNCTUATION:
             negated = False
-        unigram = hashed ^ _NEGATED_INT if negated else hashed
-        append((((unigram * _MIX_INT) & _WORD64) >> _SHIFT_INT) & mask)
+        append((negated_plain if negated else plain) & mask)
         if previous >= 0:
-            bigram = ((previous * _PRIME_INT + hashed) & _WORD64) ^ _BIGRAM_INT
+            # CRC-32 values are below 2**32 and the prime below 2**20, so the sum stays far
+            # below 2**64: masking it to 64 bits, as the mixing does, would change nothing.
+            bigram = (previous + hashed) ^ _BIGRAM_INT
             append((((bigram * _MIX_INT) & _WORD64) >> _SHIFT_INT) & mask)
-        previous = hashed
+        previous = times_prime
     return indices
 
 

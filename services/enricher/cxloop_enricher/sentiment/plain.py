@@ -30,6 +30,9 @@ from cxloop_enricher.sentiment.features import (
 from cxloop_enricher.sentiment.lexicon import for_language
 from cxloop_enricher.sentiment.tokens import tokenize
 
+_ROW_CACHE_SIZE = 100_000
+_UNSEEN = (0.0, 0.0, 0.0, 0.0)  # shared by every feature training never saw (idf 0)
+
 
 class PlainScorer:
     """Class probabilities of a word-only scheme-2 model, computed without NumPy per text."""
@@ -50,6 +53,7 @@ class PlainScorer:
         self._idf = (
             None if idf is None else array("f", np.ascontiguousarray(idf, np.float32).tobytes())
         )
+        self._rows: dict[int, tuple[float, float, float, float]] = {}
 
     @staticmethod
     def fits(config: FeatureConfig) -> bool:
@@ -77,18 +81,26 @@ class PlainScorer:
 
     def _hashed_logits(self, counted: Counter[int]) -> list[float]:
         """The word block's contribution: sublinear tf times idf, scaled to unit length."""
-        weights, idf, classes = self._weights, self._idf, self._classes
+        idf, classes = self._idf, self._classes
         log = math.log
         if classes == 3 and idf is not None:
-            # The common case unrolled: one pass sums the squares and the unscaled logits.
+            # The common case unrolled: one pass sums the squares and the unscaled logits. A
+            # feature's idf and weights are read from the arrays once and kept as one tuple
+            # (one look-up instead of four reads that each build a float).
+            rows = self._rows
             s0 = s1 = s2 = squares = 0.0
             for index, n in counted.items():
-                value = (1.0 + log(n)) * idf[index] if n > 1 else idf[index]
+                row = rows.get(index)
+                if row is None:
+                    row = self._row(index)
+                if row is _UNSEEN:
+                    continue  # idf 0: adds exactly nothing to the squares or the logits
+                weight, w0, w1, w2 = row
+                value = (1.0 + log(n)) * weight if n > 1 else weight
                 squares += value * value
-                row = index * 3
-                s0 += value * weights[row]
-                s1 += value * weights[row + 1]
-                s2 += value * weights[row + 2]
+                s0 += value * w0
+                s1 += value * w1
+                s2 += value * w2
             scale = 1.0 / math.sqrt(squares) if squares > 0 else 1.0
             return [s0 * scale, s1 * scale, s2 * scale]
         values = [
@@ -100,6 +112,20 @@ class PlainScorer:
         logits = [0.0] * classes
         self._add_rows(logits, 0, [value * scale for _, value in values], [i for i, _ in values])
         return logits
+
+    def _row(self, index: int) -> tuple[float, float, float, float]:
+        """Idf and the three class weights of hashed feature `index`, kept for the next text."""
+        rows = self._rows
+        if len(rows) >= _ROW_CACHE_SIZE:  # bound memory for models with large hashed blocks
+            rows.clear()
+        weights, idf = self._weights, self._idf
+        assert idf is not None
+        first = index * 3
+        weight = idf[index]
+        row = rows[index] = (
+            (weight, weights[first], weights[first + 1], weights[first + 2]) if weight else _UNSEEN
+        )
+        return row
 
     def _add_rows(
         self,
