@@ -54,6 +54,13 @@ class PlainScorer:
             None if idf is None else array("f", np.ascontiguousarray(idf, np.float32).tobytes())
         )
         self._rows: dict[int, tuple[float, float, float, float]] = {}
+        self._dense_rows: list[tuple[float, float, float]] | None = None
+        if self._classes == 3:
+            first = config.hashed * 3
+            w = self._weights
+            self._dense_rows = [
+                (w[first + 3 * i], w[first + 3 * i + 1], w[first + 3 * i + 2]) for i in range(DENSE)
+            ]
 
     @staticmethod
     def fits(config: FeatureConfig) -> bool:
@@ -76,7 +83,18 @@ class PlainScorer:
             dense = (1.0, *lexicon_features(lexical, tokens))
         else:
             dense = (1.0,) + (0.0,) * (DENSE - 1)
-        self._add_rows(logits, config.hashed, dense)
+        dense_rows = self._dense_rows
+        if dense_rows is not None:
+            # Three classes: the dense block's rows were read once, at load.
+            l0, l1, l2 = logits
+            for value, (w0, w1, w2) in zip(dense, dense_rows, strict=True):
+                if value:
+                    l0 += value * w0
+                    l1 += value * w1
+                    l2 += value * w2
+            logits = [l0, l1, l2]
+        else:
+            self._add_rows(logits, config.hashed, dense)
         return _softmax(logits), lexical
 
     def _hashed_logits(self, counted: Counter[int]) -> list[float]:
