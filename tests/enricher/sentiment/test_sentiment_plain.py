@@ -7,6 +7,8 @@ import math
 import numpy as np
 import pytest
 
+from cxloop_enricher.sentiment import features as features_module
+from cxloop_enricher.sentiment import plain as plain_module
 from cxloop_enricher.sentiment.analyzer import shipped_models
 from cxloop_enricher.sentiment.features import FeatureConfig, featurize_scored
 from cxloop_enricher.sentiment.model import LinearModel
@@ -62,6 +64,27 @@ def test_other_shapes_score_as_with_numpy(classes: int, lexicon: bool, idf: bool
         for language in ("en", "de"):
             expected = reference(model, text, language)
             assert plain.predict(text, language)[0] == pytest.approx(expected, abs=1e-6)
+
+
+def test_features_training_never_saw_and_emptied_caches_change_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model = random_model(3, lexicon=True, idf=True)
+    assert model.idf is not None
+    model.idf[::3] = 0.0  # a third of the features unseen in training (idf 0)
+    plain = PlainScorer(model.config, model.weights, model.idf)
+    first = [plain.predict(text, language)[0] for text in TEXTS for language in ("en", "de")]
+    for text in TEXTS:
+        assert plain.predict(text, "en")[0] == pytest.approx(reference(model, text, "en"), abs=1e-6)
+    # Caches of one entry: every look-up misses and refills them, and the answers stay equal.
+    monkeypatch.setattr(plain_module, "_ROW_CACHE_SIZE", 1)
+    monkeypatch.setattr(features_module, "_UNIGRAM_CACHE_SIZE", 1)
+    monkeypatch.setattr(features_module, "_unigrams", {})
+    again = PlainScorer(model.config, model.weights, model.idf)
+    assert [
+        again.predict(text, language)[0] for text in TEXTS for language in ("en", "de")
+    ] == first
+    assert len(features_module._unigrams) <= 1
 
 
 def test_models_with_character_ngrams_are_left_to_numpy() -> None:

@@ -127,6 +127,7 @@ def _hash(token: str) -> int:
 
 _Unigram = tuple[int, int, int, int]
 _unigrams: dict[str, _Unigram] = {}
+_UNIGRAM_CACHE_SIZE = 500_000  # entries; bounds memory in a long-running process
 
 
 def _unigram(token: str) -> _Unigram:
@@ -134,7 +135,7 @@ def _unigram(token: str) -> _Unigram:
     prime, and its unigram hash mixed, plain and negated (before the mask)."""
     entry = _unigrams.get(token)
     if entry is None:
-        if len(_unigrams) > 500_000:  # bound memory in a long-running process
+        if len(_unigrams) >= _UNIGRAM_CACHE_SIZE:
             _unigrams.clear()
         hashed = _hash(token)
         entry = _unigrams[token] = (
