@@ -157,7 +157,10 @@ def _boost(words: list[str], boosters: dict[str, float]) -> float:
 def _negated(words: list[str], rules: Rules) -> bool:
     negators = rules.negators
     window = words[-NEGATION_WINDOW:]
-    if not any(word in negators for word in window):
+    for word in window:  # a loop, not any(): no generator for the common answer, False
+        if word in negators:
+            break
+    else:
         return False
     if not rules.near_negators:
         return True
@@ -174,7 +177,7 @@ def _negated_after(tokens: list[str], index: int, count: int, rules: Rules) -> b
     """German clause-final negation: "das gefällt mir nicht", "funktioniert leider nicht"."""
     for ahead in range(index + 1, min(index + 4, count)):
         token = tokens[ahead]
-        if not _is_word(token):
+        if not token[0].isalnum() or token in EMOTICONS:  # `_is_word`, inlined
             return False
         if token.lower() in rules.trailing_negators:
             after = ahead + 1
