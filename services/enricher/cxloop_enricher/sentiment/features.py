@@ -104,7 +104,6 @@ def _pinned(negators: Negators) -> dict[str, frozenset[str]]:
     return {language: frozenset(words) for language, words in negators}
 
 
-_hashes: dict[str, int] = {}
 _NEGATED = np.uint64(0x5BD1E995)
 _BIGRAM = np.uint64(0x27D4EB2F)
 _PUNCTUATION = frozenset(".,;:!?-–—")
@@ -116,18 +115,10 @@ _NEGATED_INT = int(_NEGATED)
 _BIGRAM_INT = int(_BIGRAM)
 
 
-def _hash(token: str) -> int:
-    value = _hashes.get(token)
-    if value is None:
-        if len(_hashes) > 500_000:  # bound memory in a long-running process
-            _hashes.clear()
-        value = _hashes[token] = zlib.crc32(token.encode())
-    return value
-
-
 _Unigram = tuple[int, int, int, int]
 _unigrams: dict[str, _Unigram] = {}
-_UNIGRAM_CACHE_SIZE = 500_000  # entries; bounds memory in a long-running process
+# Entries; bounds memory in a long-running process (about 300 bytes each, 30 MB at most).
+_UNIGRAM_CACHE_SIZE = 100_000
 
 
 def _unigram(token: str) -> _Unigram:
@@ -137,7 +128,7 @@ def _unigram(token: str) -> _Unigram:
     if entry is None:
         if len(_unigrams) >= _UNIGRAM_CACHE_SIZE:
             _unigrams.clear()
-        hashed = _hash(token)
+        hashed = zlib.crc32(token.encode())
         entry = _unigrams[token] = (
             hashed,
             hashed * _PRIME_INT,
