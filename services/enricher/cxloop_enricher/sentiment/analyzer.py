@@ -123,7 +123,8 @@ class SentimentAnalyzer:
         `analyze` finds them encoded (about half the cost per short comment of one call per
         comment; long comments gain less). Nothing to do for models without embeddings;
         answers do not change."""
-        if self._model is not None and self._model.config.embedding:
+        if self.batches:
+            assert self._model is not None  # `batches` holds only for a model with an encoder
             embed(texts, self._model.config.embedding)
 
     def analyze_many(

@@ -34,6 +34,11 @@ class Scores:
     support: dict[str, int]
 
 
+def _is_header(row: list[str]) -> bool:
+    """True for a first line whose first two columns are `text` and `label`, in any case."""
+    return [column.strip().lower() for column in row[:2]] == ["text", "label"]
+
+
 def read_tsv(path: str | Path) -> list[Example]:
     """Examples from `text<TAB>label` lines; a header line `text<TAB>label` is skipped.
 
@@ -44,8 +49,7 @@ def read_tsv(path: str | Path) -> list[Example]:
     with Path(path).open(encoding="utf-8", newline="") as handle:
         reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
         for number, row in enumerate(reader, start=1):
-            header = [column.strip().lower() for column in row[:2]] == ["text", "label"]
-            if not row or (number == 1 and header):
+            if not row or (number == 1 and _is_header(row)):
                 continue
             if len(row) < 2:
                 raise ValueError(f"{path}:{number}: expected text<TAB>label")
