@@ -73,6 +73,22 @@ def test_personal_data_leaves_comment_and_subject(enricher: Enricher) -> None:
     assert "example.de" not in encode(out).decode()
 
 
+def test_names_and_addresses_leave_before_sentiment_and_touchpoint(enricher: Enricher) -> None:
+    event = raw_event(
+        comment="Frau Gut von der Hotline war unfreundlich. Lieferung an Musterstraße 5 kam nie."
+        "\nViele Grüße\nMax Mustermann",
+        language="de",
+    )
+    out = enricher.enrich(event, now=NOW).event
+    assert out.comment == (
+        "Frau [NAME] von der Hotline war unfreundlich. Lieferung an [ADDRESS] kam nie."
+        "\nViele Grüße\n[NAME]"
+    )
+    assert out.redactions == {"name": 2, "address": 1}
+    # "Gut" was a name, not praise: what is left is a complaint.
+    assert out.sentiment.label == "negative"
+
+
 def test_an_event_without_comment_is_neutral_zero(enricher: Enricher) -> None:
     event = raw_event(comment=None, scores={"nps": 0}, language="en")
     out = enricher.enrich(event, now=NOW).event

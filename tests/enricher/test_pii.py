@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import time
+from importlib import resources
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cxloop_enricher.pii import Redactor, iban_valid, luhn_valid
-from cxloop_enricher.settings import PiiPatternSetting
+from cxloop_enricher.pii import Redaction, Redactor, configured_redactor, iban_valid, luhn_valid
+from cxloop_enricher.settings import EnricherSettings, PiiPatternSetting
+from cxloop_enricher.taxonomy import load_taxonomy
+from cxruntime.errors import ConfigurationError
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +76,53 @@ REDACTED: list[tuple[str, str, dict[str, int]]] = [
     ("Kreditkartennr. 4111111111111111", "Kreditkartennr. [CARD]", {"card": 1}),
     ("card no. 4111111111111111", "card no. [CARD]", {"card": 1}),
     ("Kundenkartennummer 4111111111111111", "Kundenkartennummer [CARD]", {"card": 1}),
+    # names: after a form of address (which stays), hyphenated, with titles, several
+    ("Herr Müller von der Hotline war super", "Herr [NAME] von der Hotline war super", {"name": 1}),
+    ("Frau Dr. Anna Schmidt hat geholfen", "Frau Dr. [NAME] hat geholfen", {"name": 1}),
+    ("mit Frau Meier-Lüdenscheidt telefoniert", "mit Frau [NAME] telefoniert", {"name": 1}),
+    ("Danke an Hr. Yilmaz!", "Danke an Hr. [NAME]!", {"name": 1}),
+    ("Mr. Smith was rude", "Mr. [NAME] was rude", {"name": 1}),
+    ("Ms O'Brien and Mrs Jane Doe helped", "Ms [NAME] and Mrs [NAME] helped", {"name": 2}),
+    ("Danke Frau Schulz und Herrn Meier!", "Danke Frau [NAME] und Herrn [NAME]!", {"name": 2}),
+    ("Dr. Weber hat mich beraten", "Dr. [NAME] hat mich beraten", {"name": 1}),
+    # names: self-introductions
+    (
+        "Mein Name ist Max Mustermann und ich bin sauer",
+        "Mein Name ist [NAME] und ich bin sauer",
+        {"name": 1},
+    ),
+    ("my name is Jane Doe", "my name is [NAME]", {"name": 1}),
+    ("Ich heiße Tom.", "Ich heiße [NAME].", {"name": 1}),
+    ("Name: Peter Schmidt, Kunde seit 2010", "Name: [NAME], Kunde seit 2010", {"name": 1}),
+    # names: signatures (the closing formula and a possessive stay)
+    ("Alles super. Viele Grüße, Max Mustermann", "Alles super. Viele Grüße, [NAME]", {"name": 1}),
+    (
+        "Mit freundlichen Grüßen\nIhr Max Mustermann",
+        "Mit freundlichen Grüßen\nIhr [NAME]",
+        {"name": 1},
+    ),
+    ("Top! LG Anna", "Top! LG [NAME]", {"name": 1}),
+    ("Viele Grüße Familie Müller", "Viele Grüße Familie [NAME]", {"name": 1}),
+    ("Best regards,\nJane", "Best regards,\n[NAME]", {"name": 1}),
+    (
+        "Gruß\nMax Mustermann\nTel. 0171 1234567",
+        "Gruß\n[NAME]\nTel. [PHONE]",
+        {"name": 1, "phone": 1},
+    ),
+    # street addresses, with postcode and city when they follow
+    (
+        "Lieferung an Musterstraße 12a, 12345 Berlin kam nicht",
+        "Lieferung an [ADDRESS] kam nicht",
+        {"address": 1},
+    ),
+    ("wohne in der Goethestraße 12 und warte", "wohne in der [ADDRESS] und warte", {"address": 1}),
+    ("Berliner Allee 5", "[ADDRESS]", {"address": 1}),
+    ("Karl-Marx-Allee 3/4", "[ADDRESS]", {"address": 1}),
+    ("Frankfurter Straße 120-122", "[ADDRESS]", {"address": 1}),
+    ("Hauptstr. 7, Tel. 030 1234567", "[ADDRESS], Tel. [PHONE]", {"address": 1, "phone": 1}),
+    ("Kundennummer 12, Musterweg 3", "Kundennummer 12, [ADDRESS]", {"address": 1}),
+    ("Ship to 221B Baker Street please", "Ship to [ADDRESS] please", {"address": 1}),
+    ("3 Main St. is wrong", "[ADDRESS] is wrong", {"address": 1}),
     # several kinds at once
     (
         "max@example.de, 0171 1234567, DE89 3704 0044 0532 0130 00, 4111111111111111",
@@ -119,6 +170,22 @@ LOOK_ALIKES = [
     "Ticket 0815123456 offen",
     "Treffen (at) home",
     "Termin [at] 10.30 Uhr",
+    # no name: a noun or pronoun after the cue, a place after a greeting, a brand
+    "Eine Frau am Telefon war unfreundlich",
+    "Herr der Ringe auf Blu-ray",
+    "Ich heiße Sie herzlich willkommen",
+    "Gruß aus Köln",
+    "Viele Grüße\nIhr Kunde",
+    "Fernseher von LG Electronics",
+    "I miss the old app",
+    "Viele Grüße aus dem Urlaub, alles bestens",
+    # no address: a quantity after a street-like word, words that only end like streets
+    "Bahnhofstraße 5 Minuten entfernt",
+    "Sitzplatz 45 war kaputt",
+    "Parkplatz 3 belegt",
+    "ein Umweg 2 mal",
+    "Am Ring 5",
+    "Bestellung 4711 ist nie angekommen",
 ]
 
 
@@ -138,12 +205,75 @@ def test_configured_patterns_are_replaced_and_counted() -> None:
     result = redactor.redact("Kunde KD-123456, Auto M-AB 1234, KD-654321")
     assert result.text == "Kunde [CUSTOMER_NUMBER], Auto [KFZ], [CUSTOMER_NUMBER]"
     assert result.counts == {"customer_number": 2, "plate": 1}
-    assert redactor.kinds == ("email", "phone", "iban", "card", "customer_number", "plate")
+    assert redactor.kinds == (
+        "email", "phone", "iban", "card", "name", "address", "customer_number", "plate",
+    )  # fmt: skip
 
 
 def test_an_invalid_configured_pattern_is_refused() -> None:
     with pytest.raises(ValueError, match="'broken': invalid regex"):
         Redactor([PiiPatternSetting(name="broken", regex="(")])
+
+
+def test_names_and_addresses_may_be_kept() -> None:
+    text = "Herr Müller kam nicht zur Musterstraße 12. Tel. 0171 1234567"
+    assert Redactor(keep=["name"]).redact(text) == Redaction(
+        "Herr Müller kam nicht zur [ADDRESS]. Tel. [PHONE]", {"address": 1, "phone": 1}
+    )
+    kept = Redactor(keep=["name", "address"])
+    assert kept.redact(text) == Redaction(
+        "Herr Müller kam nicht zur Musterstraße 12. Tel. [PHONE]", {"phone": 1}
+    )
+    assert kept.kinds == ("email", "phone", "iban", "card")
+
+
+@pytest.mark.parametrize("kind", ["email", "phone", "iban", "card", "names", "customer_number"])
+def test_only_names_and_addresses_may_be_kept(kind: str) -> None:
+    with pytest.raises(ValueError, match=f"cannot keep PII kind '{kind}'"):
+        Redactor(keep=[kind])
+
+
+def test_keep_is_read_from_the_taxonomy_and_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = "Frau Meier, Musterweg 3"
+    taxonomy = load_taxonomy(None)
+    assert configured_redactor(taxonomy, EnricherSettings()).redact(text).text == (
+        "Frau [NAME], [ADDRESS]"
+    )
+    source = (resources.files("cxloop_enricher") / "touchpoints.yaml").read_text("utf-8")
+    (tmp_path / "touchpoints.yaml").write_text(
+        source.replace("  keep: []", "  keep: [address]"), "utf-8"
+    )
+    taxonomy = load_taxonomy(tmp_path)
+    assert taxonomy.pii_keep == ("address",)
+    monkeypatch.setenv("CX_ENRICHER_PII_KEEP", '["name"]')
+    assert configured_redactor(taxonomy, EnricherSettings()).redact(text).text == text
+
+
+def test_a_bad_keep_is_refused_at_start_up(tmp_path: Path) -> None:
+    source = (resources.files("cxloop_enricher") / "touchpoints.yaml").read_text("utf-8")
+    (tmp_path / "touchpoints.yaml").write_text(
+        source.replace("  keep: []", "  keep: [phone]"), "utf-8"
+    )
+    with pytest.raises(ConfigurationError, match="keep"):
+        load_taxonomy(tmp_path)
+
+
+_NAMEISH = st.sampled_from(
+    ["Herr ", "Frau ", "Dr. ", "Mr. ", "Grüße ", "LG ", "Name: ", "heiße ", "Müller", "Anna",
+     "straße ", "Allee ", "weg ", "Street ", "12", "3a", ", ", ".", "\n", " ", "12345 ", "Berlin",
+     "und ", "die ", "Sie "]
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_NAMEISH, max_size=14).map("".join))
+def test_names_and_addresses_are_redacted_once(text: str) -> None:
+    redactor = Redactor()
+    once = redactor.redact(text)
+    assert redactor.redact(once.text).text == once.text
+    assert sum(once.counts.values()) == once.text.count("[") - text.count("[")
 
 
 def test_urls_lose_only_email_addresses(redactor: Redactor) -> None:

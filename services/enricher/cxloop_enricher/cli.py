@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from cxloop_enricher.pii import Redactor
+from cxloop_enricher.pii import configured_redactor
 from cxloop_enricher.sentiment.cli import register_sentiment
 from cxloop_enricher.settings import EnricherSettings
 from cxloop_enricher.taxonomy import load_taxonomy
@@ -95,7 +95,7 @@ def _test(args: argparse.Namespace) -> int:
         print(f"cxloop touchpoints test: {args.event}: {exc}", file=sys.stderr)
         return 2
     tagger = TouchpointTagger(taxonomy)
-    redactor = Redactor([*taxonomy.pii_patterns, *settings.enricher_pii_patterns])
+    redactor = configured_redactor(taxonomy, settings)
     blocks = []
     for event in events:
         comment = redactor.redact(event.comment).text if event.comment else None

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from cxloop_enricher.enrich import Enricher
 from cxloop_enricher.language import detect_language, warm_up
-from cxloop_enricher.pii import Redactor
+from cxloop_enricher.pii import configured_redactor
 from cxloop_enricher.processor import EnrichProcessor
 from cxloop_enricher.sentiment import SentimentAnalyzer
 from cxloop_enricher.settings import EnricherSettings
@@ -66,14 +66,9 @@ def describe_sentiment(settings: EnricherSettings, analyzer: SentimentAnalyzer) 
 def build_enricher(settings: EnricherSettings) -> Enricher:
     """Load and validate the taxonomy, PII patterns and sentiment model; fail fast if wrong."""
     taxonomy = load_taxonomy(settings.config_dir)
-    patterns = [*taxonomy.pii_patterns, *settings.enricher_pii_patterns]
-    try:
-        redactor = Redactor(patterns)
-    except ValueError as exc:
-        raise ConfigurationError(f"{taxonomy.source} / CX_ENRICHER_PII_PATTERNS: {exc}") from exc
     return Enricher(
         tagger=TouchpointTagger(taxonomy),
-        redactor=redactor,
+        redactor=configured_redactor(taxonomy, settings),
         analyzer=load_analyzer(settings),
         detect_language=detect_language,
     )

@@ -1,5 +1,6 @@
-"""Personal data redaction: e-mail addresses, phone numbers, IBANs, payment cards and
-configured patterns become placeholders before a comment leaves the enricher.
+"""Personal data redaction: e-mail addresses, phone numbers, IBANs, payment cards, names,
+street addresses and configured patterns become placeholders before a comment leaves the
+enricher.
 
 E-mail addresses spelled out against harvesters ("max(at)example.de", "max [at] example [dot]
 de") count as addresses. Precision matters as much as recall: order numbers, dates, amounts
@@ -11,6 +12,17 @@ American (`(555) 123-4567`), or any 6 to 15 digits right after a word such as "T
 phone or card number, unless the word right before it names a phone or a card
 ("Kundentelefon", "Kreditkartennummer", "card no."); a bare "Nummer", "Nr." or "number" names
 neither.
+
+Names and street addresses have no checksum and no offline named-entity model decides them, so
+only the forms that say what they are count. A name: the capitalised words after a form of
+address ("Herr Müller", "Frau Dr. Anna Schmidt", "Mr. Smith"), after a self-introduction
+("mein Name ist Max Mustermann", "my name is Jane Doe") or after a closing formula at the end
+of the text ("Viele Grüße, Max Mustermann", "LG Anna", "Best regards, Jane"); the form of
+address and the formula stay. An address: a German street with its house number
+("Musterstraße 12a", "Berliner Allee 5", "Karl-Marx-Allee 3/4", with ", 12345 Berlin" when it
+follows) or an English one ("221B Baker Street"). A number followed by a unit ("Bahnhofstraße
+5 Minuten") and words that only end like streets ("Parkplatz 3", "Sitzplatz 45", "Umweg 2")
+stay.
 """
 
 from __future__ import annotations
@@ -18,15 +30,23 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from cxloop_enricher.settings import PiiPatternSetting
+from cxruntime.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from cxloop_enricher.settings import EnricherSettings
+    from cxloop_enricher.taxonomy import Taxonomy
 
 EMAIL: Final = "email"
 PHONE: Final = "phone"
 IBAN: Final = "iban"
 CARD: Final = "card"
-BUILTIN_KINDS: Final = (EMAIL, PHONE, IBAN, CARD)
+NAME: Final = "name"
+ADDRESS: Final = "address"
+BUILTIN_KINDS: Final = (EMAIL, PHONE, IBAN, CARD, NAME, ADDRESS)
+KEEPABLE_KINDS: Final = (NAME, ADDRESS)
 
 # ISO 13616 IBAN lengths by country (SWIFT IBAN registry).
 IBAN_LENGTHS: Final = {
@@ -88,6 +108,91 @@ _CONTACT_BEFORE: Final = re.compile(
     r"(?:n|s)?(?:nummer|nr|number|no)?\.?[\s:.#-]*" + _NUMBER_WORD,
     re.IGNORECASE,
 )
+# Names. `re` has no class for capitals beyond ASCII, so a word's first letter is tested in
+# code; a name may be hyphenated or carry an apostrophe ("Müller-Lüdenscheidt", "O'Brien").
+_NAME_WORD: Final = r"[^\W\d_]+(?:[-'’][^\W\d_]+)*"
+_SPACES_RE: Final = re.compile(r"([ \t]+)")
+_HONORIFIC_RE: Final = re.compile(
+    r"(?<![\w.])(?P<cue>(?:Herrn?|Frau|Hr\.|Fr\.|Mrs?\.?|Ms\.?|Miss|Mx\.?)"
+    r"(?:[ \t]+(?:Dr|Prof)\.?)*|(?:Dr|Prof)\.?)[ \t]+"
+    rf"(?P<names>{_NAME_WORD}(?:[ \t]+{_NAME_WORD})?)"
+)
+_INTRODUCTION_RE: Final = re.compile(
+    r"(?P<cue>(?i:\b(?:mein[ \t]+name[ \t]+ist|my[ \t]+name[ \t]+is|ich[ \t]+hei(?:ß|ss)e)[ \t]+"
+    r"|\bname[ \t]*:[ \t]*))"
+    rf"(?P<names>{_NAME_WORD}(?:[ \t]+{_NAME_WORD}){{0,2}})"
+)
+# A closing formula at the start of a line or after punctuation, and the names after it up to
+# the end of the line (anything else after "Gruß" is too often a place: "Gruß aus Köln").
+_SIGN_OFF_RE: Final = re.compile(
+    r"(?:^|(?<=[\n.!?,;:)]))[ \t]*(?P<cue>(?i:"
+    r"(?:mit[ \t]+)?(?:viele|liebe|beste|herzliche|freundliche|sch(?:ö|oe)ne|sonnige)n?[ \t]+"
+    r"gr(?:ü|ue)(?:ß|ss)en?|gr(?:ü|ue)(?:ß|ss)e|gru(?:ß|ss)|mfg|lg|vg"
+    r"|(?:best|kind|warm|warmest|kindest)[ \t]+regards|regards|best[ \t]+wishes|cheers"
+    r"|(?:yours[ \t]+)?sincerely|yours[ \t]+truly)[ \t]*[,.!]?\s+)"
+    rf"(?P<names>{_NAME_WORD}(?:[ \t]+{_NAME_WORD}){{0,3}})[ \t]*[.!]?[ \t]*(?=\r?\n|\Z)"
+)
+# Words before the name in a signature that are not part of it ("Ihr Max Mustermann",
+# "Familie Müller"), and capitalised words that are no names where a name may stand.
+_BEFORE_NAMES: Final = frozenset(
+    {"ihr", "ihre", "dein", "deine", "euer", "eure", "your", "familie", "family"}
+)
+_NOT_NAMES: Final = frozenset(
+    {
+        "kunde", "kundin", "kunden", "stammkunde", "stammkundin", "team", "customer", "doktor",
+        "professor", "professorin", "kollege", "kollegin", "und", "and", "sowie", "sie",
+        "ihnen", "ihr", "ihre", "du", "dich", "dir", "euch", "dr", "prof", "herr", "herrn", "frau",
+        "hr", "fr", "mr", "mrs", "ms", "miss", "mx",
+    }
+)  # fmt: skip
+
+# Street addresses, found from their house number: a comment has few numbers, and testing the
+# words before each costs less than a pattern trying every capital letter. A house number
+# followed by a unit is a quantity, not an address.
+_STREET_WORD: Final = (
+    r"stra(?:ß|ss)e|str\.|weg|allee|platz|gasse|ring|damm|ufer|chaussee|pfad|promenade"
+)
+_HOUSE_NUMBER_RE: Final = re.compile(
+    # The digit first (the search then skips to digits in C), then the character before it.
+    r"\d(?<![\w.,/-]\d)\d{0,3}(?:[ \t]?[a-zA-Z](?!\w))?"
+    r"(?:[ \t]?[-/][ \t]?\d{1,4}(?:[a-zA-Z](?!\w))?)?(?![\w.,:]?\d)"
+    r"(?![ \t]*(?:€|%|\$|(?i:tage?n?|minuten|min|stunden|std|h|wochen|monate?n?|jahre?n?|euro"
+    r"|eur|mal|x|km|m|meter|stück|stk|artikel|pakete?|sterne?|prozent|uhr|cent|ct|kg|g|cm|mm"
+    r"|l)\b))"
+)
+# The street before the number, matched against the text that ends at it.
+_STREET_BEFORE_RE: Final = re.compile(
+    r"(?:(?<=[^\w-])|^)(?P<street>"
+    rf"[A-ZÄÖÜ][^\W\d_]*(?:-[^\W\d_]+)*-?(?i:{_STREET_WORD})"
+    rf"|[A-ZÄÖÜ][^\W\d_]+(?:er|sche[nrs]?)[ \t]+(?i:{_STREET_WORD}))[ \t]*\Z"
+)
+_POSTCODE_CITY_RE: Final = re.compile(
+    r"[ \t]*,?\s*(?:D-)?\d{5}[ \t]+[A-ZÄÖÜ][^\W\d_]+(?:-[A-ZÄÖÜ]?[^\W\d_]+)*"
+)
+_ADDRESS_EN_RE: Final = re.compile(
+    r"\d{1,4}[A-Za-z]?[ \t]+(?:[A-Z][a-z]+[ \t]+){1,3}"
+    r"(?P<street>Street|St|Road|Rd|Avenue|Ave|Lane|Ln|Drive|Boulevard|Blvd|Way|Court|Ct|Place"
+    r"|Terrace|Close|Crescent|Square)\b\.?"
+)
+_STREET_CHARS: Final = 60
+_STREET_ENDINGS: Final = (
+    "straße", "strasse", "str.", "weg", "allee", "platz", "gasse", "ring", "damm", "ufer",
+    "chaussee", "pfad", "promenade",
+)  # fmt: skip
+_STREET_NAMES_EN: Final = (
+    " St", " Rd", " Ave", " Ln", " Ct", " Way", "Street", "Road", "Avenue", "Lane", "Drive",
+    "Boulevard", "Blvd", "Court", "Place", "Terrace", "Close", "Crescent", "Square",
+)  # fmt: skip
+# Words that end like a street but are none ("Sitzplatz 45", "Umweg 2").
+_NOT_STREETS: Final = frozenset(
+    {
+        "parkplatz", "sitzplatz", "stellplatz", "arbeitsplatz", "fensterplatz", "gangplatz",
+        "spielplatz", "rückweg", "rueckweg", "hinweg", "umweg", "ausweg",
+        "heimweg", "arbeitsweg", "lieferweg", "versandweg", "zahlungsweg", "rechtsweg",
+        "postweg", "schulweg", "fußweg", "fussweg", "radweg", "wanderweg", "ehering", "hering",
+        "schlüsselring", "staudamm",
+    }
+)  # fmt: skip
 _IBAN_PREFIX: Final = re.compile(r"[A-Za-z]{2}\d{2} ?$")
 _DIGIT: Final = re.compile(r"\d")
 _CONTEXT_CHARS: Final = 32
@@ -217,7 +322,21 @@ class _Pattern:
 class Redactor:
     """Replaces personal data in free text; see the module docstring for what counts."""
 
-    def __init__(self, extra: Sequence[PiiPatternSetting] = ()) -> None:
+    def __init__(
+        self, extra: Sequence[PiiPatternSetting] = (), *, keep: Iterable[str] = ()
+    ) -> None:
+        """`extra`: configured patterns; `keep`: the kinds found by their form alone, `name`
+        and `address`, to leave in the text (a team that wants its staff's names readable keeps
+        `name`). E-mail addresses, phone, IBAN and card numbers are always replaced."""
+        self._keep = frozenset(keep)
+        unknown = sorted(self._keep - set(KEEPABLE_KINDS))
+        if unknown:
+            raise ValueError(
+                f"cannot keep PII kind {', '.join(map(repr, unknown))}: only "
+                f"{' and '.join(KEEPABLE_KINDS)} may be kept (the others are always replaced)"
+            )
+        self._names = NAME not in self._keep
+        self._addresses = ADDRESS not in self._keep
         self._extra: list[_Pattern] = []
         for setting in extra:
             try:
@@ -230,10 +349,12 @@ class Redactor:
     @property
     def kinds(self) -> tuple[str, ...]:
         """Every kind this redactor may count."""
-        return BUILTIN_KINDS + tuple(p.kind for p in self._extra)
+        builtin = tuple(kind for kind in BUILTIN_KINDS if kind not in self._keep)
+        return builtin + tuple(p.kind for p in self._extra)
 
     def redact(self, text: str) -> Redaction:
-        """Replace e-mails, configured patterns, IBANs, cards and phones, in that order."""
+        """Replace e-mails, configured patterns, names, addresses, IBANs, cards and phones, in
+        that order (names and addresses unless kept)."""
         counts: dict[str, int] = {}
         if "@" in text:
             text = _substitute(text, _EMAIL_RE, "[EMAIL]", EMAIL, counts)
@@ -241,8 +362,12 @@ class Redactor:
             text = _substitute(text, _SPELLED_EMAIL_RE, "[EMAIL]", EMAIL, counts)
         for pattern in self._extra:
             text = _substitute(text, pattern.regex, pattern.placeholder, pattern.kind, counts)
+        if self._names:
+            text = _redact_names(text, counts)
         if _DIGIT.search(text) is None:
             return Redaction(text, counts)
+        if self._addresses:
+            text = _redact_addresses(text, counts)
         ibans, kept = _iban_spans(text)
         if ibans:
             text = _replace_spans(text, ibans, "[IBAN]", IBAN, counts)
@@ -266,6 +391,118 @@ class Redactor:
         if "@" in text:
             text = _substitute(text, _EMAIL_RE, "[EMAIL]", EMAIL, counts)
         return Redaction(text, counts)
+
+
+def _name_words(words: list[str]) -> int:
+    """How many of `words` (from the start) are a name: capitalised, none of `_NOT_NAMES`."""
+    taken = 0
+    for word in words:
+        if not word[0].isupper() or word.lower() in _NOT_NAMES:
+            break
+        taken += 1
+    return taken
+
+
+def _name_span(found: re.Match[str], *, whole: bool) -> tuple[int, int] | None:
+    """Where the name in the match is: its leading capitalised words; None if there is none.
+
+    `whole`: every word after the words of `_BEFORE_NAMES` must be a name (a signature).
+    """
+    parts = _SPACES_RE.split(found.group("names"))  # words at even, spaces at odd positions
+    words = parts[::2]
+    skip = 0
+    while whole and skip < len(words) - 1 and words[skip].lower() in _BEFORE_NAMES:
+        skip += 1
+    taken = _name_words(words[skip:])
+    if not taken or (whole and skip + taken < len(words)):
+        return None
+    start = found.start("names") + sum(map(len, parts[: 2 * skip]))
+    return start, start + sum(map(len, parts[2 * skip : 2 * (skip + taken) - 1]))
+
+
+def _substitute_names(
+    text: str, regex: re.Pattern[str], counts: dict[str, int], *, whole: bool
+) -> str:
+    """Every name `regex` finds replaced by `[NAME]`. The search goes on right after each name
+    (or after the cue, when none followed), not after the match: words the match took but the
+    name did not may hold the next cue ("Frau Meier und Herr Schulz")."""
+    pieces: list[str] = []
+    done = position = 0
+    while (found := regex.search(text, position)) is not None:
+        span = _name_span(found, whole=whole)
+        if span is None:
+            position = found.start("names")
+            continue
+        pieces += (text[done : span[0]], "[NAME]")
+        done = position = span[1]
+        counts[NAME] = counts.get(NAME, 0) + 1
+    if not pieces:
+        return text
+    pieces.append(text[done:])
+    return "".join(pieces)
+
+
+# Substrings every match of a name or address pattern contains: most comments hold none, and
+# testing for them (in C) keeps the patterns, which try every position, off those comments.
+_HONORIFIC_CUES: Final = ("Herr", "Frau", "Hr.", "Fr.", "Mr", "Ms", "Miss", "Mx", "Dr", "Prof")
+_INTRODUCTION_CUES: Final = ("name", "heiße", "heisse")
+_SIGN_OFF_CUES: Final = (
+    "grü", "grue", "gruß", "gruss", "mfg", "lg", "vg", "regards", "wishes", "cheers", "sincerely",
+    "truly",
+)  # fmt: skip
+
+
+def _contains_any(text: str, cues: tuple[str, ...]) -> bool:
+    for cue in cues:  # noqa: SIM110 (a plain loop is faster than any() on this path)
+        if cue in text:
+            return True
+    return False
+
+
+def _redact_names(text: str, counts: dict[str, int]) -> str:
+    """Names after a form of address, a self-introduction or a closing formula."""
+    if _contains_any(text, _HONORIFIC_CUES):
+        text = _substitute_names(text, _HONORIFIC_RE, counts, whole=False)
+    lowered = text.lower()
+    if _contains_any(lowered, _INTRODUCTION_CUES):
+        text = _substitute_names(text, _INTRODUCTION_RE, counts, whole=False)
+    if _contains_any(lowered, _SIGN_OFF_CUES):
+        text = _substitute_names(text, _SIGN_OFF_RE, counts, whole=True)
+    return text
+
+
+def _redact_addresses(text: str, counts: dict[str, int]) -> str:
+    """German and English street addresses with a house number (see the module docstring)."""
+    if not (_contains_any(text.lower(), _STREET_ENDINGS) or _contains_any(text, _STREET_NAMES_EN)):
+        return text
+    spans: list[tuple[int, int]] = []
+    for number in _HOUSE_NUMBER_RE.finditer(text):
+        start, end = number.span()
+        if spans and start < spans[-1][1]:
+            continue
+        before = None
+        if text[max(0, start - 12) : start].rstrip().lower().endswith(_STREET_ENDINGS):
+            before = _STREET_BEFORE_RE.search(text, max(0, start - _STREET_CHARS), start)
+        if before is not None and before.group("street").lower() not in _NOT_STREETS:
+            city = _POSTCODE_CITY_RE.match(text, end)
+            spans.append((before.start("street"), city.end() if city else end))
+            continue
+        # English: the number comes first ("221B Baker Street").
+        street = _ADDRESS_EN_RE.match(text, start)
+        if street is not None:
+            spans.append((start, street.end()))
+    return _replace_spans(text, spans, "[ADDRESS]", ADDRESS, counts)
+
+
+def configured_redactor(taxonomy: Taxonomy, settings: EnricherSettings) -> Redactor:
+    """The redactor of the taxonomy's `pii` section and the `CX_ENRICHER_PII_*` variables."""
+    try:
+        return Redactor(
+            [*taxonomy.pii_patterns, *settings.enricher_pii_patterns],
+            keep=[*taxonomy.pii_keep, *settings.enricher_pii_keep],
+        )
+    except ValueError as exc:
+        raise ConfigurationError(f"{taxonomy.source} / CX_ENRICHER_PII_PATTERNS: {exc}") from exc
 
 
 def _iban_spans(text: str) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -27,6 +28,9 @@ class EnricherSettings(CommonSettings):
     """A model trained with `cxloop sentiment train`; unset: the built-in tagger."""
     enricher_pii_patterns: list[PiiPatternSetting] = Field(default_factory=list)
     """Extra PII patterns as JSON, added to the `pii` section of `touchpoints.yaml`."""
+    enricher_pii_keep: list[Literal["name", "address"]] = Field(default_factory=list)
+    """PII kinds found by their form alone to leave in the text, as JSON (`["name"]`), added to
+    `pii.keep` of `touchpoints.yaml`."""
     enricher_group_id: str = "cxloop-enricher"
     enricher_max_batch: int = 500
     enricher_max_invalid_ratio: float = 0.5

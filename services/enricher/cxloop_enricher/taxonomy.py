@@ -6,7 +6,8 @@ The file has three sections:
   with a journey stage and an owning team; a child without `stage` or `team` inherits its
   parent's. `unclassified` must be defined: it is what an event no rule matches gets.
 - `rules`: ordered; the first rule whose conditions all hold decides the touchpoint.
-- `pii`: extra personal-data patterns the redactor replaces (see `pii.py`).
+- `pii`: extra personal-data patterns the redactor replaces, and which of the kinds found by
+  their form alone (`name`, `address`) to keep (see `pii.py`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -117,9 +118,10 @@ class RuleSpec(_Strict):
 
 
 class PiiSpec(_Strict):
-    """The `pii` section: extra patterns."""
+    """The `pii` section: extra patterns, and the kinds found by form alone to keep."""
 
     patterns: list[PiiPatternSetting] = Field(default_factory=list)
+    keep: list[Literal["name", "address"]] = Field(default_factory=list)
 
 
 class TaxonomySpec(_Strict):
@@ -149,6 +151,7 @@ class Taxonomy:
     touchpoints: Mapping[str, Touchpoint]
     rules: tuple[RuleSpec, ...]
     pii_patterns: tuple[PiiPatternSetting, ...]
+    pii_keep: tuple[str, ...]
     source: str
     aliases: Mapping[str, Touchpoint]
 
@@ -216,6 +219,7 @@ def build_taxonomy(data: Any, *, source: str) -> Taxonomy:
         touchpoints=resolved,
         rules=tuple(spec.rules),
         pii_patterns=tuple(spec.pii.patterns),
+        pii_keep=tuple(spec.pii.keep),
         source=source,
         aliases={_alias_key(alias): tp for tp in resolved.values() for alias in tp.aliases},
     )
