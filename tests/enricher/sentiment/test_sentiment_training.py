@@ -349,6 +349,14 @@ def test_cli_train_eval_and_score(
     assert records[1]["label"] == "negative"
     assert records[1]["language"] == "en"
     assert records[2] == {"label": "neutral", "score": 0.0, "language": "und"}
+    # In batches (as for a model with sentence embeddings): the same answers, in order.
+    monkeypatch.setattr("sys.stdin", io.StringIO("Super Service, danke!\nnever again\n\n"))
+    assert _run(["sentiment", "score", "--batch", "2"]) == 0
+    batched = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert batched == records
+    with pytest.raises(SystemExit):
+        _run(["sentiment", "score", "--batch", "0"])
+    assert "must be at least 1" in capsys.readouterr().err
 
 
 def test_cli_reports_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

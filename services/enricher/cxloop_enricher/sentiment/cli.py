@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import time
 from collections.abc import Sequence
@@ -25,6 +26,9 @@ from cxloop_enricher.sentiment.features import FeatureConfig
 from cxloop_enricher.sentiment.model import ModelFormatError
 from cxloop_enricher.sentiment.training import TrainingConfig, train
 
+BATCH = 256
+"""Lines `score` reads at a time for a model that encodes many texts in one call."""
+
 
 def register_sentiment(commands: Any) -> None:
     """Add `sentiment` with its sub-commands to the `cxloop` sub-parser collection."""
@@ -35,6 +39,14 @@ def register_sentiment(commands: Any) -> None:
     scorer.add_argument("--model", default=None, help="a model from `cxloop sentiment train`")
     scorer.add_argument("--language", default=None, help="ISO 639-1 code (default: detect)")
     scorer.add_argument("--hint", default=None, help="language hint for detection")
+    scorer.add_argument(
+        "--batch",
+        type=_positive,
+        default=None,
+        help="lines read before they are scored and written (default: 256 for a model with "
+        "sentence embeddings, which encodes them in one call; 1 otherwise). Pass 1 to have "
+        "each answer written as its line arrives",
+    )
     scorer.set_defaults(handler=_score)
 
     evaluator = sub.add_parser("eval", help="macro-F1 against a labelled text<TAB>label file")
@@ -99,14 +111,23 @@ def _score(args: argparse.Namespace) -> int:
         print(f"cxloop sentiment: {exc}", file=sys.stderr)
         return 2
     out = sys.stdout
-    for line in sys.stdin:
-        text = line.rstrip("\r\n")
-        language = args.language or detect_language(text, args.hint)
-        result = analyzer.analyze(text, language)
-        record = {"label": result.label, "score": result.score, "language": language}
-        out.write(orjson.dumps(record).decode() + "\n")
-    out.flush()
+    size = args.batch or (BATCH if analyzer.batches else 1)
+    lines = iter(sys.stdin)
+    while chunk := [line.rstrip("\r\n") for line in itertools.islice(lines, size)]:
+        languages = [args.language or detect_language(text, args.hint) for text in chunk]
+        results = analyzer.analyze_many(chunk, languages, chunk=size)
+        for result, language in zip(results, languages, strict=True):
+            record = {"label": result.label, "score": result.score, "language": language}
+            out.write(orjson.dumps(record).decode() + "\n")
+        out.flush()
     return 0
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
+    return number
 
 
 def format_report(gold: Sequence[str], predicted: Sequence[str]) -> str:
