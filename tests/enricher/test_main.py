@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from cxloop_enricher.main import build_enricher, describe_sentiment, load_analyzer
 from cxloop_enricher.sentiment import embedding
@@ -98,3 +99,13 @@ def test_an_invalid_pattern_stops_the_service() -> None:
     settings = EnricherSettings(enricher_pii_patterns=[PiiPatternSetting(name="x", regex="(")])
     with pytest.raises(ConfigurationError, match="'x': invalid regex"):
         build_enricher(settings)
+
+
+def test_kept_kinds_from_the_environment_and_refused_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CX_ENRICHER_PII_KEEP", '["name"]')
+    enricher = build_enricher(EnricherSettings())
+    enriched = enricher.enrich(raw_event(comment="Frau Meier, Musterweg 3"), now=NOW)
+    assert enriched.event.comment == "Frau Meier, [ADDRESS]"
+    monkeypatch.setenv("CX_ENRICHER_PII_KEEP", '["phone"]')
+    with pytest.raises(ValidationError, match="enricher_pii_keep"):
+        EnricherSettings()
