@@ -48,7 +48,11 @@ def test_service_command_port_and_environment(
     spec = compose["services"][service.name]
     assert spec["command"] == [service.name]
     build_parser().parse_args(spec["command"])  # a real `cxloop` command
-    assert spec["ports"] == [f"{service.default_port}:{service.default_port}"]
+    port = service.default_port
+    # The enricher has no HTTP API of its own to serve on one address, so it may be scaled
+    # (`--scale enricher=N`): its replicas take host ports from a range.
+    expected = f"{port}-{port + 3}:{port}" if service.name == "enricher" else f"{port}:{port}"
+    assert spec["ports"] == [expected]
     env = spec["environment"]
     assert env[service.port_variable] == str(service.default_port)
     known = settings_variables(settings_class(service))
@@ -83,8 +87,14 @@ def test_kafka_runs_in_kraft_mode(compose: dict[str, Any]) -> None:
 
 def test_prometheus_scrapes_every_service(compose: dict[str, Any]) -> None:
     config = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+    # Docker's DNS answers a service name with every replica's address: scaled services are
+    # scraped whole.
     targets = {
-        t for job in config["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]
+        f"{name}:{sd['port']}"
+        for job in config["scrape_configs"]
+        for sd in job["dns_sd_configs"]
+        for name in sd["names"]
+        if sd["type"] == "A"
     }
     assert targets == {f"{s.name}:{s.default_port}" for s in SERVICES}
     mounted = " ".join(compose["services"]["prometheus"]["volumes"])
