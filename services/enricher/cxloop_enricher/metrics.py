@@ -18,7 +18,8 @@ TOUCHPOINTS: Final = Counter(
 )
 REDACTIONS: Final = Counter(
     "cx_enricher_redactions_total",
-    "Personal data replaced by a placeholder, by kind (email, phone, iban, card, configured).",
+    "Personal data replaced by a placeholder, by kind (email, phone, iban, card, name, address, "
+    "configured).",
     ["kind"],
 )
 DEAD_LETTERS: Final = Counter(
