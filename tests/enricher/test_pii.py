@@ -85,6 +85,7 @@ REDACTED: list[tuple[str, str, dict[str, int]]] = [
     ("Ms O'Brien and Mrs Jane Doe helped", "Ms [NAME] and Mrs [NAME] helped", {"name": 2}),
     ("Danke Frau Schulz und Herrn Meier!", "Danke Frau [NAME] und Herrn [NAME]!", {"name": 2}),
     ("Dr. Weber hat mich beraten", "Dr. [NAME] hat mich beraten", {"name": 1}),
+    ("Frau Dr. A. Merkel sagt", "Frau Dr. [NAME] sagt", {"name": 1}),  # initials
     # names: self-introductions
     (
         "Mein Name ist Max Mustermann und ich bin sauer",
@@ -183,6 +184,8 @@ LOOK_ALIKES = [
     "Bahnhofstraße 5 Minuten entfernt",
     "Sitzplatz 45 war kaputt",
     "Parkplatz 3 belegt",
+    "Verdienter Sieg bringt Tabellenplatz 2!",
+    "The Conjuring 2 war gruselig",
     "ein Umweg 2 mal",
     "Am Ring 5",
     "Bestellung 4711 ist nie angekommen",

@@ -109,8 +109,9 @@ _CONTACT_BEFORE: Final = re.compile(
     re.IGNORECASE,
 )
 # Names. `re` has no class for capitals beyond ASCII, so a word's first letter is tested in
-# code; a name may be hyphenated or carry an apostrophe ("Müller-Lüdenscheidt", "O'Brien").
-_NAME_WORD: Final = r"[^\W\d_]+(?:[-'’][^\W\d_]+)*"
+# code; a name may be hyphenated or carry an apostrophe ("Müller-Lüdenscheidt", "O'Brien"), and
+# initials count as its words ("Frau Dr. A. Merkel").
+_NAME_WORD: Final = r"(?:[^\W\d_]\.|[^\W\d_]+(?:[-'’][^\W\d_]+)*)"  # or an initial: "A."
 _SPACES_RE: Final = re.compile(r"([ \t]+)")
 _HONORIFIC_RE: Final = re.compile(
     r"(?<![\w.])(?P<cue>(?:Herrn?|Frau|Hr\.|Fr\.|Mrs?\.?|Ms\.?|Miss|Mx\.?)"
@@ -142,7 +143,7 @@ _NOT_NAMES: Final = frozenset(
         "kunde", "kundin", "kunden", "stammkunde", "stammkundin", "team", "customer", "doktor",
         "professor", "professorin", "kollege", "kollegin", "und", "and", "sowie", "sie",
         "ihnen", "ihr", "ihre", "du", "dich", "dir", "euch", "dr", "prof", "herr", "herrn", "frau",
-        "hr", "fr", "mr", "mrs", "ms", "miss", "mx",
+        "hr", "fr", "mr", "mrs", "ms", "miss", "mx", "the", "of", "in", "on", "at", "for", "to",
     }
 )  # fmt: skip
 
@@ -155,7 +156,7 @@ _STREET_WORD: Final = (
 _HOUSE_NUMBER_RE: Final = re.compile(
     # The digit first (the search then skips to digits in C), then the character before it.
     r"\d(?<![\w.,/-]\d)\d{0,3}(?:[ \t]?[a-zA-Z](?!\w))?"
-    r"(?:[ \t]?[-/][ \t]?\d{1,4}(?:[a-zA-Z](?!\w))?)?(?![\w.,:]?\d)"
+    r"(?:[ \t]?[-/][ \t]?\d{1,4}(?:[a-zA-Z](?!\w))?)?(?!\w)(?![.,:]\d)"
     r"(?![ \t]*(?:€|%|\$|(?i:tage?n?|minuten|min|stunden|std|h|wochen|monate?n?|jahre?n?|euro"
     r"|eur|mal|x|km|m|meter|stück|stk|artikel|pakete?|sterne?|prozent|uhr|cent|ct|kg|g|cm|mm"
     r"|l)\b))"
@@ -187,10 +188,13 @@ _STREET_NAMES_EN: Final = (
 _NOT_STREETS: Final = frozenset(
     {
         "parkplatz", "sitzplatz", "stellplatz", "arbeitsplatz", "fensterplatz", "gangplatz",
-        "spielplatz", "rückweg", "rueckweg", "hinweg", "umweg", "ausweg",
+        "spielplatz", "sportplatz", "campingplatz", "abstellplatz", "rastplatz", "stehplatz",
+        "liegeplatz", "tabellenplatz", "listenplatz", "startplatz", "studienplatz", "kitaplatz",
+        "krippenplatz", "ausbildungsplatz", "rückweg", "rueckweg", "hinweg", "umweg", "ausweg",
         "heimweg", "arbeitsweg", "lieferweg", "versandweg", "zahlungsweg", "rechtsweg",
         "postweg", "schulweg", "fußweg", "fussweg", "radweg", "wanderweg", "ehering", "hering",
-        "schlüsselring", "staudamm",
+        "schlüsselring", "staudamm", "spring", "string", "bring", "during", "conjuring",
+        "offering", "boring", "hearing", "herring", "earring",
     }
 )  # fmt: skip
 _IBAN_PREFIX: Final = re.compile(r"[A-Za-z]{2}\d{2} ?$")
