@@ -150,9 +150,11 @@ _NOT_NAMES: Final = frozenset(
 # Street addresses, found from their house number: a comment has few numbers, and testing the
 # words before each costs less than a pattern trying every capital letter. A house number
 # followed by a unit is a quantity, not an address.
-_STREET_WORD: Final = (
-    r"stra(?:ß|ss)e|str\.|weg|allee|platz|gasse|ring|damm|ufer|chaussee|pfad|promenade"
-)
+_STREET_ENDINGS: Final = (
+    "straße", "strasse", "str.", "weg", "allee", "platz", "gasse", "ring", "damm", "ufer",
+    "chaussee", "pfad", "promenade",
+)  # fmt: skip
+_STREET_WORD: Final = "|".join(map(re.escape, _STREET_ENDINGS))
 _HOUSE_NUMBER_RE: Final = re.compile(
     # The digit first (the search then skips to digits in C), then the character before it.
     r"\d(?<![\w.,/-]\d)\d{0,3}(?:[ \t]?[a-zA-Z](?!\w))?"
@@ -176,10 +178,6 @@ _ADDRESS_EN_RE: Final = re.compile(
     r"|Terrace|Close|Crescent|Square)\b\.?"
 )
 _STREET_CHARS: Final = 60
-_STREET_ENDINGS: Final = (
-    "straße", "strasse", "str.", "weg", "allee", "platz", "gasse", "ring", "damm", "ufer",
-    "chaussee", "pfad", "promenade",
-)  # fmt: skip
 _STREET_NAMES_EN: Final = (
     " St", " Rd", " Ave", " Ln", " Ct", " Way", "Street", "Road", "Avenue", "Lane", "Drive",
     "Boulevard", "Blvd", "Court", "Place", "Terrace", "Close", "Crescent", "Square",
