@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import time
 from importlib import resources
 from pathlib import Path
@@ -13,6 +15,7 @@ from hypothesis import strategies as st
 from cxloop_enricher.pii import Redaction, Redactor, configured_redactor, iban_valid, luhn_valid
 from cxloop_enricher.settings import EnricherSettings, PiiPatternSetting
 from cxloop_enricher.taxonomy import load_taxonomy
+from cxruntime.cli import main as cli_main
 from cxruntime.errors import ConfigurationError
 
 
@@ -323,3 +326,22 @@ def test_long_digit_tables_stay_cheap(redactor: Redactor, text: str) -> None:
     started = time.process_time()
     redactor.redact(text)
     assert time.process_time() - started < 2.0
+
+
+def test_cli_redacts_stdin_line_by_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = "Frau Meier war super. Tel. 0171 1234567\nMusterweg 3, 12345 Berlin\n\nDanke!\n"
+    monkeypatch.setattr("sys.stdin", io.StringIO(lines))
+    assert cli_main(["pii", "redact"]) == 0
+    assert capsys.readouterr().out == ("Frau [NAME] war super. Tel. [PHONE]\n[ADDRESS]\n\nDanke!\n")
+    monkeypatch.setattr("sys.stdin", io.StringIO("Herr Müller, max@example.de\n"))
+    monkeypatch.setenv("CX_ENRICHER_PII_KEEP", '["name"]')
+    assert cli_main(["pii", "redact", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "text": "Herr Müller, [EMAIL]",
+        "redactions": {"email": 1},
+    }
+    monkeypatch.setenv("CX_ENRICHER_PII_KEEP", '["phone"]')
+    assert cli_main(["pii", "redact"]) == 2
+    assert "invalid CX_ENRICHER_* setting" in capsys.readouterr().err

@@ -1,4 +1,5 @@
-"""The enricher's `cxloop` commands: `touchpoints test` and the `sentiment` family."""
+"""The enricher's `cxloop` commands: `touchpoints test`, `pii redact` and the `sentiment`
+family."""
 
 from __future__ import annotations
 
@@ -12,14 +13,14 @@ from pydantic import ValidationError
 
 from cxloop_enricher.pii import configured_redactor
 from cxloop_enricher.sentiment.cli import register_sentiment
-from cxloop_enricher.settings import EnricherSettings
+from cxloop_enricher.settings import load_settings
 from cxloop_enricher.taxonomy import load_taxonomy
 from cxloop_enricher.touchpoints import Tagging, TouchpointTagger
 from cxschema import FeedbackReceived, FeedbackSubmission
 
 
 def register(commands: Any) -> None:
-    """Add `touchpoints` and `sentiment` to the `cxloop` sub-parser collection."""
+    """Add `touchpoints`, `pii` and `sentiment` to the `cxloop` sub-parser collection."""
     parser = commands.add_parser("touchpoints", help="the touchpoint taxonomy and its rules")
     sub = parser.add_subparsers(dest="touchpoints_command", required=True, metavar="COMMAND")
     test = sub.add_parser(
@@ -32,6 +33,18 @@ def register(commands: Any) -> None:
     )
     test.add_argument("--json", action="store_true", help="one JSON line per event")
     test.set_defaults(handler=_test)
+
+    pii = commands.add_parser("pii", help="personal data redaction")
+    pii_sub = pii.add_subparsers(dest="pii_command", required=True, metavar="COMMAND")
+    redact = pii_sub.add_parser(
+        "redact",
+        help="stdin: one text per line; stdout: each as the enricher would pass it on (with the "
+        "taxonomy's pii section and CX_ENRICHER_PII_*)",
+    )
+    redact.add_argument(
+        "--json", action="store_true", help='one JSON line each: {"text", "redactions"}'
+    )
+    redact.set_defaults(handler=_redact)
     register_sentiment(commands)
 
 
@@ -56,6 +69,21 @@ def _read_events(source: str) -> list[FeedbackSubmission]:
                 where = f" (item {index} of the list, counted from 0)" if items is data else ""
                 raise _NotAnEventError(f"not a feedback event{where}:\n{exc}") from exc
     return events
+
+
+def _redact(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    redactor = configured_redactor(load_taxonomy(settings.config_dir), settings)
+    out = sys.stdout
+    for line in sys.stdin:
+        redacted = redactor.redact(line.rstrip("\r\n"))
+        if args.json:
+            record = {"text": redacted.text, "redactions": redacted.counts}
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        else:
+            out.write(redacted.text + "\n")
+    out.flush()
+    return 0
 
 
 def _as_json(tagging: Tagging) -> dict[str, Any]:
@@ -84,7 +112,7 @@ def _as_text(tagging: Tagging) -> str:
 
 
 def _test(args: argparse.Namespace) -> int:
-    settings = EnricherSettings()
+    settings = load_settings()
     taxonomy = load_taxonomy(settings.config_dir)
     try:
         events = _read_events(args.event)

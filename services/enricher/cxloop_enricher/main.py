@@ -12,14 +12,13 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from pydantic import ValidationError
 
 from cxloop_enricher.enrich import Enricher
 from cxloop_enricher.language import detect_language, warm_up
 from cxloop_enricher.pii import configured_redactor
 from cxloop_enricher.processor import EnrichProcessor
 from cxloop_enricher.sentiment import SentimentAnalyzer
-from cxloop_enricher.settings import EnricherSettings
+from cxloop_enricher.settings import EnricherSettings, load_settings
 from cxloop_enricher.taxonomy import load_taxonomy
 from cxloop_enricher.touchpoints import TouchpointTagger
 from cxruntime.consumer import ConsumerRunner, RunnerConfig
@@ -134,10 +133,7 @@ def workers(app: FastAPI) -> Sequence[Worker]:
 
 def run() -> int:
     """Entry point of `cxloop enricher`; returns the exit status."""
-    try:
-        settings = EnricherSettings()
-    except ValidationError as exc:
-        raise ConfigurationError(f"invalid CX_ENRICHER_* setting: {exc}") from exc
+    settings = load_settings()
     configure_logging("enricher", settings.log_level)
     app = create_app(settings)
     warm_up()

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from cxruntime.errors import ConfigurationError
 from cxruntime.settings import CommonSettings
 
 
@@ -34,3 +35,11 @@ class EnricherSettings(CommonSettings):
     enricher_group_id: str = "cxloop-enricher"
     enricher_max_batch: int = 500
     enricher_max_invalid_ratio: float = 0.5
+
+
+def load_settings() -> EnricherSettings:
+    """The settings from the environment; a bad variable is a `ConfigurationError` naming it."""
+    try:
+        return EnricherSettings()
+    except ValidationError as exc:
+        raise ConfigurationError(f"invalid CX_ENRICHER_* setting: {exc}") from exc
