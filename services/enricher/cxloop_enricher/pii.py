@@ -16,8 +16,8 @@ neither.
 Names and street addresses have no checksum and no offline named-entity model decides them, so
 only the forms that say what they are count. A name: the capitalised words after a form of
 address ("Herr Müller", "Frau Dr. Anna Schmidt", "Mr. Smith"), after a self-introduction
-("mein Name ist Max Mustermann", "my name is Jane Doe") or after a closing formula at the end
-of the text ("Viele Grüße, Max Mustermann", "LG Anna", "Best regards, Jane"); the form of
+("mein Name ist Max Mustermann", "my name is Jane Doe") or after a closing formula, up to the
+end of its line ("Viele Grüße, Max Mustermann", "LG Anna", "Best regards, Jane"); the form of
 address and the formula stay. An address: a German street with its house number
 ("Musterstraße 12a", "Berliner Allee 5", "Karl-Marx-Allee 3/4", with ", 12345 Berlin" when it
 follows) or an English one ("221B Baker Street"). A number followed by a unit ("Bahnhofstraße
@@ -30,9 +30,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, get_args
 
-from cxloop_enricher.settings import PiiPatternSetting
+from cxloop_enricher.settings import KeptKind, PiiPatternSetting
 from cxruntime.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ CARD: Final = "card"
 NAME: Final = "name"
 ADDRESS: Final = "address"
 BUILTIN_KINDS: Final = (EMAIL, PHONE, IBAN, CARD, NAME, ADDRESS)
-KEEPABLE_KINDS: Final = (NAME, ADDRESS)
+KEEPABLE_KINDS: Final[tuple[str, ...]] = get_args(KeptKind)
 
 # ISO 13616 IBAN lengths by country (SWIFT IBAN registry).
 IBAN_LENGTHS: Final = {
@@ -364,12 +364,14 @@ class Redactor:
             text = _substitute(text, _SPELLED_EMAIL_RE, "[EMAIL]", EMAIL, counts)
         for pattern in self._extra:
             text = _substitute(text, pattern.regex, pattern.placeholder, pattern.kind, counts)
+        # Lower-cased once for the cue tests of both (placeholders add no cue).
+        lowered = text.lower() if self._names or self._addresses else text
         if self._names:
-            text = _redact_names(text, counts)
+            text = _redact_names(text, lowered, counts)
         if _DIGIT.search(text) is None:
             return Redaction(text, counts)
         if self._addresses:
-            text = _redact_addresses(text, counts)
+            text = _redact_addresses(text, lowered, counts)
         ibans, kept = _iban_spans(text)
         if ibans:
             text = _replace_spans(text, ibans, "[IBAN]", IBAN, counts)
@@ -463,11 +465,11 @@ def _contains_any(text: str, cues: tuple[str, ...]) -> bool:
     return False
 
 
-def _redact_names(text: str, counts: dict[str, int]) -> str:
-    """Names after a form of address, a self-introduction or a closing formula."""
+def _redact_names(text: str, lowered: str, counts: dict[str, int]) -> str:
+    """Names after a form of address, a self-introduction or a closing formula (`lowered`: the
+    text in lower case, for the cue tests)."""
     if _HONORIFIC_CUE_RE.search(text) is not None:
         text = _substitute_names(text, _HONORIFIC_RE, counts, whole=False)
-    lowered = text.lower()
     if _contains_any(lowered, _INTRODUCTION_CUES):
         text = _substitute_names(text, _INTRODUCTION_RE, counts, whole=False)
     if _contains_any(lowered, _SIGN_OFF_CUES):
@@ -475,9 +477,10 @@ def _redact_names(text: str, counts: dict[str, int]) -> str:
     return text
 
 
-def _redact_addresses(text: str, counts: dict[str, int]) -> str:
-    """German and English street addresses with a house number (see the module docstring)."""
-    if not (_contains_any(text.lower(), _STREET_ENDINGS) or _contains_any(text, _STREET_NAMES_EN)):
+def _redact_addresses(text: str, lowered: str, counts: dict[str, int]) -> str:
+    """German and English street addresses with a house number (see the module docstring;
+    `lowered`: the text in lower case, for the cue test)."""
+    if not (_contains_any(lowered, _STREET_ENDINGS) or _contains_any(text, _STREET_NAMES_EN)):
         return text
     spans: list[tuple[int, int]] = []
     for number in _HOUSE_NUMBER_RE.finditer(text):

@@ -10,6 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from cxruntime.errors import ConfigurationError
 from cxruntime.settings import CommonSettings
 
+KeptKind = Literal["name", "address"]
+"""The PII kinds found by their form alone, which a deployment may leave in the text."""
+
 
 class PiiPatternSetting(BaseModel):
     """One extra PII pattern: matches of `regex` become `placeholder`, counted as `name`."""
@@ -29,7 +32,7 @@ class EnricherSettings(CommonSettings):
     """A model trained with `cxloop sentiment train`; unset: the built-in tagger."""
     enricher_pii_patterns: list[PiiPatternSetting] = Field(default_factory=list)
     """Extra PII patterns as JSON, added to the `pii` section of `touchpoints.yaml`."""
-    enricher_pii_keep: list[Literal["name", "address"]] = Field(default_factory=list)
+    enricher_pii_keep: list[KeptKind] = Field(default_factory=list)
     """PII kinds found by their form alone to leave in the text, as JSON (`["name"]`), added to
     `pii.keep` of `touchpoints.yaml`."""
     enricher_group_id: str = "cxloop-enricher"

@@ -16,11 +16,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from cxloop_enricher.settings import PiiPatternSetting
+from cxloop_enricher.settings import KeptKind, PiiPatternSetting
 from cxruntime.config import config_path, load_yaml
 from cxruntime.errors import ConfigurationError
 from cxschema import CHANNELS
@@ -121,7 +121,7 @@ class PiiSpec(_Strict):
     """The `pii` section: extra patterns, and the kinds found by form alone to keep."""
 
     patterns: list[PiiPatternSetting] = Field(default_factory=list)
-    keep: list[Literal["name", "address"]] = Field(default_factory=list)
+    keep: list[KeptKind] = Field(default_factory=list)
 
 
 class TaxonomySpec(_Strict):
