@@ -10,9 +10,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import json
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from cxruntime import apikeys
 from cxruntime.db import make_engine, make_sessionmaker
@@ -20,6 +23,9 @@ from cxruntime.errors import ConfigurationError
 from cxruntime.logs import configure_logging
 from cxruntime.services import SERVICES
 from cxruntime.settings import CommonSettings
+
+if TYPE_CHECKING:
+    from cxruntime.deadletters import DeadLetter
 
 EXTENSIONS = ("cxloop_collector", "cxloop_enricher", "cxloop_metrics", "cxloop_closed_loop")
 
@@ -117,6 +123,79 @@ def _keys(args: argparse.Namespace) -> int:
         return 2
 
 
+def _dead_letters(args: argparse.Namespace) -> int:
+    from cxruntime import deadletters
+
+    settings = CommonSettings()
+    bootstrap = settings.kafka_bootstrap()
+    try:
+        since = _parse_since(args.since)
+    except ValueError as exc:
+        print(f"cxloop dead-letters: {exc}", file=sys.stderr)
+        return 2
+    selection = deadletters.Selection(
+        stage=args.stage, reason=args.reason, topic=args.topic, since=since
+    )
+    try:
+        letters, total = asyncio.run(deadletters.read_dead_letters(bootstrap, selection))
+    except deadletters.DeadLetterReadError as exc:
+        print(f"cxloop dead-letters: {exc}", file=sys.stderr)
+        return 1
+    if args.dead_letters_command == "list":
+        shown = letters[-args.limit :] if args.limit else letters
+        for letter in shown:
+            if args.json:
+                print(json.dumps(_dead_letter_json(letter), ensure_ascii=False))
+            else:
+                reason = letter.reason.splitlines()[0] if letter.reason else "-"
+                print(
+                    f"{letter.time:%Y-%m-%dT%H:%M:%SZ}  {letter.partition}@{letter.offset:<6} "
+                    f"{letter.stage or '-':<12} {letter.source:<30} {reason}"
+                )
+        print(
+            f"{len(letters)} of {total} dead letters selected"
+            + (f", the last {len(shown)} shown" if len(shown) < len(letters) else ""),
+            file=sys.stderr,
+        )
+        return 0
+    if not args.yes:
+        targets = sorted({letter.source_topic or "(no source topic)" for letter in letters})
+        print(
+            f"would replay {len(letters)} of {total} dead letters to {', '.join(targets) or '-'}; "
+            "run again with --yes to do it"
+        )
+        return 0
+    replayed, skipped = asyncio.run(deadletters.replay(bootstrap, letters))
+    print(
+        f"replayed {replayed} dead letters to their source topics"
+        + (f"; skipped {skipped} without a source topic" if skipped else "")
+    )
+    return 0
+
+
+def _parse_since(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"--since {value!r} is not an ISO 8601 time") from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _dead_letter_json(letter: DeadLetter) -> dict[str, Any]:
+    return {
+        "partition": letter.partition,
+        "offset": letter.offset,
+        "time": letter.time.isoformat().replace("+00:00", "Z"),
+        "stage": letter.stage,
+        "reason": letter.reason,
+        "source": letter.source,
+        "key": None if letter.key is None else letter.key.decode("utf-8", "replace"),
+        "value": letter.value.decode("utf-8", "replace"),
+    }
+
+
 def _demo(args: argparse.Namespace) -> int:
     from cxruntime.demo import run_demo
 
@@ -164,6 +243,27 @@ def build_parser() -> argparse.ArgumentParser:
     kr = keys_sub.add_parser("revoke", help="revoke a key by name")
     kr.add_argument("name")
     kr.set_defaults(handler=_keys)
+
+    dead = commands.add_parser(
+        "dead-letters", help="records consumers gave up on (cx.feedback.invalid.v1)"
+    )
+    dead_sub = dead.add_subparsers(dest="dead_letters_command", required=True)
+    dead_list = dead_sub.add_parser("list", help="the dead letters, oldest first, with reasons")
+    dead_replay = dead_sub.add_parser(
+        "replay",
+        help="write the selected dead letters to their source topics again (after a fix)",
+    )
+    for sub_parser in (dead_list, dead_replay):
+        sub_parser.add_argument("--stage", default=None, help="enricher, metrics, closed_loop")
+        sub_parser.add_argument("--reason", default=None, help="a part of the reason, any case")
+        sub_parser.add_argument("--topic", default=None, help="the source topic")
+        sub_parser.add_argument(
+            "--since", default=None, help="dead-lettered at or after this ISO 8601 time (UTC)"
+        )
+        sub_parser.set_defaults(handler=_dead_letters)
+    dead_list.add_argument("--limit", type=int, default=50, help="the newest N (0: all)")
+    dead_list.add_argument("--json", action="store_true", help="one JSON line each, with value")
+    dead_replay.add_argument("--yes", action="store_true", help="replay (else: say what would)")
 
     demo = commands.add_parser("demo", help="post a realistic stream to a running collector")
     demo.add_argument("--collector", default=None, help="collector URL (default: local)")
