@@ -1,10 +1,14 @@
-"""The `cxloop` entry point: how it ends when its reader goes away."""
+"""The `cxloop` entry point: how it ends when its reader goes away, and bad option values."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+from cxruntime.cli import main
 
 
 def test_a_closed_pipe_ends_the_command_quietly(tmp_path: Path) -> None:
@@ -26,3 +30,21 @@ def test_a_closed_pipe_ends_the_command_quietly(tmp_path: Path) -> None:
     assert first.startswith(b'{"label":"positive"')
     assert status == 141
     assert "Traceback" not in stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["topics", "create", "--partitions", "0"], "must be at least 1, not 0"),
+        (["deliveries", "list", "--limit", "-1"], "must be at least 1, not -1"),
+        (["sentiment", "train", "--data", "x", "--out", "y", "--epochs", "0"], "at least 1"),
+        (["sentiment", "score", "--batch", "many"], "invalid integer value: 'many'"),
+    ],
+)
+def test_integer_options_out_of_range_are_usage_errors(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    assert stopped.value.code == 2
+    assert message in capsys.readouterr().err

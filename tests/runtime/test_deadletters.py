@@ -104,5 +104,8 @@ def test_list_and_replay_against_the_broker(
     assert (replayed.key, replayed.value) == (b"crm-1", b'{"ok": 1}')
     assert list(replayed.headers) == ORIGINAL_HEADERS  # the cx_error_* headers are gone
 
+    with pytest.raises(SystemExit):
+        main(["dead-letters", "list", "--limit", "-3"])
+    assert "must be at least 0, not -3" in capsys.readouterr().err
     assert main(["dead-letters", "list", "--since", "yesterday"]) == 2
     assert "not an ISO 8601 time" in capsys.readouterr().err

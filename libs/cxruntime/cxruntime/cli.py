@@ -13,7 +13,7 @@ import importlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -123,6 +123,19 @@ def _keys(args: argparse.Namespace) -> int:
         return 2
 
 
+def at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse `type`: an integer of at least `minimum`, else a clear usage error."""
+
+    def parse(value: str) -> int:
+        number = int(value)
+        if number < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {number}")
+        return number
+
+    parse.__name__ = "integer"  # argparse names the type in its "invalid integer value" error
+    return parse
+
+
 def _dead_letters(args: argparse.Namespace) -> int:
     from cxruntime import deadletters
 
@@ -222,8 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     topics = commands.add_parser("topics", help="Kafka topics")
     topics_sub = topics.add_subparsers(dest="topics_command", required=True)
     create = topics_sub.add_parser("create", help="create the cxloop topics that are missing")
-    create.add_argument("--partitions", type=int, default=None)
-    create.add_argument("--replication-factor", type=int, default=None)
+    create.add_argument("--partitions", type=at_least(1), default=None)
+    create.add_argument("--replication-factor", type=at_least(1), default=None)
     create.set_defaults(handler=_topics_create)
 
     keys = commands.add_parser("keys", help="API keys")
@@ -261,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
             "--since", default=None, help="dead-lettered at or after this ISO 8601 time (UTC)"
         )
         sub_parser.set_defaults(handler=_dead_letters)
-    dead_list.add_argument("--limit", type=int, default=50, help="the newest N (0: all)")
+    dead_list.add_argument("--limit", type=at_least(0), default=50, help="the newest N (0: all)")
     dead_list.add_argument("--json", action="store_true", help="one JSON line each, with value")
     dead_replay.add_argument("--yes", action="store_true", help="replay (else: say what would)")
 

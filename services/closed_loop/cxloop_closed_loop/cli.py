@@ -24,6 +24,7 @@ from cxloop_closed_loop.listen import listen
 from cxloop_closed_loop.relay import ResendConflict, resend
 from cxloop_closed_loop.routing import route
 from cxloop_closed_loop.settings import ClosedLoopSettings
+from cxruntime.cli import at_least
 from cxruntime.db import make_engine, make_sessionmaker
 from cxschema import FeedbackEnriched, FeedbackSubmission
 
@@ -42,7 +43,7 @@ def register(commands: Any) -> None:
     listing.add_argument(
         "--status", default="dead", choices=["pending", "delivered", "dead", "all"]
     )
-    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--limit", type=at_least(1), default=50)
     listing.set_defaults(handler=_deliveries)
     again = deliveries_sub.add_parser("resend", help="re-send a notification (same webhook-id)")
     again.add_argument("id")

@@ -25,6 +25,7 @@ from cxloop_enricher.sentiment.evaluation import (
 from cxloop_enricher.sentiment.features import FeatureConfig
 from cxloop_enricher.sentiment.model import ModelFormatError
 from cxloop_enricher.sentiment.training import TrainingConfig, train
+from cxruntime.cli import at_least
 
 BATCH = 256
 """Lines `score` reads at a time for a model that encodes many texts in one call."""
@@ -41,7 +42,7 @@ def register_sentiment(commands: Any) -> None:
     scorer.add_argument("--hint", default=None, help="language hint for detection")
     scorer.add_argument(
         "--batch",
-        type=_positive,
+        type=at_least(1),
         default=None,
         help="lines read before they are scored and written (default: 256 for a model with "
         "sentence embeddings, which encodes them in one call; 1 otherwise). Pass 1 to have "
@@ -61,7 +62,7 @@ def register_sentiment(commands: Any) -> None:
     trainer.add_argument("--language", default=None, help="ISO 639-1 code (default: detect)")
     trainer.add_argument(
         "--epochs",
-        type=int,
+        type=at_least(1),
         default=TrainingConfig.iterations,
         metavar="N",
         help="at most N optimiser (L-BFGS) iterations",
@@ -91,7 +92,7 @@ def register_sentiment(commands: Any) -> None:
         "comment instead of about 0.3; off: n-grams only",
     )
     trainer.add_argument(
-        "--cv", type=int, default=0, metavar="K", help="also report K-fold cross-validation"
+        "--cv", type=at_least(0), default=0, metavar="K", help="also report K-fold cross-validation"
     )
     trainer.set_defaults(handler=_train)
 
@@ -121,13 +122,6 @@ def _score(args: argparse.Namespace) -> int:
             out.write(orjson.dumps(record).decode() + "\n")
         out.flush()
     return 0
-
-
-def _positive(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
-    return number
 
 
 def format_report(gold: Sequence[str], predicted: Sequence[str]) -> str:
