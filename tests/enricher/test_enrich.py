@@ -8,10 +8,14 @@ import orjson
 import pytest
 
 from cxloop_enricher.enrich import Enricher
+from cxloop_enricher.language import detect_language
+from cxloop_enricher.pii import Redactor
 from cxloop_enricher.processor import EnrichProcessor
 from cxloop_enricher.sentiment import SentimentAnalyzer
 from cxloop_enricher.sentiment.features import FeatureConfig
 from cxloop_enricher.sentiment.training import TrainingConfig, train
+from cxloop_enricher.taxonomy import build_taxonomy
+from cxloop_enricher.touchpoints import TouchpointTagger
 from cxruntime.consumer import Consumed, Decoded, InvalidMessage
 from cxschema import (
     ENRICHED,
@@ -87,6 +91,65 @@ def test_names_and_addresses_leave_before_sentiment_and_touchpoint(enricher: Enr
     assert out.redactions == {"name": 2, "address": 1}
     # "Gut" was a name, not praise: what is left is a complaint.
     assert out.sentiment.label == "negative"
+
+
+def _team_enricher(rules: list[dict[str, object]]) -> Enricher:
+    """An enricher on a small team taxonomy with a `pii` pattern of its own."""
+    taxonomy = build_taxonomy(
+        {
+            "touchpoints": [
+                {"id": "phone", "name": "Phone sales", "stage": "purchase", "team": "sales"},
+                {"id": "unclassified", "name": "Other", "stage": "unknown"},
+            ],
+            "rules": rules,
+            "pii": {"patterns": [{"name": "contract", "regex": r"VN-\d{6}"}]},
+        },
+        source="test",
+    )
+    return Enricher(
+        tagger=TouchpointTagger(taxonomy),
+        redactor=Redactor(taxonomy.pii_patterns),
+        analyzer=SentimentAnalyzer.default(),
+        detect_language=detect_language,
+    )
+
+
+@pytest.mark.parametrize(
+    ("comment", "subject", "touchpoint"),
+    [
+        # The placeholders are not the customer's words: no rule reads "[PHONE]" as "phone".
+        ("Bitte rufen Sie mich an: 0171 1234567", "", "unclassified"),
+        ("Rückruf an max@example.de", "", "unclassified"),
+        ("Herr Schulz war freundlich", "", "unclassified"),
+        ("Vertrag VN-123456 gekündigt", "", "unclassified"),
+        ("Frage", "Re: Rückruf 0171 1234567", "unclassified"),
+        # The customer's own words still match, next to a placeholder too.
+        ("Per phone: 0171 1234567, my name is Jane Doe", "", "phone"),
+        ("Frage", "Phone: 0171 1234567", "phone"),
+    ],
+)
+def test_rules_do_not_match_placeholders(comment: str, subject: str, touchpoint: str) -> None:
+    enricher = _team_enricher(
+        [
+            {"name": "words", "touchpoint": "phone", "text": ["phone", "email", "name"]},
+            {"name": "contract", "touchpoint": "phone", "comment": ["contract"]},
+        ]
+    )
+    event = raw_event(comment=comment, context={"subject": subject}, language="de")
+    out = enricher.enrich(event, now=NOW)
+    assert out.event.touchpoint == touchpoint
+    # The enriched event keeps the placeholders: only the rules read past them.
+    assert out.event.redactions
+
+
+def test_language_is_detected_from_the_customers_words(enricher: Enricher) -> None:
+    event = raw_event(comment="Herr Müller, Musterstraße 5", language=None)
+    out = enricher.enrich(event, now=NOW).event
+    assert out.comment == "Herr [NAME], [ADDRESS]"
+    assert out.language == "de"
+    # "[EMAIL] [PHONE]" would read as English.
+    only_placeholders = raw_event(comment="max@example.de 0171 1234567", language=None)
+    assert enricher.enrich(only_placeholders, now=NOW).event.language == "und"
 
 
 def test_an_event_without_comment_is_neutral_zero(enricher: Enricher) -> None:

@@ -214,6 +214,11 @@ def test_configured_patterns_are_replaced_and_counted() -> None:
     assert redactor.kinds == (
         "email", "phone", "iban", "card", "name", "address", "customer_number", "plate",
     )  # fmt: skip
+    # What touchpoint rules and language detection read: every placeholder blanked out, the
+    # configured ones too; brackets a customer typed stay.
+    assert redactor.unmarked(result.text + " [NAME] [Frage] [PHONE]") == (
+        "Kunde  , Auto  ,     [Frage]  "
+    )
 
 
 def test_an_invalid_configured_pattern_is_refused() -> None:

@@ -93,3 +93,28 @@ def test_a_bad_item_in_a_list_is_named_and_an_empty_list_refused(
     assert "scores.nps" in err
     assert main(["touchpoints", "test", "--event", _write(tmp_path, [])]) == 2
     assert "an empty list, no event to test" in capsys.readouterr().err
+
+
+def test_rules_read_the_redacted_texts_without_placeholders(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    taxonomy = {
+        "touchpoints": [
+            {"id": "phone", "name": "Phone sales", "stage": "purchase"},
+            {"id": "unclassified", "name": "Other", "stage": "unknown"},
+        ],
+        "rules": [{"name": "phone", "touchpoint": "phone", "text": ["phone", "0171"]}],
+    }
+    (tmp_path / "touchpoints.yaml").write_text(yaml.safe_dump(taxonomy), encoding="utf-8")
+    monkeypatch.setenv("CX_CONFIG_DIR", str(tmp_path))
+    events = [
+        # As in the enricher: the comment and the subject are redacted first, and the rules
+        # do not read "[PHONE]" as "phone".
+        {"channel": "web", "comment": "Call me: 0171 1234567"},
+        {"channel": "email", "comment": "?", "context": {"subject": "Rückruf 0171 1234567"}},
+        {"channel": "web", "comment": "Call me by phone: 0171 1234567"},
+    ]
+    assert main(["touchpoints", "test", "--json", "--event", _write(tmp_path, events)]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["touchpoint"] for line in lines] == ["unclassified", "unclassified", "phone"]
+    assert lines[2]["reasons"] == ["text keyword 'phone' matches 'phone'"]

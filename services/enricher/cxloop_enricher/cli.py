@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from cxloop_enricher.enrich import redact_event
 from cxloop_enricher.pii import configured_redactor
 from cxloop_enricher.sentiment.cli import register_sentiment
 from cxloop_enricher.settings import load_settings
@@ -126,8 +127,8 @@ def _test(args: argparse.Namespace) -> int:
     redactor = configured_redactor(taxonomy, settings)
     blocks = []
     for event in events:
-        comment = redactor.redact(event.comment).text if event.comment else None
-        tagging = tagger.tag(event, comment=comment)
+        *_, comment, context = redact_event(redactor, event)
+        tagging = tagger.tag(event, comment=comment, context=context)
         if args.json:
             print(json.dumps(_as_json(tagging), ensure_ascii=False))
         else:

@@ -18,7 +18,14 @@ from typing import Any, Final, Protocol
 
 from cxloop_enricher.pii import Redactor
 from cxloop_enricher.touchpoints import Tagging, TouchpointTagger
-from cxschema import FeedbackEnriched, FeedbackReceived, Sentiment, SentimentLabel
+from cxschema import (
+    FeedbackContext,
+    FeedbackEnriched,
+    FeedbackReceived,
+    FeedbackSubmission,
+    Sentiment,
+    SentimentLabel,
+)
 from cxschema.events import MAX_COMMENT_CHARS
 
 UNDETERMINED: Final = "und"
@@ -91,39 +98,17 @@ class Enricher:
         if not self.analyzer.batches:
             return
         self.analyzer.prepare(
-            [self._redact_comment(event.comment)[0] for event in events if event.comment]
+            # The comment exactly as `enrich` will score it.
+            [redact_event(self.redactor, event)[0] or "" for event in events if event.comment]
         )
-
-    def _redact_comment(self, comment: str) -> tuple[str, dict[str, int]]:
-        """The comment as it leaves the enricher (personal data replaced, cut to the limit) and
-        the redactions by kind; `prepare` must see exactly the text `enrich` scores."""
-        redacted = self.redactor.redact(comment)
-        return redacted.text[:MAX_COMMENT_CHARS], redacted.counts
 
     def enrich(self, event: FeedbackReceived, *, now: datetime) -> Enriched:
         """The enriched event; raises `pydantic.ValidationError` only on a bug or bad config."""
-        redactions: dict[str, int] = {}
-        comment = event.comment
-        if comment:
-            comment, counts = self._redact_comment(comment)
-            _add(redactions, counts)
-        context = event.context
-        changes: dict[str, str] = {}
-        if context.subject:
-            redacted = self.redactor.redact(context.subject)
-            if redacted.counts:
-                changes["subject"] = redacted.text[:_MAX_SUBJECT_CHARS]
-                _add(redactions, redacted.counts)
-        if "@" in context.url:
-            redacted = self.redactor.redact_emails(context.url)
-            if redacted.counts:
-                changes["url"] = redacted.text[:_MAX_URL_CHARS]
-                _add(redactions, redacted.counts)
-        if changes:
-            context = context.model_copy(update=changes)
-
-        tagging = self.tagger.tag(event, comment=comment, context=context)
-        language = self.detect_language(comment, event.language)
+        comment, context, redactions, readable, readable_context = redact_event(
+            self.redactor, event
+        )
+        tagging = self.tagger.tag(event, comment=readable, context=readable_context)
+        language = self.detect_language(readable, event.language)
         if comment:
             result = self.analyzer.analyze(comment, language)
             score = min(1.0, max(-1.0, float(result.score)))
@@ -145,6 +130,44 @@ class Enricher:
             enriched_at=now,
         )
         return Enriched(FeedbackEnriched.model_validate(values), tagging)
+
+
+RedactedEvent = tuple[str | None, FeedbackContext, dict[str, int], str | None, FeedbackContext]
+"""An event's comment and context as they leave the enricher (personal data replaced, cut to
+the limits), the replacements by kind, and the comment and context as touchpoint rules and
+language detection read them: with the placeholders blanked out (the same objects when nothing
+was replaced). A plain tuple: this runs for every event."""
+
+
+def redact_event(redactor: Redactor, event: FeedbackSubmission) -> RedactedEvent:
+    """Redact an event's comment, subject and URL (the enricher's first step, and what
+    `cxloop touchpoints test` matches rules against)."""
+    redactions: dict[str, int] = {}
+    comment = readable_comment = event.comment
+    if comment:
+        redacted = redactor.redact(comment)
+        comment = readable_comment = redacted.text[:MAX_COMMENT_CHARS]
+        if redacted.counts:
+            _add(redactions, redacted.counts)
+            readable_comment = redactor.unmarked(comment)
+    context = readable_context = event.context
+    changes: dict[str, str] = {}
+    if context.subject:
+        redacted = redactor.redact(context.subject)
+        if redacted.counts:
+            changes["subject"] = redacted.text[:_MAX_SUBJECT_CHARS]
+            _add(redactions, redacted.counts)
+    if "@" in context.url:
+        redacted = redactor.redact_emails(context.url)
+        if redacted.counts:
+            changes["url"] = redacted.text[:_MAX_URL_CHARS]
+            _add(redactions, redacted.counts)
+    if changes:
+        context = context.model_copy(update=changes)
+        readable_context = context.model_copy(
+            update={key: redactor.unmarked(value) for key, value in changes.items()}
+        )
+    return comment, context, redactions, readable_comment, readable_context
 
 
 def _add(total: dict[str, int], counts: dict[str, int]) -> None:

@@ -46,6 +46,8 @@ CARD: Final = "card"
 NAME: Final = "name"
 ADDRESS: Final = "address"
 BUILTIN_KINDS: Final = (EMAIL, PHONE, IBAN, CARD, NAME, ADDRESS)
+PLACEHOLDERS: Final = {kind: f"[{kind.upper()}]" for kind in BUILTIN_KINDS}
+"""The placeholder of each built-in kind: "[EMAIL]", "[PHONE]" and so on."""
 KEEPABLE_KINDS: Final[tuple[str, ...]] = get_args(KeptKind)
 
 # ISO 13616 IBAN lengths by country (SWIFT IBAN registry).
@@ -347,6 +349,10 @@ class Redactor:
                 raise ValueError(f"PII pattern {setting.name!r}: invalid regex: {exc}") from exc
             placeholder = setting.placeholder or f"[{setting.name.upper()}]"
             self._extra.append(_Pattern(setting.name, regex, placeholder))
+        placeholders = {*PLACEHOLDERS.values(), *(p.placeholder for p in self._extra)}
+        self._placeholders = re.compile(
+            "|".join(map(re.escape, sorted(placeholders, key=len, reverse=True)))
+        )
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -359,9 +365,9 @@ class Redactor:
         that order (names and addresses unless kept)."""
         counts: dict[str, int] = {}
         if "@" in text:
-            text = _substitute(text, _EMAIL_RE, "[EMAIL]", EMAIL, counts)
+            text = _substitute(text, _EMAIL_RE, PLACEHOLDERS[EMAIL], EMAIL, counts)
         if _may_spell_an_address(text):
-            text = _substitute(text, _SPELLED_EMAIL_RE, "[EMAIL]", EMAIL, counts)
+            text = _substitute(text, _SPELLED_EMAIL_RE, PLACEHOLDERS[EMAIL], EMAIL, counts)
         for pattern in self._extra:
             text = _substitute(text, pattern.regex, pattern.placeholder, pattern.kind, counts)
         # Lower-cased once for the cue tests of both (placeholders add no cue).
@@ -374,26 +380,32 @@ class Redactor:
             text = _redact_addresses(text, lowered, counts)
         ibans, kept = _iban_spans(text)
         if ibans:
-            text = _replace_spans(text, ibans, "[IBAN]", IBAN, counts)
+            text = _replace_spans(text, ibans, PLACEHOLDERS[IBAN], IBAN, counts)
             kept = _iban_spans(text)[1]
         runs = list(_NUMBER_RUN_RE.finditer(text))
         if runs:
             cards = [s for run in runs for s in _best_spans(text, run, card_number)]
             cards = _outside(cards, kept)
             if cards:
-                text = _replace_spans(text, cards, "[CARD]", CARD, counts)
+                text = _replace_spans(text, cards, PLACEHOLDERS[CARD], CARD, counts)
                 kept = _iban_spans(text)[1]
                 runs = list(_NUMBER_RUN_RE.finditer(text))
             phone = phone_number if _PHONE_WORDS.search(text) else _shaped_phone_number
             phones = [s for run in runs for s in _best_spans(text, run, phone)]
-            text = _replace_spans(text, _outside(phones, kept), "[PHONE]", PHONE, counts)
+            text = _replace_spans(text, _outside(phones, kept), PLACEHOLDERS[PHONE], PHONE, counts)
         return Redaction(text, counts)
+
+    def unmarked(self, text: str) -> str:
+        """`text` with this redactor's placeholders blanked out: the customer's own words, for
+        touchpoint rules and language detection (a rule's keyword "phone" must not match
+        "[PHONE]", nor "[NAME] [ADDRESS]" read as English)."""
+        return self._placeholders.sub(" ", text)
 
     def redact_emails(self, text: str) -> Redaction:
         """Replace only e-mail addresses (for URLs, where digits are not personal data)."""
         counts: dict[str, int] = {}
         if "@" in text:
-            text = _substitute(text, _EMAIL_RE, "[EMAIL]", EMAIL, counts)
+            text = _substitute(text, _EMAIL_RE, PLACEHOLDERS[EMAIL], EMAIL, counts)
         return Redaction(text, counts)
 
 
@@ -437,7 +449,7 @@ def _substitute_names(
         if span is None:
             position = found.start("names")
             continue
-        pieces += (text[done : span[0]], "[NAME]")
+        pieces += (text[done : span[0]], PLACEHOLDERS[NAME])
         done = position = span[1]
         counts[NAME] = counts.get(NAME, 0) + 1
     if not pieces:
@@ -498,7 +510,7 @@ def _redact_addresses(text: str, lowered: str, counts: dict[str, int]) -> str:
         street = _ADDRESS_EN_RE.match(text, start)
         if street is not None:
             spans.append((start, street.end()))
-    return _replace_spans(text, spans, "[ADDRESS]", ADDRESS, counts)
+    return _replace_spans(text, spans, PLACEHOLDERS[ADDRESS], ADDRESS, counts)
 
 
 def configured_redactor(taxonomy: Taxonomy, settings: EnricherSettings) -> Redactor:
