@@ -11,6 +11,7 @@ from cxloop_closed_loop.config import (
     SECRET_FILE,
     interpolate,
     load_config,
+    new_webhook_secret,
 )
 from cxloop_closed_loop.settings import ClosedLoopSettings
 from cxruntime.errors import ConfigurationError
@@ -49,6 +50,46 @@ def test_env_webhook_secret_wins(tmp_path: Path) -> None:
     assert secret is not None
     assert secret.get_secret_value() == SECRET
     assert not (tmp_path / SECRET_FILE).exists()
+
+
+def test_env_webhook_previous_secrets_sign_too(tmp_path: Path) -> None:
+    old = new_webhook_secret()
+    settings = ClosedLoopSettings(
+        data_dir=tmp_path,
+        closed_loop_webhook_url="http://127.0.0.1:9/hooks",
+        closed_loop_webhook_secret=SECRET,  # type: ignore[arg-type]
+        closed_loop_webhook_previous_secrets=[old],  # type: ignore[list-item]
+    )
+    receiver = load_config(settings, environ={}).receiver(DEFAULT_WEBHOOK)
+    assert receiver.signing_secrets == [SECRET, old]
+
+
+def test_previous_secrets_are_checked(tmp_path: Path) -> None:
+    old = new_webhook_secret()
+    receivers = (
+        "  - {name: hook, type: webhook, url: 'http://h.test/', secret: '%s',\n"
+        "     previous_secrets: ['${OLD:-}', %s]}\n"
+    )
+    path = tmp_path / "routing.yaml"
+    settings = ClosedLoopSettings(config_dir=tmp_path, data_dir=tmp_path)
+    base = "teams: [{name: t}]\ntriage: {team: t}\nglobal_receivers: [hook]\nreceivers:\n"
+    path.write_text(base + receivers % (SECRET, f"'{old}'"))
+    # An unset ${OLD:-} is left out: a file can hold the slot for the next rotation.
+    assert load_config(settings, environ={}).receiver("hook").signing_secrets == [SECRET, old]
+    assert load_config(settings, environ={"OLD": SECRET}).receiver("hook").signing_secrets == [
+        SECRET,
+        SECRET,
+        old,
+    ]
+    path.write_text(base + receivers % (SECRET, "'x'"))
+    with pytest.raises(ConfigurationError, match=r"hook: previous_secrets\[0\] is not a secret"):
+        load_config(settings, environ={})
+    path.write_text(
+        base.replace("[hook]", "[chat]")
+        + f"  - {{name: chat, type: slack, url: 'http://s.test/', previous_secrets: ['{old}']}}\n"
+    )
+    with pytest.raises(ConfigurationError, match="chat: previous_secrets are for webhooks only"):
+        load_config(settings, environ={})
 
 
 def test_interpolation() -> None:

@@ -7,12 +7,16 @@ from email.utils import format_datetime
 
 import httpx
 import orjson
+import pytest
 from pydantic import SecretStr
-from standardwebhooks.webhooks import Webhook
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from cxloop_closed_loop.config import Receiver
+from cxloop_closed_loop.config import Receiver, new_webhook_secret
 from cxloop_closed_loop.senders import parse_retry_after, send_slack, send_webhook
 from tests.closed_loop.helpers import SECRET
+
+NEW_SECRET = new_webhook_secret()
+OTHER_SECRET = new_webhook_secret()
 
 BODY = orjson.dumps(
     {
@@ -51,6 +55,31 @@ async def test_webhook_is_signed_per_standard_webhooks() -> None:
         assert request.headers["webhook-id"] == "msg_1"
         payload = Webhook(SECRET).verify(request.content, dict(request.headers))
         assert payload["type"] == "case.opened"
+
+
+async def test_a_rotating_webhook_carries_one_signature_per_secret() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(204)
+
+    receiver = Receiver(
+        name="crm",
+        type="webhook",
+        url="https://crm.test/h",
+        secret=SecretStr(NEW_SECRET),
+        previous_secrets=[SecretStr(SECRET)],
+    )
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        assert (await send_webhook(client, receiver, delivery_id="msg_2", body=BODY)).delivered
+    (request,) = seen
+    assert len(request.headers["webhook-signature"].split(" ")) == 2
+    # A receiver still on the old secret and one already on the new one both accept it.
+    for secret in (SECRET, NEW_SECRET):
+        assert Webhook(secret).verify(request.content, dict(request.headers))["data"]["id"] == "c1"
+    with pytest.raises(WebhookVerificationError):
+        Webhook(OTHER_SECRET).verify(request.content, dict(request.headers))
 
 
 async def test_retryable_and_permanent_failures() -> None:

@@ -13,6 +13,7 @@ import os
 import re
 import secrets
 from base64 import b64encode
+from collections.abc import Sequence
 from datetime import date, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
@@ -92,10 +93,27 @@ class QuietHours(_Model):
 class Receiver(_Model):
     """Where notifications go: a Standard Webhook, a Slack incoming webhook, or e-mail."""
 
+    @field_validator("previous_secrets", mode="before")
+    @classmethod
+    def _drop_empty(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [item for item in value if item not in ("", None)]
+        return value
+
+    @property
+    def signing_secrets(self) -> list[str]:
+        """The secrets a webhook is signed with: `secret` first, then `previous_secrets`."""
+        current = [] if self.secret is None else [self.secret.get_secret_value()]
+        return current + [secret.get_secret_value() for secret in self.previous_secrets]
+
     name: str = Field(min_length=1, max_length=100)
     type: Literal["webhook", "slack", "email"]
     url: str | None = None
     secret: SecretStr | None = None
+    previous_secrets: list[SecretStr] = Field(default_factory=list)
+    """Secrets a webhook is still signed with next to `secret` while its receiver moves to the
+    new one (rotation: one signature per secret in `webhook-signature`). Empty entries, such as
+    an unset `${VAR:-}`, are left out."""
     to: list[str] = Field(default_factory=list)
     sender: str = Field("cxloop@localhost", alias="from")
     smtp_host: str = "localhost"
@@ -294,6 +312,17 @@ class RoutingConfig(_Model):
                 problems.append(
                     f"receiver {receiver.name}: a webhook needs a secret like whsec_<base64>"
                 )
+            if receiver.previous_secrets and receiver.type != "webhook":
+                problems.append(
+                    f"receiver {receiver.name}: previous_secrets are for webhooks only "
+                    f"(a {receiver.type} receiver signs nothing)"
+                )
+            for index, previous in enumerate(receiver.previous_secrets):
+                if receiver.type == "webhook" and not _valid_secret(previous):
+                    problems.append(
+                        f"receiver {receiver.name}: previous_secrets[{index}] is not a secret "
+                        "like whsec_<base64>"
+                    )
             if receiver.type == "email" and not receiver.to:
                 problems.append(f"receiver {receiver.name}: an email receiver needs `to`")
         for severity in SEVERITIES:
@@ -357,9 +386,17 @@ def parse_config(raw: Any, *, source: str = ROUTING_FILE) -> RoutingConfig:
     return config
 
 
-def with_default_webhook(config: RoutingConfig, *, url: str, secret: str) -> RoutingConfig:
+def with_default_webhook(
+    config: RoutingConfig, *, url: str, secret: str, previous: Sequence[SecretStr] = ()
+) -> RoutingConfig:
     """Add the environment's default webhook as a receiver of every case event."""
-    receiver = Receiver(name=DEFAULT_WEBHOOK, type="webhook", url=url, secret=SecretStr(secret))
+    receiver = Receiver(
+        name=DEFAULT_WEBHOOK,
+        type="webhook",
+        url=url,
+        secret=SecretStr(secret),
+        previous_secrets=list(previous),
+    )
     receivers = [r for r in config.receivers if r.name != DEFAULT_WEBHOOK] + [receiver]
     global_receivers = [*dict.fromkeys([*config.global_receivers, DEFAULT_WEBHOOK])]
     return config.model_copy(update={"receivers": receivers, "global_receivers": global_receivers})
@@ -413,5 +450,10 @@ def load_config(
     config = parse_config(raw, source=str(path))
     if settings.closed_loop_webhook_url:
         secret = default_webhook_secret(settings)
-        config = with_default_webhook(config, url=settings.closed_loop_webhook_url, secret=secret)
+        config = with_default_webhook(
+            config,
+            url=settings.closed_loop_webhook_url,
+            secret=secret,
+            previous=settings.closed_loop_webhook_previous_secrets,
+        )
     return config

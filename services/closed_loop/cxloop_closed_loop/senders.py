@@ -7,6 +7,7 @@ Each sender returns a `SendResult` saying whether it arrived, and if not, whethe
 from __future__ import annotations
 
 import email.utils
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -67,10 +68,14 @@ def _http_result(response: httpx.Response) -> SendResult:
     )
 
 
-def signed_headers(delivery_id: str, body: str, secret: str) -> dict[str, str]:
-    """Standard Webhooks headers for `body`, signed now with the endpoint's secret."""
+def signed_headers(delivery_id: str, body: str, secrets: str | Sequence[str]) -> dict[str, str]:
+    """Standard Webhooks headers for `body`, signed now with the endpoint's secret; with
+    several (a rotation), one signature each, space-separated, as the standard provides."""
     now = datetime.now(UTC)
-    signature = Webhook(secret).sign(msg_id=delivery_id, timestamp=now, data=body)
+    signature = " ".join(
+        Webhook(secret).sign(msg_id=delivery_id, timestamp=now, data=body)
+        for secret in ([secrets] if isinstance(secrets, str) else secrets)
+    )
     return {
         "webhook-id": delivery_id,
         "webhook-timestamp": str(int(now.timestamp())),
@@ -96,7 +101,7 @@ async def send_webhook(
     """POST a Standard Webhook; webhook-id is the delivery id, the same on every retry."""
     assert receiver.url is not None
     assert receiver.secret is not None
-    headers = signed_headers(delivery_id, body, receiver.secret.get_secret_value())
+    headers = signed_headers(delivery_id, body, receiver.signing_secrets)
     return await _post(client, receiver.url, content=body.encode(), headers=headers)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 from cxruntime.settings import CommonSettings
 
@@ -18,6 +18,9 @@ class ClosedLoopSettings(CommonSettings):
     """When set, a default webhook receiver with this URL gets every case event."""
     closed_loop_webhook_secret: SecretStr | None = None
     """`whsec_...` secret of the default webhook; generated under CX_DATA_DIR when unset."""
+    closed_loop_webhook_previous_secrets: list[SecretStr] = Field(default_factory=list)
+    """Earlier secrets of the default webhook, still signed with while its receiver moves to
+    the new one (a JSON list)."""
     closed_loop_relay_interval_s: float = 0.5
     closed_loop_relay_batch: int = 50
     closed_loop_relay_concurrency: int = 32
