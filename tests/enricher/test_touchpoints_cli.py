@@ -118,3 +118,63 @@ def test_rules_read_the_redacted_texts_without_placeholders(
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [line["touchpoint"] for line in lines] == ["unclassified", "unclassified", "phone"]
     assert lines[2]["reasons"] == ["text keyword 'phone' matches 'phone'"]
+
+
+SAMPLE = [
+    {"channel": "web", "comment": "Lieferung kam zu spät"},
+    {"channel": "web", "comment": "Lieferung kam zu spät"},
+    {"channel": "web", "comment": "Lieferung kam zu spät", "touchpoint": "delivery"},
+    {"channel": "web", "comment": "Ich warte auf mein Geld, Herr Maier sagt nichts"},
+    {"channel": "web", "comment": "Alles bestens"},
+    {"channel": "web", "scores": {"nps": 9}},
+]
+
+
+def test_summary_counts_touchpoints_and_rules_and_shows_unclassified(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _write(tmp_path, SAMPLE)
+    assert main(["touchpoints", "test", "--summary", "--examples", "1", "--event", path]) == 0
+    out = capsys.readouterr().out
+    assert "events:    6" in out
+    lines = out.splitlines()
+    assert any(line.split() == ["unclassified", "3", "50.0%", "default", "3"] for line in lines)
+    assert any(
+        line.split() == ["delivery.delay", "2", "33.3%", "rule", "delivery-delay", "2"]
+        for line in lines
+    )
+    assert any(line.split() == ["delivery", "1", "16.7%", "hint", "1"] for line in lines)
+    # Only the first, and redacted as the enricher passes it on.
+    assert '  "Ich warte auf mein Geld, Herr [NAME] sagt nichts"' in lines
+    assert '"Alles bestens"' not in out
+    assert "ivr-billing" in out.split("rules that decided no event")[1]
+
+    assert main(["touchpoints", "test", "--summary", "--json", "--event", path]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["events"] == 6
+    assert summary["touchpoints"][0] == {
+        "touchpoint": "unclassified",
+        "events": 3,
+        "share": 0.5,
+        "decided_by": {"default": 3},
+    }
+    assert "delivery-delay" not in summary["unused_rules"]
+    assert "ivr-billing" in summary["unused_rules"]
+    assert summary["unclassified_examples"] == [
+        "Ich warte auf mein Geld, Herr [NAME] sagt nichts",
+        "Alles bestens",
+    ]
+
+
+def test_reads_json_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join(json.dumps(e) for e in SAMPLE[:2]) + "\n\n", encoding="utf-8")
+    assert main(["touchpoints", "test", "--json", "--event", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [json.loads(line)["touchpoint"] for line in lines] == ["delivery.delay"] * 2
+    path.write_text(json.dumps(SAMPLE[0]) + '\n{"channel": "fax"}\n{oops\n', encoding="utf-8")
+    assert main(["touchpoints", "test", "--event", str(path)]) == 2
+    assert "line 3: not JSON" in capsys.readouterr().err
+    path.write_text(json.dumps(SAMPLE[0]) + '\n{"channel": "fax"}\n', encoding="utf-8")
+    assert main(["touchpoints", "test", "--event", str(path)]) == 2
+    assert "not a feedback event (line 2)" in capsys.readouterr().err

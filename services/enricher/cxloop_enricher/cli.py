@@ -4,8 +4,10 @@ family."""
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +17,9 @@ from cxloop_enricher.enrich import redact_event
 from cxloop_enricher.pii import configured_redactor
 from cxloop_enricher.sentiment.cli import register_sentiment
 from cxloop_enricher.settings import load_settings
-from cxloop_enricher.taxonomy import load_taxonomy
+from cxloop_enricher.taxonomy import Taxonomy, load_taxonomy
 from cxloop_enricher.touchpoints import Tagging, TouchpointTagger
+from cxruntime.cli import at_least
 from cxschema import FeedbackReceived, FeedbackSubmission
 
 
@@ -30,9 +33,22 @@ def register(commands: Any) -> None:
     test.add_argument(
         "--event",
         required=True,
-        help="a JSON file with one native feedback event or a list of them ('-' for stdin)",
+        help="a JSON file with one native feedback event, a list of them, or JSON lines of "
+        "them, such as an export of a topic ('-' for stdin)",
     )
     test.add_argument("--json", action="store_true", help="one JSON line per event")
+    test.add_argument(
+        "--summary",
+        action="store_true",
+        help="instead of each event: events per touchpoint and rule, the rules that decided "
+        "none, and examples of what stayed unclassified (to tune a taxonomy on a sample)",
+    )
+    test.add_argument(
+        "--examples",
+        type=at_least(0),
+        default=10,
+        help="unclassified comments shown with --summary (default 10; redacted)",
+    )
     test.set_defaults(handler=_test)
 
     pii = commands.add_parser("pii", help="personal data redaction")
@@ -54,22 +70,47 @@ class _NotAnEventError(ValueError):
 
 
 def _read_events(source: str) -> list[FeedbackSubmission]:
+    """The events of a JSON file (one event or a list) or of JSON lines (one event each)."""
     text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
-    data = json.loads(text)
-    items = data if isinstance(data, list) else [data]
+    places: list[str]
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        if exc.msg != "Extra data":
+            raise
+        items, places = _json_lines(text)
+    else:
+        items = data if isinstance(data, list) else [data]
+        places = [f" (item {i} of the list, counted from 0)" for i in range(len(items))]
+        if items is not data:
+            places = [""]
     if not items:
         raise _NotAnEventError("an empty list, no event to test")
     events: list[FeedbackSubmission] = []
-    for index, item in enumerate(items):
+    for item, place in zip(items, places, strict=True):
         try:
             events.append(FeedbackReceived.model_validate(item))
         except ValidationError:
             try:
                 events.append(FeedbackSubmission.model_validate(item))
             except ValidationError as exc:
-                where = f" (item {index} of the list, counted from 0)" if items is data else ""
-                raise _NotAnEventError(f"not a feedback event{where}:\n{exc}") from exc
+                raise _NotAnEventError(f"not a feedback event{place}:\n{exc}") from exc
     return events
+
+
+def _json_lines(text: str) -> tuple[list[Any], list[str]]:
+    """The values of JSON lines (blank lines skipped) and where each stood."""
+    items: list[Any] = []
+    places: list[str] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            items.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise _NotAnEventError(f"line {number}: not JSON: {exc}") from exc
+        places.append(f" (line {number})")
+    return items, places
 
 
 def _redact(args: argparse.Namespace) -> int:
@@ -125,15 +166,92 @@ def _test(args: argparse.Namespace) -> int:
         return 2
     tagger = TouchpointTagger(taxonomy)
     redactor = configured_redactor(taxonomy, settings)
+    summary = _Summary(taxonomy, args.examples)
     blocks = []
     for event in events:
-        *_, comment, context = redact_event(redactor, event)
+        redacted_comment, _, _, comment, context = redact_event(redactor, event)
         tagging = tagger.tag(event, comment=comment, context=context)
-        if args.json:
+        if args.summary:
+            summary.add(tagging, redacted_comment)
+        elif args.json:
             print(json.dumps(_as_json(tagging), ensure_ascii=False))
         else:
             blocks.append(_as_text(tagging))
-    if blocks:
+    if args.summary:
+        print(json.dumps(summary.as_json(), ensure_ascii=False) if args.json else summary.text())
+    elif blocks:
         print(f"taxonomy:       {taxonomy.source}")
         print("\n\n".join(blocks))
     return 0
+
+
+class _Summary:
+    """How a sample of events spreads over the touchpoints, for `touchpoints test --summary`."""
+
+    def __init__(self, taxonomy: Taxonomy, examples: int) -> None:
+        self._taxonomy = taxonomy
+        self._examples = examples
+        self.events = 0
+        self.touchpoints: collections.Counter[str] = collections.Counter()
+        self.deciders: dict[str, collections.Counter[str]] = collections.defaultdict(
+            collections.Counter
+        )
+        self.unclassified: list[str] = []
+
+    def add(self, tagging: Tagging, comment: str | None) -> None:
+        """Count one tagged event; keep its (redacted) comment if nothing classified it."""
+        tp = tagging.touchpoint.id
+        self.events += 1
+        self.touchpoints[tp] += 1
+        self.deciders[tp][f"rule {tagging.rule}" if tagging.rule else tagging.via] += 1
+        if tagging.via == "default" and comment and len(self.unclassified) < self._examples:
+            self.unclassified.append(comment)
+
+    def unused_rules(self) -> list[str]:
+        """Rules that decided no event of the sample, in file order."""
+        used = {name for deciders in self.deciders.values() for name in deciders}
+        return [r.name for r in self._taxonomy.rules if f"rule {r.name}" not in used]
+
+    def as_json(self) -> dict[str, Any]:
+        """The summary as one JSON object."""
+        return {
+            "taxonomy": str(self._taxonomy.source),
+            "events": self.events,
+            "touchpoints": [
+                {
+                    "touchpoint": tp,
+                    "events": n,
+                    "share": round(n / self.events, 4),
+                    "decided_by": dict(self.deciders[tp].most_common()),
+                }
+                for tp, n in self.touchpoints.most_common()
+            ],
+            "unused_rules": self.unused_rules(),
+            "unclassified_examples": self.unclassified,
+        }
+
+    def text(self) -> str:
+        """The summary as a table."""
+        width = max(len("touchpoint"), *map(len, self.touchpoints))
+        lines = [
+            f"taxonomy:  {self._taxonomy.source}",
+            f"events:    {self.events:,}",
+            "",
+            f"{'touchpoint':<{width}}  {'events':>7}  {'share':>6}  decided by",
+        ]
+        for tp, n in self.touchpoints.most_common():
+            deciders = ", ".join(f"{name} {k:,}" for name, k in self.deciders[tp].most_common())
+            lines.append(f"{tp:<{width}}  {n:>7,}  {n / self.events:>6.1%}  {deciders}")
+        unused = self.unused_rules()
+        lines += ["", f"rules that decided no event ({len(unused)}):"]
+        lines += textwrap.wrap(
+            ", ".join(unused) or "-",
+            96,
+            initial_indent="  ",
+            subsequent_indent="  ",
+            break_on_hyphens=False,
+        )
+        if self.unclassified:
+            lines += ["", f"unclassified comments (first {len(self.unclassified)}, redacted):"]
+            lines += [f"  {json.dumps(c, ensure_ascii=False)}" for c in self.unclassified]
+        return "\n".join(lines)
