@@ -204,3 +204,42 @@ def test_german_hedges_and_complaint_formulas() -> None:
     assert label("Na toll, schon wieder Verspätung.", "de") == "negative"
     assert label("Besser geht nicht!", "de") == "positive"
     assert label("Macht Spaß.", "de") == "positive"
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "terms"),
+    [
+        # Negation flips "gut"; the contrast halves what came before and weighs what follows.
+        (
+            "Die Lieferung war nicht gut, aber der Service war super!!",
+            "de",
+            [("gut", -0.703), ("super", 4.05), ("!!", 0.58)],
+        ),
+        ("Nie wieder 😡", "de", [("Nie wieder", -2.8), ("😡", -2.9)]),
+        ("not bad", "en", [("bad", 1.85)]),
+        ("Ich habe am Dienstag bestellt.", "de", []),
+    ],
+)
+def test_the_trace_names_what_moved_the_score(
+    text: str, language: str, terms: list[tuple[str, float]]
+) -> None:
+    trace: list[tuple[str, float]] = []
+    result = score_text(text, language, trace)
+    assert [(term, round(value, 3)) for term, value in trace] == terms
+    # The trace is the whole sum: squashed, it is the compound.
+    total = sum(value for _, value in trace)
+    assert result.compound == pytest.approx(total / (total * total + 15) ** 0.5)
+    assert result == score_text(text, language)  # tracing changes no answer
+
+
+def test_explain_shows_the_lexicon_terms_and_the_shipped_model() -> None:
+    german = analyzer.explain("Nie wieder 😡", "de")
+    assert german["lexicon"] == analyzer.analyze("Nie wieder 😡", "de").score
+    assert german["terms"] == [["Nie wieder", -2.8], ["😡", -2.9]]
+    assert "model" not in german  # German answers come from the lexicon engine alone
+    english = analyzer.explain("not bad at all, but the app keeps crashing", "en")
+    assert set(english) == {"lexicon", "model", "terms"}
+    # The shipped English answer is the average of the two parts.
+    score = analyzer.analyze("not bad at all, but the app keeps crashing", "en").score
+    assert score == pytest.approx((english["lexicon"] + english["model"]) / 2, abs=1e-3)
+    assert analyzer.explain("  ", "de") == {"terms": []}

@@ -354,6 +354,15 @@ def test_cli_train_eval_and_score(
     assert _run(["sentiment", "score", "--batch", "2"]) == 0
     batched = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert batched == records
+    # --explain adds what moved each score; a trained model's answer is the model's alone.
+    monkeypatch.setattr("sys.stdin", io.StringIO("Super Service, danke!\n"))
+    assert _run(["sentiment", "score", "--explain"]) == 0
+    explained = json.loads(capsys.readouterr().out)
+    assert explained["label"] == records[0]["label"]
+    assert [term for term, _ in explained["explain"]["terms"]] == ["Super", "danke", "!"]
+    monkeypatch.setattr("sys.stdin", io.StringIO("Super Service, danke!\n"))
+    assert _run(["sentiment", "score", "--explain", "--model", str(model)]) == 0
+    assert set(json.loads(capsys.readouterr().out)["explain"]) == {"model"}
     with pytest.raises(SystemExit):
         _run(["sentiment", "score", "--batch", "0"])
     assert "must be at least 1" in capsys.readouterr().err

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from cxloop_enricher.sentiment.embedding import embed
 from cxloop_enricher.sentiment.engine import LexiconScore, score_text
@@ -45,6 +46,15 @@ def predictor(model: LinearModel) -> Predict:
     if PlainScorer.fits(model.config):
         return PlainScorer(model.config, model.weights, model.idf).predict
     return model.predict
+
+
+def _polarity(
+    classes: Sequence[str], probabilities: Iterable[float], digits: int | None = 4
+) -> float:
+    """P(positive) - P(negative) of a model's answer (rounded to `digits`, unless None)."""
+    named = dict(zip(classes, probabilities, strict=True))
+    polarity = float(named.get("positive", 0.0)) - float(named.get("negative", 0.0))
+    return polarity if digits is None else round(polarity, digits)
 
 
 def _is_mixed(result: LexiconScore) -> bool:
@@ -149,6 +159,26 @@ class SentimentAnalyzer:
             return self._label_blend(text, language, self._shipped_classes[language], shipped)
         return label_lexicon(score_text(text, language))
 
+    def explain(self, text: str, language: str) -> dict[str, Any]:
+        """What moved the score of `text`, for `cxloop sentiment score --explain`: the lexicon
+        engine's compound and each valenced word, phrase or emoji with the value it added
+        (after negation, intensifiers and contrast weights), and the shipped or trained
+        model's P(positive) - P(negative) where a model takes part. A trained model's answer
+        is the model's alone, so it gets only that."""
+        if not text or text.isspace():
+            return {"terms": []}
+        if self._model is not None and self._predict is not None:
+            return {"model": _polarity(self._model.classes, self._predict(text, language)[0])}
+        trace: list[tuple[str, float]] = []
+        lexical = score_text(text, language, trace)
+        explained: dict[str, Any] = {"lexicon": round(lexical.compound, 4)}
+        shipped = self._language_models.get(language)
+        if shipped is not None:
+            probabilities = shipped(text, language)[0]
+            explained["model"] = _polarity(self._shipped_classes[language], probabilities)
+        explained["terms"] = [[term, round(value, 3)] for term, value in trace]
+        return explained
+
     @staticmethod
     def _label_blend(
         text: str, language: str, classes: Sequence[str], predict: Predict
@@ -158,8 +188,7 @@ class SentimentAnalyzer:
         probabilities, lexical = predict(text, language)
         if lexical is None:
             lexical = score_text(text, language)
-        named = dict(zip(classes, probabilities, strict=True))
-        polarity = float(named.get("positive", 0.0)) - float(named.get("negative", 0.0))
+        polarity = _polarity(classes, probabilities, digits=None)
         score = round(clamp(BLEND * lexical.compound + (1 - BLEND) * polarity), 4)
         label: Label
         if _is_mixed(lexical):

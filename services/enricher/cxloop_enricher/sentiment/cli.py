@@ -48,6 +48,12 @@ def register_sentiment(commands: Any) -> None:
         "sentence embeddings, which encodes them in one call; 1 otherwise). Pass 1 to have "
         "each answer written as its line arrives",
     )
+    scorer.add_argument(
+        "--explain",
+        action="store_true",
+        help="add what moved each score: the lexicon engine's words with their values, and "
+        "the model's P(positive) - P(negative) where a model takes part",
+    )
     scorer.set_defaults(handler=_score)
 
     evaluator = sub.add_parser("eval", help="macro-F1 against a labelled text<TAB>label file")
@@ -117,8 +123,14 @@ def _score(args: argparse.Namespace) -> int:
     while chunk := [line.rstrip("\r\n") for line in itertools.islice(lines, size)]:
         languages = [args.language or detect_language(text, args.hint) for text in chunk]
         results = analyzer.analyze_many(chunk, languages, chunk=size)
-        for result, language in zip(results, languages, strict=True):
-            record = {"label": result.label, "score": result.score, "language": language}
+        for text, result, language in zip(chunk, results, languages, strict=True):
+            record: dict[str, Any] = {
+                "label": result.label,
+                "score": result.score,
+                "language": language,
+            }
+            if args.explain:
+                record["explain"] = analyzer.explain(text, language)
             out.write(orjson.dumps(record).decode() + "\n")
         out.flush()
     return 0

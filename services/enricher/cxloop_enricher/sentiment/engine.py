@@ -43,11 +43,18 @@ def _is_word(token: str) -> bool:
     return token[0].isalnum() and token not in EMOTICONS
 
 
-def score_tokens(tokens: list[str], language: Language) -> LexiconScore:
-    """Score the tokens of a text (from `tokenize`) with one language's lexicon and rules."""
+def score_tokens(
+    tokens: list[str], language: Language, trace: list[tuple[str, float]] | None = None
+) -> LexiconScore:
+    """Score the tokens of a text (from `tokenize`) with one language's lexicon and rules.
+
+    `trace`, when given, receives each valenced word, phrase or symbol with the value it added
+    after the rules (and the exclamation marks' amount), for `cxloop sentiment score --explain`.
+    """
     lexicon, rules, roles = language.lexicon, language.rules, language.roles
     valence, known = lexicon.valence, lexicon.cache.get
     values: list[float] = []  # one per valenced word, already weighted
+    terms: list[str] | None = None if trace is None else []  # the words of `values`
     weight = 1.0
     exclamations = 0
     words: list[str] = []  # words of the current clause: the scope of negators and boosters
@@ -62,6 +69,8 @@ def score_tokens(tokens: list[str], language: Language) -> LexiconScore:
                 value = lexicon.symbol(token)
                 if value:
                     values.append(value * weight)
+                    if terms is not None:
+                        terms.append(token)
             words.clear()
             continue
         word = token.lower()
@@ -93,6 +102,8 @@ def score_tokens(tokens: list[str], language: Language) -> LexiconScore:
                     else:
                         words.append(word)
                     values.append(value * weight)
+                    if terms is not None:
+                        terms.append(" ".join(tokens[index : index + used]))
                     continue
             if role & _NEGATOR:
                 words.append(word)
@@ -118,11 +129,22 @@ def score_tokens(tokens: list[str], language: Language) -> LexiconScore:
             ) and word not in rules.unnegated:
                 value *= NEGATION
             values.append(value * weight)
+            if terms is not None:
+                terms.append(token)
         words.append(word)
 
     total = sum(values)
     if total and exclamations:
         total += math.copysign(min(exclamations, 4) * EXCLAMATION, total)
+    if trace is not None and terms is not None:
+        trace += zip(terms, values, strict=True)
+        if total and exclamations:
+            trace.append(
+                (
+                    "!" * min(exclamations, 4),
+                    math.copysign(min(exclamations, 4) * EXCLAMATION, total),
+                )
+            )
     positive = sum(value for value in values if value > 0)
     negative = -sum(value for value in values if value < 0)
     return LexiconScore(_squash(total), positive, negative, len(values))
@@ -196,6 +218,8 @@ def _unvalenced(token: str, language: Language) -> bool:
     return not (language.lexicon.valence(word) if cached is None else cached)
 
 
-def score_text(text: str, language: str) -> LexiconScore:
-    """Score `text` with the lexicon of `language` (ISO 639-1)."""
-    return score_tokens(tokenize(text), for_language(language))
+def score_text(
+    text: str, language: str, trace: list[tuple[str, float]] | None = None
+) -> LexiconScore:
+    """Score `text` with the lexicon of `language` (ISO 639-1); `trace` as for `score_tokens`."""
+    return score_tokens(tokenize(text), for_language(language), trace)
