@@ -93,19 +93,6 @@ class QuietHours(_Model):
 class Receiver(_Model):
     """Where notifications go: a Standard Webhook, a Slack incoming webhook, or e-mail."""
 
-    @field_validator("previous_secrets", mode="before")
-    @classmethod
-    def _drop_empty(cls, value: Any) -> Any:
-        if isinstance(value, list):
-            return [item for item in value if item not in ("", None)]
-        return value
-
-    @property
-    def signing_secrets(self) -> list[str]:
-        """The secrets a webhook is signed with: `secret` first, then `previous_secrets`."""
-        current = [] if self.secret is None else [self.secret.get_secret_value()]
-        return current + [secret.get_secret_value() for secret in self.previous_secrets]
-
     name: str = Field(min_length=1, max_length=100)
     type: Literal["webhook", "slack", "email"]
     url: str | None = None
@@ -122,6 +109,19 @@ class Receiver(_Model):
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = False
     quiet_hours: QuietHours | None = None
+
+    @field_validator("previous_secrets", mode="before")
+    @classmethod
+    def _drop_empty(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [item for item in value if item not in ("", None)]
+        return value
+
+    @property
+    def signing_secrets(self) -> list[str]:
+        """The secrets a webhook is signed with: `secret` first, then `previous_secrets`."""
+        current = [] if self.secret is None else [self.secret.get_secret_value()]
+        return current + [secret.get_secret_value() for secret in self.previous_secrets]
 
 
 class Team(_Model):
