@@ -48,3 +48,27 @@ def test_integer_options_out_of_range_are_usage_errors(
         main(argv)
     assert stopped.value.code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "variable", "value", "message"),
+    [
+        (["metrics"], "CX_METRICS_PORT", "eighty", "invalid CX_* setting in the environment"),
+        (["pii", "redact"], "CX_ENRICHER_PII_KEEP", "name", "lists and mappings are written as"),
+        (["closed-loop"], "CX_CLOSED_LOOP_WEBHOOK_PREVIOUS_SECRETS", "whsec_x", "as JSON"),
+    ],
+)
+def test_a_bad_environment_variable_is_a_one_line_error(
+    argv: list[str],
+    variable: str,
+    value: str,
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv(variable, value)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cxloop: ")
+    assert message in err
+    assert "Traceback" not in err

@@ -17,6 +17,9 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
+
 from cxruntime import apikeys
 from cxruntime.db import make_engine, make_sessionmaker
 from cxruntime.errors import ConfigurationError
@@ -305,6 +308,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = args.handler(args)
     except ConfigurationError as exc:
         print(f"cxloop: {exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:
+        if not exc.title.endswith("Settings"):
+            raise  # a bug, not a setting: keep the traceback
+        print(f"cxloop: invalid CX_* setting in the environment: {exc}", file=sys.stderr)
+        return 2
+    except SettingsError as exc:
+        # A list or mapping variable that is not JSON, e.g. CX_ENRICHER_PII_KEEP=name.
+        print(f"cxloop: {exc} (lists and mappings are written as JSON)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
