@@ -24,9 +24,8 @@ from datetime import UTC, datetime
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from cxruntime.kafka import make_producer
-from cxschema import INVALID, Headers
+from cxschema import ERROR_HEADER_PREFIX, INVALID, Headers, header_value, without_error_headers
 
-ERROR_PREFIX = "cx_error_"
 READ_TIMEOUT_S = 30.0
 """How long the read may go without a record before it gives up (the broker stalled)."""
 
@@ -47,10 +46,7 @@ class DeadLetter:
     headers: tuple[tuple[str, bytes], ...]
 
     def _error(self, name: str) -> str | None:
-        for key, value in self.headers:
-            if key == ERROR_PREFIX + name:
-                return value.decode("utf-8", "replace")
-        return None
+        return header_value(self.headers, ERROR_HEADER_PREFIX + name)
 
     @property
     def reason(self) -> str:
@@ -81,7 +77,7 @@ class DeadLetter:
     @property
     def original_headers(self) -> Headers:
         """The headers the record had before it was dead-lettered."""
-        return [(k, v) for k, v in self.headers if not k.startswith(ERROR_PREFIX)]
+        return without_error_headers(self.headers)
 
 
 @dataclass(frozen=True, slots=True)

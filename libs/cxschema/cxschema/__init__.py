@@ -27,6 +27,7 @@ from cxschema.events import (
 )
 from cxschema.headers import (
     CE_SPECVERSION,
+    ERROR_HEADER_PREFIX,
     TYPE_ENRICHED,
     TYPE_REJECTED,
     TYPE_SUBMITTED,
@@ -36,6 +37,7 @@ from cxschema.headers import (
     header_value,
     invalid_headers,
     time_json,
+    without_error_headers,
 )
 from cxschema.plain import Plain, PlainModel
 from cxschema.topics import ENRICHED, INVALID, RAW, TOPICS
@@ -44,6 +46,7 @@ __all__ = [
     "CE_SPECVERSION",
     "CHANNELS",
     "ENRICHED",
+    "ERROR_HEADER_PREFIX",
     "INVALID",
     "PLAIN_SUBMISSION",
     "RAW",
@@ -74,4 +77,5 @@ __all__ = [
     "key_of",
     "record_key",
     "time_json",
+    "without_error_headers",
 ]

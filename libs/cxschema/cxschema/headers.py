@@ -76,6 +76,15 @@ def header_value(headers: Sequence[tuple[str, bytes]], name: str) -> str | None:
     return None
 
 
+ERROR_HEADER_PREFIX: Final = "cx_error_"
+"""The headers a dead letter gets on top of the original record's (`invalid_headers`)."""
+
+
+def without_error_headers(headers: Sequence[tuple[str, bytes]]) -> Headers:
+    """The headers without the `cx_error_*` ones: what the record had before it died."""
+    return [(k, v) for k, v in headers if not k.startswith(ERROR_HEADER_PREFIX)]
+
+
 def invalid_headers(
     original: Sequence[tuple[str, bytes]],
     *,
@@ -86,7 +95,7 @@ def invalid_headers(
     offset: int | None = None,
 ) -> Headers:
     """Headers of a dead letter: the original headers plus `cx_error_*` saying what and where."""
-    headers: Headers = [(k, v) for k, v in original if not k.startswith("cx_error_")]
+    headers = without_error_headers(original)
     headers.append(("cx_error_reason", reason[:4000].encode()))
     headers.append(("cx_error_stage", stage.encode()))
     if topic is not None:

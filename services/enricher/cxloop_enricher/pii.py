@@ -442,20 +442,16 @@ def _substitute_names(
     """Every name `regex` finds replaced by `[NAME]`. The search goes on right after each name
     (or after the cue, when none followed), not after the match: words the match took but the
     name did not may hold the next cue ("Frau Meier und Herr Schulz")."""
-    pieces: list[str] = []
-    done = position = 0
+    spans: list[tuple[int, int]] = []
+    position = 0
     while (found := regex.search(text, position)) is not None:
         span = _name_span(found, whole=whole)
         if span is None:
             position = found.start("names")
             continue
-        pieces += (text[done : span[0]], PLACEHOLDERS[NAME])
-        done = position = span[1]
-        counts[NAME] = counts.get(NAME, 0) + 1
-    if not pieces:
-        return text
-    pieces.append(text[done:])
-    return "".join(pieces)
+        spans.append(span)
+        position = span[1]
+    return _replace_spans(text, spans, PLACEHOLDERS[NAME], NAME, counts)
 
 
 # Substrings every match of a name or address pattern contains: most comments hold none, and

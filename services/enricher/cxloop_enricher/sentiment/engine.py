@@ -134,17 +134,14 @@ def score_tokens(
         words.append(word)
 
     total = sum(values)
+    shouted = 0.0  # what the exclamation marks add
     if total and exclamations:
-        total += math.copysign(min(exclamations, 4) * EXCLAMATION, total)
+        shouted = math.copysign(min(exclamations, 4) * EXCLAMATION, total)
+        total += shouted
     if trace is not None and terms is not None:
         trace += zip(terms, values, strict=True)
-        if total and exclamations:
-            trace.append(
-                (
-                    "!" * min(exclamations, 4),
-                    math.copysign(min(exclamations, 4) * EXCLAMATION, total),
-                )
-            )
+        if shouted:
+            trace.append(("!" * min(exclamations, 4), shouted))
     positive = sum(value for value in values if value > 0)
     negative = -sum(value for value in values if value < 0)
     return LexiconScore(_squash(total), positive, negative, len(values))
