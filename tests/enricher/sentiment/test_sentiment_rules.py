@@ -232,6 +232,45 @@ def test_the_trace_names_what_moved_the_score(
     assert result == score_text(text, language)  # tracing changes no answer
 
 
+_TRIP = (
+    "Wir sind am Montag mit dem Zug von Hamburg nach Berlin gefahren und haben dort die Tante "
+    "besucht. "
+)
+
+
+def test_long_german_texts_need_a_denser_opinion() -> None:
+    # 4 words: "gut" counts in full. 22 and 58 words: each valence is scaled by
+    # sqrt(20 / words), so one "gut" in a long report of facts is no longer a positive text.
+    assert score_text("Das Essen war gut.", "de").positive == 1.9
+    for repeat, words in ((1, 22), (3, 58)):
+        text = "Das Essen war gut. " + _TRIP * repeat
+        trace: list[tuple[str, float]] = []
+        result = score_text(text, "de", trace)
+        assert trace == [("gut", pytest.approx(1.9 * (20 / words) ** 0.5))]
+        assert result.positive == pytest.approx(1.9 * (20 / words) ** 0.5)
+        # The trace still sums to the compound.
+        assert result.compound == pytest.approx(_squashed(sum(value for _, value in trace)))
+    assert label("Das Essen war gut. " + _TRIP, "de") == "positive"
+    assert label("Das Essen war gut. " + _TRIP * 3, "de") == "neutral"
+    # Exclamation marks are scaled with the words they amplify.
+    loud = score_text("Das Essen war gut!! " + _TRIP * 3, "de")
+    assert loud.compound == pytest.approx(_squashed((1.9 + 2 * 0.29) * (20 / 58) ** 0.5))
+    # Long opinions stay opinions: the density is what counts.
+    assert label(("Das Essen war gut, der Service super und das Zimmer schön. " * 5), "de") == (
+        "positive"
+    )
+
+
+def test_english_texts_are_not_diluted() -> None:
+    # English thresholds and the shipped English model were chosen without the scaling.
+    long = "The food was good. " + "We took the train from Hamburg to Berlin and met her. " * 4
+    assert score_text(long, "en") == score_text("The food was good.", "en")
+
+
+def _squashed(total: float) -> float:
+    return total / (total * total + 15) ** 0.5
+
+
 def test_explain_shows_the_lexicon_terms_and_the_shipped_model() -> None:
     german = analyzer.explain("Nie wieder 😡", "de")
     assert german["lexicon"] == analyzer.analyze("Nie wieder 😡", "de").score

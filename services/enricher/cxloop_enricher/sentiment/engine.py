@@ -133,10 +133,15 @@ def score_tokens(
                 terms.append(token)
         words.append(word)
 
+    dilution = 1.0
+    if rules.dilution_words and count > rules.dilution_words and values:
+        dilution = _dilution(tokens, rules.dilution_words)
+        if dilution < 1.0:
+            values = [value * dilution for value in values]
     total = sum(values)
     shouted = 0.0  # what the exclamation marks add
     if total and exclamations:
-        shouted = math.copysign(min(exclamations, 4) * EXCLAMATION, total)
+        shouted = math.copysign(min(exclamations, 4) * EXCLAMATION * dilution, total)
         total += shouted
     if trace is not None and terms is not None:
         trace += zip(terms, values, strict=True)
@@ -145,6 +150,15 @@ def score_tokens(
     positive = sum(value for value in values if value > 0)
     negative = -sum(value for value in values if value < 0)
     return LexiconScore(_squash(total), positive, negative, len(values))
+
+
+def _dilution(tokens: list[str], limit: int) -> float:
+    """sqrt(limit / words) for a text of more than `limit` words, else 1."""
+    words = 0
+    for token in tokens:
+        if token[0].isalpha():
+            words += 1
+    return math.sqrt(limit / words) if words > limit else 1.0
 
 
 def _phrase(tokens: list[str], index: int, word: str, lexicon: Lexicon) -> tuple[float, int]:
