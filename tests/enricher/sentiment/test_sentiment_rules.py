@@ -248,6 +248,7 @@ def test_long_german_texts_need_a_denser_opinion() -> None:
         result = score_text(text, "de", trace)
         assert trace == [("gut", pytest.approx(1.9 * (20 / words) ** 0.5))]
         assert result.positive == pytest.approx(1.9 * (20 / words) ** 0.5)
+        assert result.scale == pytest.approx((20 / words) ** 0.5)
         # The trace still sums to the compound.
         assert result.compound == pytest.approx(_squashed(sum(value for _, value in trace)))
     assert label("Das Essen war gut. " + _TRIP, "de") == "positive"
@@ -282,3 +283,8 @@ def test_explain_shows_the_lexicon_terms_and_the_shipped_model() -> None:
     score = analyzer.analyze("not bad at all, but the app keeps crashing", "en").score
     assert score == pytest.approx((english["lexicon"] + english["model"]) / 2, abs=1e-3)
     assert analyzer.explain("  ", "de") == {"terms": []}
+    # A long German text says by how much its terms were scaled; a short one has no scale.
+    long = analyzer.explain("Das Essen war gut. " + _TRIP * 3, "de")
+    assert long["scale"] == round((20 / 58) ** 0.5, 3)
+    assert long["terms"] == [["gut", round(1.9 * (20 / 58) ** 0.5, 3)]]
+    assert "scale" not in german

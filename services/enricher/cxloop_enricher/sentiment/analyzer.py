@@ -172,6 +172,8 @@ class SentimentAnalyzer:
         trace: list[tuple[str, float]] = []
         lexical = score_text(text, language, trace)
         explained: dict[str, Any] = {"lexicon": round(lexical.compound, 4)}
+        if lexical.scale != 1.0:  # a long German text: every term's value was scaled by this
+            explained["scale"] = round(lexical.scale, 3)
         shipped = self._language_models.get(language)
         if shipped is not None:
             probabilities = shipped(text, language)[0]

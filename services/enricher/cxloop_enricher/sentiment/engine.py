@@ -33,6 +33,9 @@ class LexiconScore:
     positive: float
     negative: float
     hits: int
+    # The factor every value was scaled by for the text's length (German texts of more than
+    # `Rules.dilution_words` words), 1.0 otherwise.
+    scale: float = 1.0
 
 
 def _squash(total: float) -> float:
@@ -149,7 +152,7 @@ def score_tokens(
             trace.append(("!" * min(exclamations, 4), shouted))
     positive = sum(value for value in values if value > 0)
     negative = -sum(value for value in values if value < 0)
-    return LexiconScore(_squash(total), positive, negative, len(values))
+    return LexiconScore(_squash(total), positive, negative, len(values), dilution)
 
 
 def _dilution(tokens: list[str], limit: int) -> float:
