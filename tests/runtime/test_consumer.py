@@ -34,8 +34,10 @@ class Doubler:
         self.failures = failures
         self.handled: list[int] = []
         self.positions: list[dict[TopicPartition, int]] = []
+        self.decoded = 0
 
     def decode(self, record: Consumed) -> int:
+        self.decoded += 1
         try:
             return int(orjson.loads(record.value or b"")["n"])
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
@@ -244,6 +246,8 @@ async def test_transient_errors_are_retried_without_commit(kafka: EmbeddedKafka)
     )
     await producer.stop()
     assert sorted(processor.handled) == list(range(5))
+    # `handle` failed twice and was retried; `decode` is pure and ran once per record.
+    assert processor.decoded == 5
     outputs = await _read_all(kafka.bootstrap, ENRICHED, 5)
     assert len(outputs) == 5
 
@@ -338,6 +342,10 @@ async def test_unacknowledged_records_are_produced_again(
     outputs = await _read_all(kafka.bootstrap, ENRICHED, 30)
     # Every input reached the output (some more than once: at-least-once).
     assert {orjson.loads(r.value or b"")["n"] for r in outputs} == {2 * i for i in range(30)}
+    # A retry produces the unacknowledged records again; it does not decode or handle the
+    # batch again (nor count it again in the processor's metrics).
+    assert processor.decoded == 30
+    assert sorted(processor.handled) == list(range(30))
 
 
 async def test_nothing_is_committed_beyond_what_kafka_acknowledged(kafka: EmbeddedKafka) -> None:

@@ -122,6 +122,18 @@ class Decoded(Generic[T_co]):
 
 
 @dataclass(slots=True)
+class _Attempt(Generic[T]):
+    """A decoded batch on its way out, and how far it got (kept across retries)."""
+
+    decoded: list[Decoded[T]]
+    dead: list[Produce]
+    positions: dict[TopicPartition, int]
+    count: int
+    produced: list[Produce] | None = None  # dead letters and `handle`'s records, once handled
+    unacked: _Unacked | None = None  # once handed to the producer
+
+
+@dataclass(slots=True)
 class _Unacked:
     """A produced batch whose acknowledgements are still awaited."""
 
@@ -315,8 +327,26 @@ class ConsumerRunner(Generic[T]):
                 await asyncio.sleep(delay)
 
     async def _process(self, records: list[Consumed]) -> None:
+        """Decode the batch once, then hand it on, retrying only what a transient error undid.
+
+        `decode` is pure, so a retry does not repeat it (nor what it counts). `handle` is
+        repeated only if it failed itself; once its records are with the producer they are not
+        handed over again (an unacknowledged one is produced again when it is settled).
+        """
         cfg = self._config
         started = time.perf_counter()
+        decoded, dead = await self._decode(records)
+        self._check_invalid_share()
+        attempt = _Attempt(decoded, dead, _next_positions(records), len(records))
+        await self._with_retry(functools.partial(self._ship, attempt))
+        BATCH_SECONDS.labels(cfg.group_id).observe(time.perf_counter() - started)
+        for topic, n in collections.Counter(r.record.topic for r in decoded).items():
+            RECORDS.labels(cfg.group_id, topic, "processed").inc(n)
+        if dead:
+            RECORDS.labels(cfg.group_id, records[0].topic, "dead_lettered").inc(len(dead))
+
+    async def _decode(self, records: list[Consumed]) -> tuple[list[Decoded[T]], list[Produce]]:
+        """Each record decoded, or its dead letter."""
         decoded: list[Decoded[T]] = []
         dead: list[Produce] = []
         if isinstance(self._processor, Preparing):
@@ -324,6 +354,7 @@ class ConsumerRunner(Generic[T]):
                 await self._processor.prepare(records)
             except Exception:  # an optimisation only: decode still sees every record
                 log.exception("preparing a batch failed; decoding it record by record")
+        stage = self._config.stage
         for index, record in enumerate(records):
             if index and not index % YIELD_EVERY:
                 # Decoding a batch is CPU work without awaits; let the HTTP API answer between.
@@ -333,23 +364,26 @@ class ConsumerRunner(Generic[T]):
                 self._recent_invalid.append(False)
             except InvalidMessage as exc:
                 self._recent_invalid.append(True)
-                dead.append(_dead_letter(record, exc.reason, cfg.stage))
-        self._check_invalid_share()
-        positions = _next_positions(records)
-        outputs = await self._processor.handle(decoded, positions)
-        # Dead letters go with the outputs: if we crash after them, the batch is redone and the
-        # dead letters repeat, which a reader of the dead-letter topic tolerates (at-least-once).
-        produced = [*dead, *outputs]
-        batch = _Unacked(await self._produce(produced), produced, positions, len(records))
+                dead.append(_dead_letter(record, exc.reason, stage))
+        return decoded, dead
+
+    async def _ship(self, attempt: _Attempt[T]) -> None:
+        """Handle the decoded batch and hand its records to the producer (each once, kept in
+        `attempt` across retries), then settle the batch before it."""
+        if attempt.produced is None:
+            outputs = await self._processor.handle(attempt.decoded, attempt.positions)
+            # Dead letters go with the outputs: if we crash after them, the batch is redone and
+            # the dead letters repeat, which a reader of the dead-letter topic tolerates.
+            attempt.produced = [*attempt.dead, *outputs]
+        if attempt.unacked is None:
+            produced = attempt.produced
+            deliveries = await self._produce(produced)
+            attempt.unacked = _Unacked(deliveries, produced, attempt.positions, attempt.count)
         # The previous batch's acknowledgements arrived while this one was worked on. Until it
-        # is settled, this batch is not tracked: if settling fails, both are redone.
+        # is settled, this batch is not tracked: if settling fails, the previous batch's records
+        # are produced again, this one stays in flight, and neither is committed.
         await self._settle_in_flight()
-        self._unacked = batch
-        BATCH_SECONDS.labels(cfg.group_id).observe(time.perf_counter() - started)
-        for topic, n in collections.Counter(r.record.topic for r in decoded).items():
-            RECORDS.labels(cfg.group_id, topic, "processed").inc(n)
-        if dead:
-            RECORDS.labels(cfg.group_id, records[0].topic, "dead_lettered").inc(len(dead))
+        self._unacked = attempt.unacked
 
     async def _settle_in_flight(self) -> None:
         """Wait for the batch in flight to be acknowledged; then its positions may be committed.
