@@ -61,10 +61,11 @@ class Rules:
     negated_phrases: bool = False
     # Negators that reach only the next two words, not the whole window ("ohne").
     near_negators: frozenset[str] = frozenset()
-    # Texts of more words than this have their valences scaled by sqrt(words / this), so that
-    # a long text needs a denser opinion to reach a label ("Langtext-Dämpfung"; 0: off). A sum
-    # of valences grows with length, so without it every long report of facts became an
-    # opinion. Off for English, whose thresholds and shipped model were chosen without it.
+    # Texts of more words than this have their valences scaled by sqrt(this / words), so that
+    # a long text needs a denser opinion to reach a label (0: off). A sum of valences grows
+    # with length: without the scaling, a long report of facts with a stray "gut" or "leider"
+    # became an opinion. Off for English, whose thresholds and shipped model were chosen
+    # without it.
     dilution_words: int = 0
 
 
