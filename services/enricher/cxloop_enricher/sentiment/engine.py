@@ -2,7 +2,8 @@
 
 Valences come from the lexicons; rules adjust them: negation flips and damps, intensifiers
 scale, a contrast word ("aber", "but") weights the clause after it over what came before,
-capitals and exclamation marks amplify. The sum is squashed into [-1, 1].
+capitals and exclamation marks amplify; in German, a long text's values are scaled down by
+its length. The sum is squashed into [-1, 1].
 """
 
 from __future__ import annotations
