@@ -13,6 +13,7 @@ import pytest
 from cxloop_enricher.sentiment import SentimentAnalyzer, lexicon
 from cxloop_enricher.sentiment.cli import format_report, register_sentiment
 from cxloop_enricher.sentiment.evaluation import (
+    bootstrap_interval,
     folds,
     majority_baseline,
     read_tsv,
@@ -290,10 +291,35 @@ def test_read_tsv_reads_german_label_names_and_refuses_unknown_labels(tmp_path: 
         read_tsv(path)
 
 
+def test_bootstrap_interval_of_the_macro_f1() -> None:
+    gold = ["negative", "neutral", "positive", "neutral"] * 25
+    assert bootstrap_interval(gold, gold) == (1.0, 1.0)
+    # Mixed counts as neutral.
+    assert bootstrap_interval(gold, ["mixed"] * 100) == bootstrap_interval(gold, ["neutral"] * 100)
+    # Half the positives missed: the interval holds the figure, is the same on every call, and
+    # narrows with ten times the examples.
+    predicted = ["negative", "neutral", "positive", "neutral"] * 25
+    predicted += ["negative", "neutral", "neutral", "neutral"] * 25
+    gold = gold * 2
+    figure = score(gold, predicted).macro_f1
+    low, high = bootstrap_interval(gold, predicted)
+    assert low < figure < high
+    assert bootstrap_interval(gold, predicted) == (low, high)
+    wide = high - low
+    low, high = bootstrap_interval(gold * 10, predicted * 10)
+    assert low < figure < high
+    assert high - low < wide / 2
+    # `cxloop sentiment eval` prints it from 30 examples on.
+    low, high = bootstrap_interval(gold, predicted)
+    report = format_report(gold, predicted).splitlines()
+    assert report[-1] == f"macro-F1 95 % bootstrap interval: {low:.3f} to {high:.3f}"
+
+
 def test_eval_report_format() -> None:
     report = format_report(["positive", "negative", "neutral"], ["positive", "neutral", "neutral"])
     lines = report.splitlines()
     assert lines[0] == "examples: 3"
+    assert len(lines) == 7  # too few examples for an interval
     assert lines[1] == "macro-F1: 0.556"
     assert lines[2] == "per-class F1:"
     assert lines[3].split() == ["negative", "0.000", "(support", "1)"]

@@ -17,6 +17,7 @@ from cxloop_enricher.sentiment.embedding import USE_MULTILINGUAL
 from cxloop_enricher.sentiment.evaluation import (
     EVALUATED,
     Example,
+    bootstrap_interval,
     folds,
     majority_baseline,
     read_tsv,
@@ -28,6 +29,7 @@ from cxloop_enricher.sentiment.training import TrainingConfig, train
 from cxruntime.cli import at_least
 
 BATCH = 256
+INTERVAL_MINIMUM = 30  # examples; fewer give no useful bootstrap interval
 """Lines `score` reads at a time for a model that encodes many texts in one call."""
 
 
@@ -147,6 +149,9 @@ def format_report(gold: Sequence[str], predicted: Sequence[str]) -> str:
                 f"  {name:<9} {scores.per_class[name]:.3f}  (support {scores.support[name]})"
             )
     lines.append(f"majority-class baseline ({majority}): macro-F1 {baseline.macro_f1:.3f}")
+    if len(gold) >= INTERVAL_MINIMUM:
+        low, high = bootstrap_interval(gold, predicted)
+        lines.append(f"macro-F1 95 % bootstrap interval: {low:.3f} to {high:.3f}")
     return "\n".join(lines)
 
 
