@@ -13,6 +13,11 @@ def label(text: str, language: str) -> str:
     return analyzer.analyze(text, language).label
 
 
+def _squashed(total: float) -> float:
+    """The engine's squash of a sum into [-1, 1], written out."""
+    return total / (total * total + 15) ** 0.5
+
+
 @pytest.mark.parametrize(
     ("text", "language", "expected"),
     [
@@ -227,8 +232,7 @@ def test_the_trace_names_what_moved_the_score(
     result = score_text(text, language, trace)
     assert [(term, round(value, 3)) for term, value in trace] == terms
     # The trace is the whole sum: squashed, it is the compound.
-    total = sum(value for _, value in trace)
-    assert result.compound == pytest.approx(total / (total * total + 15) ** 0.5)
+    assert result.compound == pytest.approx(_squashed(sum(value for _, value in trace)))
     assert result == score_text(text, language)  # tracing changes no answer
 
 
@@ -266,10 +270,6 @@ def test_english_texts_are_not_diluted() -> None:
     # English thresholds and the shipped English model were chosen without the scaling.
     long = "The food was good. " + "We took the train from Hamburg to Berlin and met her. " * 4
     assert score_text(long, "en") == score_text("The food was good.", "en")
-
-
-def _squashed(total: float) -> float:
-    return total / (total * total + 15) ** 0.5
 
 
 def test_explain_shows_the_lexicon_terms_and_the_shipped_model() -> None:
