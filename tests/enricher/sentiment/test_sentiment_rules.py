@@ -215,13 +215,23 @@ def test_german_hedges_and_complaint_formulas() -> None:
     ("text", "language", "terms"),
     [
         # Negation flips "gut"; the contrast halves what came before and weighs what follows.
+        # A term is named with the negator and intensifiers that changed its value.
         (
             "Die Lieferung war nicht gut, aber der Service war super!!",
             "de",
-            [("gut", -0.703), ("super", 4.05), ("!!", 0.58)],
+            [("nicht gut", -0.703), ("super", 4.05), ("!!", 0.58)],
         ),
         ("Nie wieder 😡", "de", [("Nie wieder", -2.8), ("😡", -2.9)]),
-        ("not bad", "en", [("bad", 1.85)]),
+        ("not bad", "en", [("not bad", 1.85)]),
+        ("It was NOT very good", "en", [("NOT very good", -1.828)]),
+        ("Das gefällt mir nicht.", "de", [("gefällt mir nicht", -1.406)]),
+        (
+            "Sehr freundlich, aber nicht sehr schnell",
+            "de",
+            [("Sehr freundlich", 1.3), ("nicht sehr schnell", -2.442)],
+        ),
+        # "leider" is never negated, so it is named alone.
+        ("Nicht leider, sondern zum Glück", "de", [("leider", -1.2), ("Glück", 1.8)]),
         ("Ich habe am Dienstag bestellt.", "de", []),
     ],
 )

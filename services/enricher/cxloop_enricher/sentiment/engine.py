@@ -98,16 +98,17 @@ def score_tokens(
                 if used:
                     skip = used - 1
                     value *= _boost(words, rules.boosters)
-                    if rules.negated_phrases:
-                        if _negated(words, rules):
-                            value *= NEGATION
-                        if not role & _NEGATOR:
-                            words.append(word)
-                    else:
-                        words.append(word)
+                    negated = rules.negated_phrases and _negated(words, rules)
+                    if negated:
+                        value *= NEGATION
                     values.append(value * weight)
                     if terms is not None:
-                        terms.append(" ".join(tokens[index : index + used]))
+                        phrase = " ".join(tokens[index : index + used])
+                        terms.append(
+                            _described(phrase, words, rules, index, tokens, negated=negated)
+                        )
+                    if not (rules.negated_phrases and role & _NEGATOR):
+                        words.append(word)
                     continue
             if role & _NEGATOR:
                 words.append(word)
@@ -127,14 +128,18 @@ def score_tokens(
             value *= _boost(words, rules.boosters)
             if len(token) > 1 and token.isupper():
                 value *= SHOUT
-            if (
-                _negated(words, rules)
-                or (rules.trailing_negators and _negated_after(tokens, index, count, rules))
-            ) and word not in rules.unnegated:
+            negated = _negated(words, rules)
+            trailing = 0  # where a clause-final negator of this word ends, if one negates it
+            if not negated and rules.trailing_negators:
+                trailing = _negated_after(tokens, index, count, rules)
+            if (negated or trailing) and word not in rules.unnegated:
                 value *= NEGATION
             values.append(value * weight)
             if terms is not None:
-                terms.append(token)
+                if word in rules.unnegated:
+                    negated, trailing = False, 0
+                term = " ".join(tokens[index:trailing]) if trailing else token
+                terms.append(_described(term, words, rules, index, tokens, negated=negated))
         words.append(word)
 
     dilution = 1.0
@@ -210,18 +215,48 @@ def _negated(words: list[str], rules: Rules) -> bool:
     )
 
 
-def _negated_after(tokens: list[str], index: int, count: int, rules: Rules) -> bool:
-    """German clause-final negation: "das gefällt mir nicht", "funktioniert leider nicht"."""
+def _negated_after(tokens: list[str], index: int, count: int, rules: Rules) -> int:
+    """German clause-final negation: "das gefällt mir nicht", "funktioniert leider nicht".
+
+    The index just after the negator (and its tail, "nicht mehr") if the word at `index` is
+    negated so, else 0.
+    """
     for ahead in range(index + 1, min(index + 4, count)):
         token = tokens[ahead]
         if not token[0].isalnum() or token in EMOTICONS:  # `_is_word`, inlined
-            return False
+            return 0
         if token.lower() in rules.trailing_negators:
             after = ahead + 1
             if after < count and tokens[after].lower() in rules.negator_tails:
                 after += 1
-            return after >= count or not _is_word(tokens[after])
-    return False
+            return after if after >= count or not _is_word(tokens[after]) else 0
+    return 0
+
+
+def _described(
+    term: str, words: list[str], rules: Rules, index: int, tokens: list[str], *, negated: bool
+) -> str:
+    """`term` as `--explain` names it: with the negator (when `negated`) and intensifiers
+    before it that changed its value ("nicht gut", "not very good"), as the text has them.
+
+    The clause's `words` are lower case; the span is taken from `tokens` when they are the same
+    words there (they are unless a phrase or a symbol lies between), else from `words`.
+    """
+    window = words[-NEGATION_WINDOW:]
+    start = len(window)
+    if negated:
+        start = min(position for position, word in enumerate(window) if word in rules.negators)
+    for position in range(max(0, len(window) - 2), len(window)):
+        if window[position] in rules.boosters:
+            start = min(start, position)
+            break
+    modifiers = window[start:]
+    if not modifiers:
+        return term
+    before = tokens[index - len(modifiers) : index] if index >= len(modifiers) else []
+    if [token.lower() for token in before] != modifiers:
+        before = modifiers
+    return " ".join([*before, term])
 
 
 def _unvalenced(token: str, language: Language) -> bool:
