@@ -9,6 +9,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaTimeoutError
+from prometheus_client import REGISTRY
 
 from cxruntime.consumer import (
     Consumed,
@@ -177,6 +178,37 @@ async def test_processes_dead_letters_and_commits(kafka: EmbeddedKafka) -> None:
     assert sum(committed.values()) == 21
 
 
+class BuggyDoubler(Doubler):
+    """A Doubler whose `decode` has a bug: it raises for 13."""
+
+    def decode(self, record: Consumed) -> int:
+        value = super().decode(record)
+        if value == 13:
+            raise OverflowError("date value out of range")
+        return value
+
+
+async def test_a_record_decode_raises_on_is_dead_lettered_not_retried(
+    kafka: EmbeddedKafka,
+) -> None:
+    await _produce(kafka.bootstrap, [orjson.dumps({"n": i}) for i in range(20)])
+    producer = make_producer(kafka.bootstrap, client_id="test")
+    await producer.start()
+    processor = BuggyDoubler()
+    runner = ConsumerRunner(_config(kafka.bootstrap), processor, producer)
+    await _run_until(runner, lambda: len(processor.handled) >= 19)
+    await producer.stop()
+    # `decode` is pure: retrying cannot help, so the record goes to the dead letters with what
+    # went wrong, and everything behind it is processed.
+    assert sorted(processor.handled) == [i for i in range(20) if i != 13]
+    assert processor.decoded == 20
+    dead = await _read_all(kafka.bootstrap, INVALID, 1)
+    assert [orjson.loads(r.value or b"") for r in dead] == [{"n": 13}]
+    reason = header_value(dead[0].headers, "cx_error_reason") or ""
+    assert reason == "decoding failed: OverflowError: date value out of range"
+    assert sum((await _committed(kafka.bootstrap, "test-group")).values()) == 20
+
+
 class PreparingDoubler(Doubler):
     """A Doubler that is shown each batch before decoding it, and may fail at that."""
 
@@ -250,6 +282,47 @@ async def test_transient_errors_are_retried_without_commit(kafka: EmbeddedKafka)
     assert processor.decoded == 5
     outputs = await _read_all(kafka.bootstrap, ENRICHED, 5)
     assert len(outputs) == 5
+
+
+async def test_a_lasting_error_stops_the_runner_after_max_retries(kafka: EmbeddedKafka) -> None:
+    await _produce(kafka.bootstrap, [orjson.dumps({"n": i}) for i in range(5)])
+    producer = make_producer(kafka.bootstrap, client_id="test")
+    await producer.start()
+    processor = Doubler(failures=1000)
+    runner = ConsumerRunner(_config(kafka.bootstrap, max_retries=2), processor, producer)
+    try:
+        with pytest.raises(ConnectionError):
+            await asyncio.wait_for(runner.run(), 30)
+    finally:
+        await producer.stop()
+    # One attempt and two retries, then the runner raises (so the process exits and the group
+    # rebalances); the batch is not started over with a fresh set of retries.
+    assert processor.failures == 1000 - 3
+    assert await _committed(kafka.bootstrap, "test-group") == {}
+
+
+async def test_the_lag_grows_while_a_batch_fails(kafka: EmbeddedKafka) -> None:
+    await _produce(kafka.bootstrap, [orjson.dumps({"n": i}) for i in range(6)])
+    producer = make_producer(kafka.bootstrap, client_id="test")
+    await producer.start()
+    processor = Doubler(failures=1000)
+    config = _config(kafka.bootstrap, group_id="lag-group", max_retries=3, retry_base_s=0.4)
+    try:
+        with pytest.raises(ConnectionError):
+            await asyncio.wait_for(ConsumerRunner(config, processor, producer).run(), 30)
+    finally:
+        await producer.stop()
+    # The consumer had fetched the records (its position is past them), yet none is done: the
+    # lag counts them, so an alert on it fires while a poison record holds up a partition.
+    lag = sum(
+        REGISTRY.get_sample_value(
+            "cx_consumer_lag", {"group": "lag-group", "topic": RAW, "partition": str(p)}
+        )
+        or 0
+        for p in range(12)
+    )
+    assert processor.decoded > 0
+    assert lag >= processor.decoded
 
 
 async def test_a_flood_of_invalid_records_stops_the_runner(kafka: EmbeddedKafka) -> None:

@@ -218,8 +218,9 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The whole `cxloop` argument parser."""
+def build_parser(*, extensions: bool = True) -> argparse.ArgumentParser:
+    """The whole `cxloop` argument parser; without the services' own commands (`routes`,
+    `sentiment`, ...) if not `extensions`."""
     parser = argparse.ArgumentParser(
         prog="cxloop", description="cxloop: a self-hosted Voice-of-the-Customer pipeline."
     )
@@ -290,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7)
     demo.set_defaults(handler=_demo)
 
-    for package in EXTENSIONS:
+    for package in EXTENSIONS if extensions else ():
         try:
             module = importlib.import_module(f"{package}.cli")
         except ModuleNotFoundError as exc:
@@ -303,7 +304,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `cxloop` script."""
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # A service process loads no other service's commands: importing them would register
+    # their Prometheus metrics in its registry, and its /metrics would show them (as zeros).
+    service = bool(argv) and argv[0] in {service.name for service in SERVICES}
+    args = build_parser(extensions=not service).parse_args(argv)
     try:
         status = args.handler(args)
     except ConfigurationError as exc:

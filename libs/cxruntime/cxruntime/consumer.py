@@ -13,10 +13,11 @@ next batch's (at-least-once, as everywhere: sinks deduplicate). Nothing auto-com
 are throttled by count and time and forced on partition revocation and on shutdown.
 
 Two kinds of error:
-- `InvalidMessage` from `decode`: never retried. The original bytes go to the dead-letter topic
-  with the reason, and the offset is committed. If the invalid share of a sliding window exceeds
-  `max_invalid_ratio`, the runner stops with `DeadLetterRateExceeded` instead of dead-lettering
-  everything (a broken deploy stops; it does not empty the topic).
+- `InvalidMessage`, or any other exception, from `decode`: never retried (`decode` is pure).
+  The original bytes go to the dead-letter topic with the reason, and the offset is committed.
+  If the invalid share of a sliding window exceeds `max_invalid_ratio`, the runner stops with
+  `DeadLetterRateExceeded` instead of dead-lettering everything (a broken deploy stops; it does
+  not empty the topic).
 - Anything else from `handle` or the producer: transient. Nothing is committed; the batch is
   retried with exponential backoff and, after `max_retries`, the runner raises so the process
   exits and the group rebalances.
@@ -67,7 +68,8 @@ RETRIES = Counter(
 )
 LAG = Gauge(
     "cx_consumer_lag",
-    "Records between the partition's high watermark and the consumer's position.",
+    "Records between the partition's high watermark and the group's committed offset (where "
+    "a restart would resume): it grows while a batch is retried, not only while records wait.",
     ["group", "topic", "partition"],
 )
 ASSIGNED = Gauge(
@@ -238,6 +240,9 @@ class ConsumerRunner(Generic[T]):
         self._framer: Framer | None = None
         self._unacked: _Unacked | None = None
         self._lag_observed_at = 0.0
+        # Per partition, the first offset not yet done: the last commit, or the first record
+        # of the batch in progress when nothing was committed since the assignment.
+        self._resume: dict[TopicPartition, int] = {}
         self.running = False
 
     @property
@@ -281,9 +286,14 @@ class ConsumerRunner(Generic[T]):
                     for tp_messages in batches.values()
                     for message in tp_messages
                 ]
+                for tp, tp_messages in batches.items():
+                    if tp_messages:  # in offset order
+                        self._resume.setdefault(tp, tp_messages[0].offset)
                 async with self._lock:
                     if records:
-                        await self._with_retry(functools.partial(self._process, records))
+                        # Not retried as a whole: `_process` retries what a transient error
+                        # undid, and gives up (raises) after `max_retries`.
+                        await self._process(records)
                     else:
                         await self._with_retry(self._settle_in_flight)
                     await self._commit_if_due()
@@ -319,6 +329,8 @@ class ConsumerRunner(Generic[T]):
                     log.exception("batch failed %d times; giving up", attempt)
                     raise
                 RETRIES.labels(cfg.group_id).inc()
+                if self._consumer is not None:
+                    await self._observe_lag(self._consumer)  # the lag grows while this lasts
                 delay = min(cfg.retry_max_s, cfg.retry_base_s * 2 ** (attempt - 1))
                 delay *= 0.5 + random.random()
                 log.warning(
@@ -362,9 +374,21 @@ class ConsumerRunner(Generic[T]):
             try:
                 decoded.append(Decoded(record, self._processor.decode(record)))
                 self._recent_invalid.append(False)
+                continue
             except InvalidMessage as exc:
-                self._recent_invalid.append(True)
-                dead.append(_dead_letter(record, exc.reason, stage))
+                reason = exc.reason
+            except Exception as exc:
+                # `decode` is pure: a record it fails on now, it fails on in every retry and
+                # every restart. Dead-lettered (under the cap), it stops nothing behind it.
+                log.exception(
+                    "decoding %s[%d] offset %d failed; dead-lettering the record",
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                )
+                reason = f"decoding failed: {type(exc).__name__}: {exc}"
+            self._recent_invalid.append(True)
+            dead.append(_dead_letter(record, reason, stage))
         return decoded, dead
 
     async def _ship(self, attempt: _Attempt[T]) -> None:
@@ -458,6 +482,7 @@ class ConsumerRunner(Generic[T]):
             try:
                 await consumer.commit(offsets)
                 COMMITS.labels(self._config.group_id, "ok").inc()
+                self._resume.update(offsets)
             except (CommitFailedError, IllegalStateError, KafkaError) as exc:
                 COMMITS.labels(self._config.group_id, "failed").inc()
                 # The records will be delivered again to whoever owns the partition now;
@@ -482,6 +507,7 @@ class ConsumerRunner(Generic[T]):
                 log.exception("the batch in flight was not acknowledged before the rebalance")
             await self._commit(force=True, only=revoked)
         for tp in revoked:
+            self._resume.pop(tp, None)
             labels = (self._config.group_id, tp.topic, str(tp.partition))
             if labels in LAG._metrics:
                 LAG.remove(*labels)
@@ -505,11 +531,15 @@ class ConsumerRunner(Generic[T]):
             high = consumer.highwater(tp)
             if high is None:
                 continue
-            try:
-                position = await consumer.position(tp)
-            except (IllegalStateError, KafkaError):
-                continue
-            LAG.labels(group, tp.topic, str(tp.partition)).set(max(0, high - position))
+            # From what is done, not from the fetch position: the consumer fetches ahead, so a
+            # batch failing again and again would show no lag at all.
+            done = self._resume.get(tp)
+            if done is None:  # nothing taken from this partition since it was assigned
+                try:
+                    done = await consumer.position(tp)
+                except (IllegalStateError, KafkaError):
+                    continue
+            LAG.labels(group, tp.topic, str(tp.partition)).set(max(0, high - done))
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]

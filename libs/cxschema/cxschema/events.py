@@ -10,7 +10,7 @@ Three stages of one event, each a frozen model that forbids unknown fields:
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Final, Literal, Self, get_args
 
 from pydantic import (
@@ -28,18 +28,42 @@ from cxschema.plain import Plain, PlainModel
 MAX_COMMENT_CHARS: Final = 5000
 MAX_ID_CHARS: Final = 100
 
+EARLIEST: Final = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST: Final = datetime(2100, 1, 1, tzinfo=UTC)
+MAX_AHEAD: Final = timedelta(days=1)
+"""How far `occurred_at` may lie after `received_at`: client clocks drift and time zones get
+mislabelled, but feedback from the future would stay outside every KPI window until then."""
+
 Channel = Literal["web", "app", "email", "contact_centre"]
 CHANNELS: Final[tuple[str, ...]] = get_args(Channel)
 SentimentLabel = Literal["negative", "neutral", "positive", "mixed"]
 
-ShortText = Annotated[str, StringConstraints(max_length=500)]
-Label = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+
+def _without_nul(value: str) -> str:
+    # PostgreSQL stores no U+0000 in text or jsonb, so an event holding one would stop every
+    # consumer that writes it; and no feedback needs it. Refused where the event comes in.
+    if "\x00" in value:
+        raise ValueError("must not contain the NUL character (U+0000)")
+    return value
+
+
+NoNul = AfterValidator(_without_nul)
+"""On every string of an event (and of the APIs' request bodies): U+0000 is refused."""
+
+ShortText = Annotated[str, StringConstraints(max_length=500), NoNul]
+Label = Annotated[str, StringConstraints(min_length=1, max_length=100), NoNul]
+EventId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS), NoNul]
+LanguageCode = Annotated[str, StringConstraints(min_length=2, max_length=16), NoNul]
+TouchpointId = Annotated[str, StringConstraints(min_length=1, max_length=200), NoNul]
+Moment = Annotated[AwareDatetime, Field(ge=EARLIEST, lt=LATEST)]
+"""A time of an event: with its offset, from 1970 to 2099 (nothing near the ends of the
+calendar, where converting between time zones overflows)."""
 
 
 def _strip_or_none(value: str | None) -> str | None:
     if value is None:
         return None
-    stripped = value.strip()
+    stripped = _without_nul(value).strip()
     return stripped or None
 
 
@@ -50,7 +74,9 @@ class _Model(BaseModel):
 class Customer(_Model):
     """Who gave the feedback. `id` is the CRM reference and the Kafka record key."""
 
-    id: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+    id: Annotated[
+        str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True), NoNul
+    ]
     segment: Label | None = None
     region: Label | None = None
 
@@ -70,13 +96,13 @@ class Scores(_Model):
 class FeedbackContext(_Model):
     """Where the feedback was given; all optional, used by touchpoint rules and routing."""
 
-    url: Annotated[str, StringConstraints(max_length=2000)] = ""
+    url: Annotated[str, StringConstraints(max_length=2000), NoNul] = ""
     app_screen: ShortText = ""
     ivr_queue: ShortText = ""
     order_id: ShortText = ""
     agent_id: ShortText = ""
     call_id: ShortText = ""
-    subject: Annotated[str, StringConstraints(max_length=1000)] = ""
+    subject: Annotated[str, StringConstraints(max_length=1000), NoNul] = ""
     survey: ShortText = ""
 
 
@@ -90,14 +116,14 @@ Comment = Annotated[
 class FeedbackSubmission(_Model):
     """The native feedback event a channel posts (SPEC.md)."""
 
-    id: Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS)] | None = None
-    occurred_at: AwareDatetime | None = None
+    id: EventId | None = None
+    occurred_at: Moment | None = None
     channel: Channel
     customer: Customer | None = None
     scores: Scores = Field(default_factory=Scores)
     comment: Comment = None
-    language: Annotated[str, StringConstraints(min_length=2, max_length=16)] | None = None
-    touchpoint: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    language: LanguageCode | None = None
+    touchpoint: TouchpointId | None = None
     context: FeedbackContext = Field(default_factory=FeedbackContext)
 
     @model_validator(mode="after")
@@ -126,10 +152,19 @@ PLAIN_SUBMISSION: Final = PlainModel(
 class FeedbackReceived(FeedbackSubmission):
     """A submission the collector accepted; the value of `cx.feedback.raw.v1`."""
 
-    id: Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS)]
-    occurred_at: AwareDatetime
-    source: Annotated[str, StringConstraints(min_length=1, max_length=500)]
-    received_at: AwareDatetime
+    id: EventId
+    occurred_at: Moment
+    source: Annotated[str, StringConstraints(min_length=1, max_length=500), NoNul]
+    received_at: Moment
+
+    @model_validator(mode="after")
+    def _not_from_the_future(self) -> Self:
+        if self.occurred_at - self.received_at > MAX_AHEAD:
+            raise ValueError(
+                f"occurred_at ({self.occurred_at.isoformat()}) lies more than "
+                f"{MAX_AHEAD.days} day after received_at ({self.received_at.isoformat()})"
+            )
+        return self
 
 
 class Sentiment(_Model):
@@ -146,10 +181,10 @@ class FeedbackEnriched(FeedbackReceived):
     them by kind.
     """
 
-    touchpoint: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    touchpoint: TouchpointId
     journey_stage: Label
     owner_team: Label | None = None
-    language: Annotated[str, StringConstraints(min_length=2, max_length=16)]
+    language: LanguageCode
     sentiment: Sentiment
     redactions: dict[str, int] = Field(default_factory=dict)
     enriched_at: datetime | None = None
