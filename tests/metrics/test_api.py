@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -27,6 +28,7 @@ from tests.metrics.factories import enriched, value
 pytestmark = pytest.mark.integration
 
 NOW = datetime.now(UTC)
+BERLIN = ZoneInfo("Europe/Berlin")  # the default CX_METRICS_TIMEZONE the fixture runs with
 
 
 def _processor(
@@ -149,6 +151,9 @@ async def test_kpis_group_filter_and_roll_up(
     assert group["nps_ci95"] == group["nps"]["ci95"]
     assert group["csat"]["top2_pct"] == pytest.approx(50.0)
     assert group["ces"]["mean"] == pytest.approx(19 / 4)
+    # CES 7, 6, 2, 4: 4.75 +/- t(0.975, 3) * 2.2174 / 2 = 4.75 +/- 3.53 is cut to the 1-7 scale.
+    assert group["ces_ci95"][0] == pytest.approx(4.75 - 3.5283, abs=1e-3)
+    assert group["ces_ci95"][1] == 7.0
     assert group["sentiment_avg"] == pytest.approx(-0.2)
     assert group["negative_share"] == pytest.approx(0.5)
     assert group["low_sample"] is False
@@ -256,3 +261,218 @@ async def test_timeseries_and_compare(
     assert (s["a"]["responses"], s["b"]["responses"]) == (3, 2)
     assert s["changes"]["nps"]["a"] == pytest.approx(100 / 3)
     assert s["changes"]["nps"]["b"] == pytest.approx(-50.0)
+
+
+def _at(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _problem_field(response: httpx.Response) -> str:
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    field = response.json()["errors"][0]["field"]
+    assert isinstance(field, str)
+    return field
+
+
+async def test_times_without_offset_are_read_in_the_reporting_zone(
+    client: httpx.AsyncClient, db_sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    day = (datetime.now(UTC) - timedelta(days=2)).astimezone(BERLIN).date()
+    midnight = datetime.combine(day, time(0), tzinfo=BERLIN)
+    next_midnight = datetime.combine(day + timedelta(days=1), time(0), tzinfo=BERLIN)
+    events = [
+        enriched("eve", occurred_at=midnight - timedelta(minutes=30), nps=0, csat=1, ces=1),
+        enriched("early", occurred_at=midnight + timedelta(minutes=30), nps=10, csat=5),
+        enriched("seven", occurred_at=midnight + timedelta(hours=7, minutes=31), nps=9, csat=4),
+        enriched("after", occurred_at=midnight + timedelta(hours=7, minutes=32), nps=8, csat=4),
+    ]
+    await feed(_processor(db_sessions), events)
+    d, d1 = day.isoformat(), (day + timedelta(days=1)).isoformat()
+
+    # A date is local midnight (not UTC midnight) and `to` is exclusive.
+    kpis = (await client.get("/v1/kpis", params={"from": d, "to": d1})).json()
+    assert (_at(kpis["from"]), _at(kpis["to"])) == (midnight, next_midnight)
+    assert kpis["window"] is None
+    assert kpis["groups"][0]["responses"] == 3
+    # A date-time without offset is a local wall-clock time; `to` stays on its minute.
+    morning = (
+        await client.get("/v1/kpis", params={"from": f"{d}T07:00:00", "to": f"{d}T07:32:00"})
+    ).json()
+    assert _at(morning["from"]) == midnight + timedelta(hours=7)
+    assert _at(morning["to"]) == midnight + timedelta(hours=7, minutes=32)
+    assert morning["groups"][0]["responses"] == 1
+
+    # The time series reads them alike: the day-only and naive forms of the audit.
+    series = await client.get(
+        "/v1/kpis/timeseries", params={"metric": "csat", "interval": "day", "from": d, "to": d1}
+    )
+    assert series.status_code == 200, series.text
+    (point,) = series.json()["series"][0]["points"]
+    assert (_at(point["start"]), _at(point["end"])) == (midnight, next_midnight)
+    assert point["n"] == 3
+    for params in ({"from": d}, {"from": f"{d}T00:00:00"}, {"to": d1}):
+        response = await client.get(
+            "/v1/kpis/timeseries", params={"metric": "csat", "interval": "day", **params}
+        )
+        assert response.status_code == 200, (params, response.text)
+        points = {_at(p["start"]): p["n"] for p in response.json()["series"][0]["points"]}
+        assert points[midnight] == 3
+    # So does the comparison, which now honours the range: the local day before is side a.
+    compare = await client.get("/v1/kpis/compare", params={"from": d, "to": d1})
+    assert compare.status_code == 200, compare.text
+    body = compare.json()
+    assert body["window"] is None
+    assert (_at(body["b"]["from"]), _at(body["b"]["to"])) == (midnight, next_midnight)
+    assert _at(body["a"]["to"]) == midnight
+    assert _at(body["a"]["from"]) == datetime.combine(
+        day - timedelta(days=1), time(0), tzinfo=BERLIN
+    )
+    (g,) = body["groups"]
+    assert (g["a"]["responses"], g["b"]["responses"]) == (1, 3)
+    segments = (
+        await client.get(
+            "/v1/kpis/compare",
+            params={"from": d, "to": d1, "dimension": "touchpoint", "a": "x", "b": "delivery"},
+        )
+    ).json()
+    assert (segments["groups"][0]["a"]["responses"], segments["groups"][0]["b"]["responses"]) == (
+        0,
+        3,
+    )
+
+
+async def test_ranges_beyond_the_calendar_of_events(
+    client: httpx.AsyncClient, db_sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    await feed(_processor(db_sessions), [enriched("one", occurred_at=NOW - timedelta(days=3))])
+    # Cut to 1970..2099, where events can be; the answer says which range it covered.
+    everything = await client.get(
+        "/v1/kpis", params={"from": "0001-01-01T00:00:00Z", "to": "9999-12-31T00:00:00Z"}
+    )
+    assert everything.status_code == 200, everything.text
+    body = everything.json()
+    assert _at(body["from"]) == datetime(1970, 1, 1, tzinfo=BERLIN)
+    assert _at(body["to"]) == datetime(2100, 1, 1, tzinfo=UTC)
+    assert body["groups"][0]["responses"] == 1
+    monthly = await client.get(
+        "/v1/kpis/timeseries",
+        params={
+            "metric": "responses",
+            "interval": "month",
+            "from": "0001-01-01T00:00:00Z",
+            "to": "9999-12-31T00:00:00Z",
+        },
+    )
+    assert monthly.status_code == 200, monthly.text
+    assert _at(monthly.json()["from"]) == datetime(1970, 1, 1, tzinfo=BERLIN)
+    assert sum(p["n"] for p in monthly.json()["series"][0]["points"]) == 1
+
+    daily = await client.get(
+        "/v1/kpis/timeseries",
+        params={
+            "metric": "nps",
+            "interval": "day",
+            "from": "0001-01-01T00:00:00Z",
+            "to": "2026-11-24T00:00:00Z",
+        },
+    )
+    assert _problem_field(daily) == "from"
+    assert "at most 2000 points" in daily.json()["detail"]
+    for params, field in [
+        ({"from": "2200-01-01", "to": "2300-01-01"}, "from"),
+        ({"from": "0001-01-01T00:00:00+14:00", "to": "1969-12-31T00:00:00Z"}, "to"),
+        ({"from": "2026-11-24", "to": "2026-11-24"}, "to"),
+        ({"from": "2026-11-24"}, "to"),
+        ({"to": "2026-11-24"}, "from"),
+        ({"from": "not a time", "to": "2026-11-24"}, "query.from"),
+    ]:
+        assert _problem_field(await client.get("/v1/kpis", params=params)) == field, params
+    old = await client.get("/v1/kpis/compare", params={"from": "1970-01-01", "to": "2026-01-01"})
+    assert _problem_field(old) == "from"
+    assert "before 1970-01-01" in old.json()["detail"]
+
+
+async def test_compared_periods_adjoin_and_count_each_event_once(
+    client: httpx.AsyncClient, db_sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    # Near the boundary 7 days back, where the previous period used to run on to the full
+    # hour and overlap the current one.
+    boundary = datetime.now(UTC) - timedelta(days=7)
+    events = [
+        enriched(f"edge{i}", occurred_at=boundary + timedelta(minutes=m), nps=10)
+        for i, m in enumerate((-1, 1, 2, 5, 20, 40))
+    ]
+    await feed(_processor(db_sessions), events)
+    for window in ("1h", "24h", "7d", "28d", "90d"):
+        body = (await client.get("/v1/kpis/compare", params={"window": window})).json()
+        a, b = body["a"], body["b"]
+        assert _at(a["to"]) == _at(b["from"]), window
+        assert _at(a["to"]) - _at(a["from"]) == _at(b["to"]) - _at(b["from"]) or window in (
+            "28d",
+            "90d",  # whole local days; a daylight-saving change may lie in one of them
+        )
+        assert _at(b["to"]) >= datetime.now(UTC) - timedelta(minutes=1)
+        if window == "7d":
+            (g,) = body["groups"]
+            assert g["a"]["responses"] + g["b"]["responses"] == len(events)
+
+
+async def test_a_future_time_series_lists_empty_points(client: httpx.AsyncClient) -> None:
+    response = await client.get(
+        "/v1/kpis/timeseries",
+        params={
+            "metric": "nps",
+            "interval": "day",
+            "from": "2030-01-01T00:00:00Z",
+            "to": "2030-02-01T00:00:00Z",
+        },
+    )
+    assert response.status_code == 200, response.text
+    points = response.json()["series"][0]["points"]
+    # 1 Jan 00:00 UTC is 01:00 in Berlin: 31 local days and the first hour of 1 February.
+    assert len(points) == 32
+    assert all(p["n"] == 0 and p["value"] is None for p in points)
+    local = await client.get(
+        "/v1/kpis/timeseries", params={"from": "2030-01-01", "to": "2030-02-01"}
+    )
+    assert len(local.json()["series"][0]["points"]) == 31
+    ahead = await client.get("/v1/kpis/timeseries", params={"from": "2030-01-01"})
+    assert _problem_field(ahead) == "from"
+    assert "future" in ahead.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "field"),
+    [
+        ("/v1/kpis", [("chanel", "web")], "chanel"),
+        ("/v1/kpis", [("channel", "web"), ("channel", "app")], "channel"),
+        ("/v1/kpis", [("window", "7d"), ("from", "2026-11-01"), ("to", "2026-11-02")], "window"),
+        ("/v1/kpis", [("touchpoint_level", "1")], "touchpoint_level"),
+        ("/v1/kpis", [("metric", "nps")], "metric"),
+        ("/v1/kpis/timeseries", [("window", "7d")], "window"),
+        ("/v1/kpis/timeseries", [("dimension", "channel")], "dimension"),
+        ("/v1/kpis/compare", [("a", "web"), ("b", "app")], "dimension"),
+        ("/v1/kpis/compare", [("dimension", "channel"), ("a", "web")], "b"),
+        ("/v1/kpis/compare", [("interval", "day")], "interval"),
+        ("/v1/kpis/compare", [("window", "7d"), ("to", "2026-11-02")], "window"),
+    ],
+)
+async def test_parameters_are_never_ignored(
+    client: httpx.AsyncClient, path: str, params: list[tuple[str, str]], field: str
+) -> None:
+    assert _problem_field(await client.get(path, params=params)) == field
+    # The key is checked first.
+    anonymous = await client.get(path, params=params, headers={"Authorization": ""})
+    assert anonymous.status_code == 401
+
+
+async def test_every_documented_parameter_is_accepted(client: httpx.AsyncClient) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    for path in ("/v1/kpis", "/v1/kpis/timeseries", "/v1/kpis/compare"):
+        names = [p["name"] for p in paths[path]["get"]["parameters"] if p["in"] == "query"]
+        assert "from" in names
+        for name in names:
+            response = await client.get(path, params={name: "x"})
+            if response.status_code == 422:
+                assert "unknown query parameter" not in response.text, (path, name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -12,10 +13,13 @@ from cxloop_metrics.buckets import (
     Grain,
     Horizons,
     ceil_day,
+    ceil_minute,
     cover,
     event_buckets,
     floor_day,
     floor_hour,
+    floor_interval,
+    floor_minute,
     interval_starts,
     next_interval,
     with_weeks,
@@ -71,6 +75,28 @@ def test_weeks_start_on_monday_and_months_on_the_first_in_local_time() -> None:
     assert months == [utc(2026, 1, 31, 23), utc(2026, 2, 28, 23), utc(2026, 3, 31, 22)]
     # December rolls into the next year.
     assert next_interval(utc(2026, 11, 30, 23), "month", BERLIN) == utc(2026, 12, 31, 23)
+
+
+def test_minute_rounding_keeps_exact_minutes_in_any_offset() -> None:
+    exact = datetime(2026, 11, 25, 8, 32, tzinfo=BERLIN)
+    assert ceil_minute(exact) == utc(2026, 11, 25, 7, 32)
+    assert ceil_minute(exact + timedelta(microseconds=1)) == utc(2026, 11, 25, 7, 33)
+    assert floor_minute(exact + timedelta(seconds=59)) == utc(2026, 11, 25, 7, 32)
+
+
+def test_naive_datetimes_are_refused_not_read_in_the_host_zone() -> None:
+    # A naive time was read in the host's zone by `astimezone`, and never equalled its own
+    # floor, so `ceil_minute(07:32)` gave 07:33 (in the host's zone). Callers attach a zone.
+    naive = datetime(2026, 11, 25, 7, 32)
+    for bucket in (
+        ceil_minute,
+        floor_minute,
+        lambda t: floor_hour(t, BERLIN),
+        lambda t: floor_day(t, BERLIN),
+        lambda t: floor_interval(t, "month", BERLIN),
+    ):
+        with pytest.raises(ValueError, match="naive datetime"):
+            bucket(naive)
 
 
 def test_half_hour_zones_get_local_hours() -> None:

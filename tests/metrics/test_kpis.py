@@ -72,6 +72,45 @@ def test_empty_group_has_no_values_but_counts_zero() -> None:
     assert k.low_sample
 
 
+def test_intervals_are_cut_to_the_scale() -> None:
+    # CES 7, 6, 1, 4: mean 4.5, sd sqrt(7) = 2.6458, half = t(0.975, 3) * 2.6458 / 2 = 4.2101
+    # -> [0.29, 8.71] on a 1-7 scale: cut to [1, 7]. CSAT 5, 5, 4, 2: mean 4, sd sqrt(2),
+    # half = 3.1824 * 1.4142 / 2 = 2.2503 -> [1.75, 6.25] on 1-5: cut to [1.75, 5].
+    t = totals(nps=[0] * 11, csat=[0, 1, 0, 1, 2], ces=[1, 0, 0, 1, 0, 1, 1])
+    t.sentiment_n, t.sentiment_sum, t.sentiment_sumsq = 3, 2.15, 0.9**2 + 0.95**2 + 0.3**2
+    k = compute_kpis(t, KpiConfig(), min_sample=1)
+    assert k.ces.mean == pytest.approx(4.5)
+    assert k.ces.ci95 == (1.0, 7.0)
+    assert k.csat.mean == pytest.approx(4.0)
+    assert k.csat.mean_ci95 is not None
+    assert k.csat.mean_ci95[0] == pytest.approx(4 - 2.2503, abs=1e-4)
+    assert k.csat.mean_ci95[1] == 5.0
+    # Sentiment 0.9, 0.95, 0.3: mean 0.7167 +/- 0.8986 reaches past 1.
+    assert k.sentiment.avg_ci95 is not None
+    assert k.sentiment.avg_ci95[0] == pytest.approx(0.71667 - 0.89862, abs=1e-4)
+    assert k.sentiment.avg_ci95[1] == 1.0
+    # A change of the CES mean lies within -6..6: two answers 1 and 7 on each side give a
+    # Welch interval of 0 +/- t(0.975, 2) * sqrt(18) = +/-18.25.
+    wide = totals(nps=[0] * 11, csat=[0] * 5, ces=[1, 0, 0, 0, 0, 0, 1])
+    k_wide = compute_kpis(wide, KpiConfig(), min_sample=1)
+    change = compare_kpis(k_wide, k_wide)["ces_mean"]
+    assert change.ci95 == (-6.0, 6.0)
+    assert not change.significant
+
+
+def test_one_answer_lies_outside_its_nps_interval_and_is_flagged_low_sample() -> None:
+    # Documented in docs/metrics.md: the adjusted-Wald interval is centred on the adjusted
+    # estimate, (0 + 0.75 - 1.75) / 4 = -25 points for one detractor, so at n = 1 the
+    # observed -100 lies outside [-98.5, 48.5]; low_sample says not to read it.
+    one = totals(nps=[1] + [0] * 10, csat=[0] * 5, ces=[0] * 7)
+    k = compute_kpis(one, KpiConfig(), min_sample=30)
+    assert k.nps.score == -100.0
+    assert k.nps.ci95 is not None
+    assert k.nps.ci95[0] == pytest.approx(-98.4987, abs=1e-3)
+    assert k.nps.ci95[1] == pytest.approx(48.4987, abs=1e-3)
+    assert k.low_sample
+
+
 def test_comparison_flags_only_real_changes() -> None:
     before = totals(nps=[10, 0, 0, 0, 0, 0, 10, 20, 20, 20, 20], csat=[5] * 5, ces=[10] * 7)
     after = totals(nps=[30, 0, 0, 0, 0, 0, 20, 20, 10, 10, 10], csat=[5] * 5, ces=[10] * 7)

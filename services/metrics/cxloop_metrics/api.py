@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
@@ -14,13 +15,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cxloop_metrics import reports
 from cxloop_metrics.buckets import Interval
 from cxloop_metrics.measures import DIMENSIONS
-from cxloop_metrics.reports import Metric, ReportContext, ReportError, Slice
+from cxloop_metrics.ranges import ReportError
+from cxloop_metrics.reports import Metric, ReportContext, Slice
 from cxloop_metrics.repository import Filters
 from cxloop_metrics.schemas import ComparisonReport, KpiReport, TimeSeriesReport
 from cxruntime.auth import ReadKey
 from cxruntime.problems import Problem
 
 Window = Literal["1h", "24h", "7d", "28d", "90d"]
+
+_FROM = (
+    "start of the range (inclusive); ISO 8601 date or date-time. Without an offset it is a "
+    "wall-clock time of CX_METRICS_TIMEZONE, a date its local midnight. Cut to 1970-2099, the "
+    "years events can have"
+)
+_TO = "end of the range (exclusive), read like `from`"
 
 
 async def _session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -49,6 +58,28 @@ def _problem(field: str, message: str) -> Problem:
         message,
         errors=[{"field": field, "message": message, "type": "value_error"}],
     )
+
+
+def _only(*names: str) -> Callable[..., Coroutine[Any, Any, None]]:
+    """A dependency refusing query parameters other than `names`, and any given twice.
+
+    Either would otherwise be ignored without a word (FastAPI drops unknown parameters and
+    keeps the last of repeated ones), and a misspelt filter would answer for everything. It
+    checks the key first, so a caller without one learns nothing about the parameters.
+    """
+    allowed = frozenset(names)
+
+    async def check(request: Request, _key: ReadKey) -> None:
+        counts = Counter(key[:100] for key, _ in request.query_params.multi_items())
+        for key, count in counts.items():
+            if key not in allowed:
+                raise _problem(
+                    key, f"unknown query parameter {key!r}; this endpoint takes {sorted(allowed)}"
+                )
+            if count > 1:
+                raise _problem(key, f"give `{key}` once; separate several values with commas")
+
+    return check
 
 
 class SliceParams:
@@ -80,6 +111,11 @@ class SliceParams:
             raise _problem("group_by", f"unknown dimension(s) {unknown}; use {list(DIMENSIONS)}")
         if len(dims) > 2 or len(set(dims)) != len(dims):
             raise _problem("group_by", "group by at most two distinct dimensions")
+        if touchpoint_level is not None and "touchpoint" not in dims:
+            raise _problem(
+                "touchpoint_level",
+                "`touchpoint_level` rolls up groups: it needs group_by=touchpoint",
+            )
         tps = _split(touchpoint)
         children = set()
         for tp in tps:
@@ -101,6 +137,20 @@ class SliceParams:
 
 
 SliceDep = Annotated[SliceParams, Depends()]
+SLICE_PARAMETERS = (
+    "group_by",
+    "touchpoint",
+    "channel",
+    "journey_stage",
+    "region",
+    "segment",
+    "touchpoint_level",
+)
+
+
+def _no_window_with_range(window: str | None, start: datetime | None, end: datetime | None) -> None:
+    if window is not None and (start is not None or end is not None):
+        raise _problem("window", "give either a `window` or `from` and `to`, not both")
 
 
 def _json(report: BaseModel) -> Response:
@@ -111,16 +161,26 @@ def _json(report: BaseModel) -> Response:
 router = APIRouter(prefix="/v1/kpis", tags=["kpis"])
 
 
-@router.get("", response_model=KpiReport, response_model_by_alias=True, summary="KPIs per group")
+@router.get(
+    "",
+    response_model=KpiReport,
+    response_model_by_alias=True,
+    summary="KPIs per group",
+    dependencies=[Depends(_only(*SLICE_PARAMETERS, "window", "from", "to"))],
+)
 async def get_kpis(
     *,
     _key: ReadKey,
     session: SessionDep,
     ctx: ContextDep,
     params: SliceDep,
-    window: Annotated[Window, Query(description="rolling window ending now")] = "7d",
-    from_: Annotated[datetime | None, Query(alias="from", description="instead of window")] = None,
-    to: Annotated[datetime | None, Query(description="with `from`")] = None,
+    window: Annotated[
+        Window | None, Query(description="rolling window ending now (default 7d)")
+    ] = None,
+    from_: Annotated[
+        datetime | None, Query(alias="from", description=_FROM + "; instead of `window`")
+    ] = None,
+    to: Annotated[datetime | None, Query(description=_TO)] = None,
 ) -> Response:
     """NPS, CSAT, CES and sentiment, each with its n and 95% interval, per group.
 
@@ -128,6 +188,7 @@ async def get_kpis(
     parts are answered from hour or day buckets, so an old `from` is moved back to the hour or
     the local day.
     """
+    _no_window_with_range(window, from_, to)
     try:
         return _json(
             await reports.kpi_report(
@@ -135,7 +196,7 @@ async def get_kpis(
             )
         )
     except ReportError as exc:
-        raise _problem("from", str(exc)) from exc
+        raise _problem(exc.field, str(exc)) from exc
 
 
 @router.get(
@@ -143,6 +204,7 @@ async def get_kpis(
     response_model=TimeSeriesReport,
     response_model_by_alias=True,
     summary="One KPI over time",
+    dependencies=[Depends(_only(*SLICE_PARAMETERS, "metric", "interval", "from", "to"))],
 )
 async def get_timeseries(
     *,
@@ -152,13 +214,14 @@ async def get_timeseries(
     params: SliceDep,
     metric: Metric = "nps",
     interval: Interval = "day",
-    from_: Annotated[datetime | None, Query(alias="from")] = None,
-    to: datetime | None = None,
+    from_: Annotated[datetime | None, Query(alias="from", description=_FROM)] = None,
+    to: Annotated[datetime | None, Query(description=_TO + "; default now")] = None,
 ) -> Response:
     """A KPI per local hour, day, week (from Monday) or month of CX_METRICS_TIMEZONE.
 
     Every interval in the range is listed (n = 0 and value null where nothing was counted), so
-    gaps show. Default range: 48 hours, 28 days, 12 weeks or a year back from now.
+    gaps show; a range in the future lists empty intervals too. Default range: 48 hours, 28
+    days, 12 weeks or a year back from `to`, which defaults to now. At most 2000 points.
     """
     try:
         return _json(
@@ -173,7 +236,7 @@ async def get_timeseries(
             )
         )
     except ReportError as exc:
-        raise _problem("from", str(exc)) from exc
+        raise _problem(exc.field, str(exc)) from exc
 
 
 @router.get(
@@ -181,6 +244,7 @@ async def get_timeseries(
     response_model=ComparisonReport,
     response_model_by_alias=True,
     summary="Compare two periods or two segments",
+    dependencies=[Depends(_only(*SLICE_PARAMETERS, "window", "from", "to", "dimension", "a", "b"))],
 )
 async def get_compare(
     *,
@@ -188,7 +252,13 @@ async def get_compare(
     session: SessionDep,
     ctx: ContextDep,
     params: SliceDep,
-    window: Window = "7d",
+    window: Annotated[
+        Window | None, Query(description="rolling window ending now (default 7d)")
+    ] = None,
+    from_: Annotated[
+        datetime | None, Query(alias="from", description=_FROM + "; instead of `window`")
+    ] = None,
+    to: Annotated[datetime | None, Query(description=_TO)] = None,
     dimension: Annotated[
         str | None,
         Query(description="segment mode: the dimension whose values `a` and `b` compare"),
@@ -198,31 +268,44 @@ async def get_compare(
 ) -> Response:
     """Each KPI's change with its 95% interval and a significance flag.
 
-    Period mode (no `dimension`): the window against the window of the same length just before
-    it (a = previous, b = current). Segment mode: `dimension=channel&a=web&b=app` compares two
-    slices over the same window. NPS differences use the adjusted-Wald method, proportions
-    Newcombe's score interval and means Welch's t; significant means the interval excludes 0.
+    Period mode (no `dimension`): the window, or `from`-`to`, against the period of the same
+    length just before it (a = previous, b = current); both are aligned to the minute, hour or
+    local midnight that the older one's buckets allow, so they adjoin exactly. Segment mode:
+    `dimension=channel&a=web&b=app` compares two slices over the same window or range. NPS
+    differences use the adjusted-Wald method, proportions Newcombe's score interval and means
+    Welch's t; significant means the interval excludes 0.
     """
+    _no_window_with_range(window, from_, to)
     sl = params.slice
     if dimension is None:
-        return _json(
-            await reports.compare_report(
-                session,
-                ctx,
-                window=window,
-                sl=sl,
-                b_slice=None,
-                a_label="previous",
-                b_label="current",
+        if a is not None or b is not None:
+            raise _problem("dimension", "`a` and `b` name values of a `dimension`: give it too")
+        try:
+            return _json(
+                await reports.compare_report(
+                    session,
+                    ctx,
+                    window=window,
+                    start=from_,
+                    end=to,
+                    sl=sl,
+                    b_slice=None,
+                    a_label="previous",
+                    b_label="current",
+                )
             )
-        )
+        except ReportError as exc:
+            raise _problem(exc.field, str(exc)) from exc
     if dimension not in DIMENSIONS:
         raise _problem("dimension", f"unknown dimension {dimension!r}; use {list(DIMENSIONS)}")
     if dimension in sl.group_by:
         raise _problem("dimension", "do not group by the dimension being compared")
     a_values, b_values = _split(a), _split(b)
-    if not a_values or not b_values:
-        raise _problem("a", "segment mode needs values for both `a` and `b`")
+    for name, values in (("a", a_values), ("b", b_values)):
+        if not values:
+            raise _problem(
+                name, f"segment mode needs values for both `a` and `b`; `{name}` has none"
+            )
 
     def side(values: frozenset[str]) -> Slice:
         filters = dict(sl.filters.values)
@@ -236,14 +319,19 @@ async def get_compare(
             touchpoint_level=sl.touchpoint_level,
         )
 
-    return _json(
-        await reports.compare_report(
-            session,
-            ctx,
-            window=window,
-            sl=side(a_values),
-            b_slice=side(b_values),
-            a_label=",".join(sorted(a_values)),
-            b_label=",".join(sorted(b_values)),
+    try:
+        return _json(
+            await reports.compare_report(
+                session,
+                ctx,
+                window=window,
+                start=from_,
+                end=to,
+                sl=side(a_values),
+                b_slice=side(b_values),
+                a_label=",".join(sorted(a_values)),
+                b_label=",".join(sorted(b_values)),
+            )
         )
-    )
+    except ReportError as exc:
+        raise _problem(exc.field, str(exc)) from exc

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -27,9 +27,17 @@ MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
 
 
+def _local(t: datetime, tz: tzinfo) -> datetime:
+    # `astimezone` reads a naive datetime in the host's zone, and a naive datetime never equals
+    # an aware one: either would silently move a bucket boundary. Callers attach a zone first.
+    if t.tzinfo is None:
+        raise ValueError(f"naive datetime {t.isoformat()}: bucket arithmetic needs an offset")
+    return t.astimezone(tz)
+
+
 def floor_minute(t: datetime) -> datetime:
-    """The UTC minute containing `t`."""
-    return t.astimezone(UTC).replace(second=0, microsecond=0)
+    """The UTC minute containing `t` (which must carry an offset, as every boundary here)."""
+    return _local(t, UTC).replace(second=0, microsecond=0)
 
 
 def ceil_minute(t: datetime) -> datetime:
@@ -40,7 +48,7 @@ def ceil_minute(t: datetime) -> datetime:
 
 def floor_hour(t: datetime, tz: ZoneInfo) -> datetime:
     """The first instant of the local hour containing `t`."""
-    local = t.astimezone(tz)
+    local = _local(t, tz)
     delta = timedelta(minutes=local.minute, seconds=local.second, microseconds=local.microsecond)
     return (t - delta).astimezone(UTC)
 
@@ -58,7 +66,7 @@ def day_start(day: date, tz: ZoneInfo) -> datetime:
 
 def floor_day(t: datetime, tz: ZoneInfo) -> datetime:
     """The first instant of the local day containing `t`."""
-    return day_start(t.astimezone(tz).date(), tz)
+    return day_start(_local(t, tz).date(), tz)
 
 
 def ceil_day(t: datetime, tz: ZoneInfo) -> datetime:
@@ -173,7 +181,7 @@ def floor_interval(t: datetime, interval: Interval, tz: ZoneInfo) -> datetime:
     """The start of the local hour, day, ISO week (Monday) or month containing `t`."""
     if interval == "hour":
         return floor_hour(t, tz)
-    local = t.astimezone(tz).date()
+    local = _local(t, tz).date()
     if interval == "day":
         return day_start(local, tz)
     if interval == "week":
@@ -185,7 +193,7 @@ def next_interval(t: datetime, interval: Interval, tz: ZoneInfo) -> datetime:
     """The start of the interval after the one starting at `t`."""
     if interval == "hour":
         return t + HOUR
-    local = t.astimezone(tz).date()
+    local = _local(t, tz).date()
     if interval == "day":
         return day_start(local + timedelta(days=1), tz)
     if interval == "week":

@@ -95,11 +95,16 @@ def nps_kpi(totals: Totals, config: KpiConfig) -> NpsKpi:
     )
 
 
+SENTIMENT_SCALE = (-1.0, 1.0)
+
+
 def _histogram_mean(counts: list[int], first: int) -> tuple[int, stats.MeanEstimate | None]:
+    """n and mean of a histogram of the answers first, first + 1, ...; its interval cut to them."""
     n = sum(counts)
     total = sum((first + i) * c for i, c in enumerate(counts))
     total_sq = sum((first + i) ** 2 * c for i, c in enumerate(counts))
-    return n, stats.mean_from_sums(n, float(total), float(total_sq))
+    scale = (float(first), float(first + len(counts) - 1))
+    return n, stats.mean_from_sums(n, float(total), float(total_sq), scale=scale)
 
 
 def csat_kpi(totals: Totals, config: KpiConfig) -> CsatKpi:
@@ -135,7 +140,9 @@ def ces_kpi(totals: Totals, config: KpiConfig) -> CesKpi:
 def sentiment_kpi(totals: Totals) -> SentimentKpi:
     """Mean sentiment and negative share over events with a comment."""
     n = totals.sentiment_n
-    mean = stats.mean_from_sums(n, totals.sentiment_sum, totals.sentiment_sumsq)
+    mean = stats.mean_from_sums(
+        n, totals.sentiment_sum, totals.sentiment_sumsq, scale=SENTIMENT_SCALE
+    )
     return SentimentKpi(
         avg=None if mean is None else mean.mean,
         avg_ci95=None if mean is None else mean.ci95,

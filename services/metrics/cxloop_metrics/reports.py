@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,6 +26,7 @@ from cxloop_metrics.buckets import (
 from cxloop_metrics.config import KpiConfig
 from cxloop_metrics.kpis import Kpis, compare_kpis, compute_kpis
 from cxloop_metrics.measures import Totals
+from cxloop_metrics.ranges import ReportError, adjoining_periods, explicit_range, requested_range
 from cxloop_metrics.repository import Filters, GroupKey
 from cxloop_metrics.schemas import (
     ComparedGroup,
@@ -37,6 +39,7 @@ from cxloop_metrics.schemas import (
     change_out,
     kpi_group,
 )
+from cxschema.events import EARLIEST
 
 WINDOW_LENGTHS: dict[str, timedelta] = {
     "1h": timedelta(hours=1),
@@ -53,10 +56,7 @@ DEFAULT_SPANS: dict[str, timedelta] = {
     "week": timedelta(weeks=12),
     "month": timedelta(days=365),
 }
-
-
-class ReportError(ValueError):
-    """A request that cannot be answered as asked (the API maps it to 422)."""
+MAX_POINTS = 2000
 
 
 @dataclass(frozen=True)
@@ -92,13 +92,14 @@ def window_coverage(
     end: datetime | None,
     now: datetime,
 ) -> Coverage:
-    """The buckets of a named window ending now, or of an explicit [start, end)."""
+    """The buckets of a named window ending now, or of an explicit [start, end).
+
+    `start` and `end` are read as `ranges.requested_range` reads them (naive ones in the
+    reporting zone, cut to the years events can have).
+    """
     if start is not None or end is not None:
-        if start is None or end is None:
-            raise ReportError("give both `from` and `to`, or a `window`")
-        if end <= start:
-            raise ReportError("`to` must be after `from`")
-        return cover(start, end, ctx.tz, ctx.horizons(now))
+        a, b = explicit_range(start, end, ctx.tz)
+        return cover(a, b, ctx.tz, ctx.horizons(now))
     length = WINDOW_LENGTHS[window or "7d"]
     stop = ceil_minute(now)
     return cover(stop - length, stop, ctx.tz, ctx.horizons(now))
@@ -154,7 +155,7 @@ async def kpi_report(
     coverage = window_coverage(ctx, window=window, start=start, end=end, now=now)
     groups = await group_kpis(session, ctx, coverage=coverage, sl=sl)
     return KpiReport(
-        window=None if start is not None else (window or "7d"),
+        window=None if start is not None or end is not None else (window or "7d"),
         from_=coverage.start,
         to=coverage.end,
         timezone=ctx.timezone,
@@ -192,18 +193,29 @@ async def timeseries_report(
 ) -> TimeSeriesReport:
     """GET /v1/kpis/timeseries: one point per local hour/day/week/month, per group."""
     now = now or datetime.now(UTC)
-    stop = min(end or now, ceil_minute(now))
-    first = start or stop - DEFAULT_SPANS[interval]
+    asked_start, asked_end = requested_range(start, end, ctx.tz)
+    stop = ceil_minute(now) if asked_end is None else asked_end
+    first = stop - DEFAULT_SPANS[interval] if asked_start is None else asked_start
     if stop <= first:
-        raise ReportError("`to` must be after `from`")
+        # Only a defaulted `to` (now) can end up before `from`: asked ones are checked above.
+        raise ReportError(
+            f"`from` ({first.isoformat()}) lies in the future; give a `to` after it",
+            field="from",
+        )
     horizons = ctx.horizons(now)
-    starts = list(interval_starts(first, stop, interval, ctx.tz))
-    if len(starts) > 2000:
-        raise ReportError(f"{len(starts)} points asked; at most 2000 per series")
+    starts = list(itertools.islice(interval_starts(first, stop, interval, ctx.tz), MAX_POINTS + 1))
+    if len(starts) > MAX_POINTS:
+        raise ReportError(
+            f"more than {MAX_POINTS} {interval}s from {first.isoformat()} to {stop.isoformat()}; "
+            f"at most {MAX_POINTS} points per series: ask for a shorter range or a coarser "
+            "`interval`",
+            field="from",
+        )
     if interval == "hour" and starts[0] < horizons.hour:
         raise ReportError(
             f"hourly buckets are kept for {ctx.hour_retention.days} days; "
-            "ask for a later `from` or a coarser interval"
+            "ask for a later `from` or a coarser interval",
+            field="from",
         )
     ends = [*starts[1:], min(next_interval(starts[-1], interval, ctx.tz), stop)]
     ranges: list[tuple[Grain, datetime, datetime]] = []
@@ -261,7 +273,9 @@ async def compare_report(
     session: AsyncSession,
     ctx: ReportContext,
     *,
-    window: str,
+    window: str | None,
+    start: datetime | None,
+    end: datetime | None,
     sl: Slice,
     b_slice: Slice | None,
     a_label: str,
@@ -270,16 +284,32 @@ async def compare_report(
 ) -> ComparisonReport:
     """GET /v1/kpis/compare.
 
-    Without `b_slice`: the window against the window of equal length just before it (period
-    mode). With it: two slices of the same window (segment mode); `sl` is side a.
+    Without `b_slice` (period mode): the window ending now, or [start, end), against the period
+    of equal length just before it (`ranges.adjoining_periods` aligns both). With it (segment
+    mode): two slices over the same window or range; `sl` is side a.
     """
     now = now or datetime.now(UTC)
-    current = window_coverage(ctx, window=window, start=None, end=None, now=now)
+    ranged = start is not None or end is not None
     if b_slice is None:
-        length = WINDOW_LENGTHS[window]
-        previous = cover(current.start - length, current.start, ctx.tz, ctx.horizons(now))
-        a_cov, b_cov, a_sl, b_sl, mode = previous, current, sl, sl, "period"
+        if ranged:
+            first, last = explicit_range(start, end, ctx.tz)
+            keep_length = False
+        else:
+            last = ceil_minute(now)
+            first = last - WINDOW_LENGTHS[window or "7d"]
+            keep_length = True
+        a_cov, b_cov = adjoining_periods(
+            first, last, tz=ctx.tz, horizons=ctx.horizons(now), keep_length=keep_length
+        )
+        if a_cov.start < EARLIEST:
+            raise ReportError(
+                f"the period before `from` would begin {a_cov.start.isoformat()}, before "
+                f"{EARLIEST.date().isoformat()}, when no event occurred; ask for a later `from`",
+                field="from",
+            )
+        a_sl, b_sl, mode = sl, sl, "period"
     else:
+        current = window_coverage(ctx, window=window, start=start, end=end, now=now)
         a_cov, b_cov, a_sl, b_sl, mode = current, current, sl, b_slice, "segment"
     a_groups = await group_kpis(session, ctx, coverage=a_cov, sl=a_sl)
     b_groups = await group_kpis(session, ctx, coverage=b_cov, sl=b_sl)
@@ -301,7 +331,7 @@ async def compare_report(
     compared.sort(key=lambda g: -(g.a.responses + g.b.responses))
     return ComparisonReport(
         mode=mode,
-        window=window,
+        window=None if ranged else (window or "7d"),
         a=Side(label=a_label, from_=a_cov.start, to=a_cov.end, filters=_filters_out(a_sl.filters)),
         b=Side(label=b_label, from_=b_cov.start, to=b_cov.end, filters=_filters_out(b_sl.filters)),
         groups=compared,

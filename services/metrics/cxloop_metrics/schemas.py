@@ -16,7 +16,11 @@ class _Out(BaseModel):
 
 
 class NpsOut(_Out):
-    """NPS in points (-100..100); ci95 by the adjusted-Wald method (Rocks 2016)."""
+    """NPS in points (-100..100); ci95 by the adjusted-Wald method (Rocks 2016).
+
+    The interval is centred on the adjusted estimate, so at small n the score can lie outside
+    it (one detractor: -100 with ci95 [-98.5, 48.5]); `low_sample` flags such groups.
+    """
 
     score: float | None
     promoters: int
@@ -27,7 +31,8 @@ class NpsOut(_Out):
 
 
 class CsatOut(_Out):
-    """CSAT top-2-box percentage (Wilson ci95 in percent) and the 1-5 mean (t interval)."""
+    """CSAT top-2-box percentage (Wilson ci95 in percent) and the 1-5 mean (t interval, cut to
+    1-5)."""
 
     top2_pct: float | None
     n: int
@@ -37,7 +42,7 @@ class CsatOut(_Out):
 
 
 class CesOut(_Out):
-    """CES mean on the 1-7 scale (t ci95) and the share of answers 5-7 (Wilson)."""
+    """CES mean on the 1-7 scale (t ci95, cut to 1-7) and the share of answers 5-7 (Wilson)."""
 
     mean: float | None
     n: int
@@ -47,7 +52,8 @@ class CesOut(_Out):
 
 
 class SentimentOut(_Out):
-    """Mean sentiment (-1..1) and share of negative comments, over commented events."""
+    """Mean sentiment (-1..1, its t ci95 cut to that) and share of negative comments, over
+    commented events."""
 
     avg: float | None
     avg_ci95: Interval95

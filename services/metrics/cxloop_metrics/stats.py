@@ -6,6 +6,11 @@
 - Proportions (CSAT top-2-box, CES high share, negative share): Wilson score interval
   (Wilson 1927); differences by Newcombe's hybrid score interval (Newcombe 1998, method 10).
 - Means (CES, CSAT mean, sentiment): Student t interval; differences by Welch's t.
+
+Every interval is cut to the values its estimate can take: a mean of a 1-7 scale cannot lie
+outside 1..7, nor a difference of two NPS outside -200..200, although the normal and t
+approximations at small n reach beyond (the point estimate always stays inside the cut
+interval, and cutting never changes whether a difference interval excludes 0).
 """
 
 from __future__ import annotations
@@ -51,6 +56,12 @@ _T975 = (
 )
 
 Interval = tuple[float, float]
+
+
+def clip(interval: Interval, bounds: Interval) -> Interval:
+    """`interval` cut to `bounds`."""
+    lo, hi = bounds
+    return (min(max(interval[0], lo), hi), max(min(interval[1], hi), lo))
 
 
 def t975(df: float) -> float:
@@ -123,19 +134,29 @@ class MeanEstimate:
     mean: float
     sd: float | None
     ci95: Interval | None
+    scale: Interval | None = None
+    """The lowest and highest value an answer can take, if bounded; the interval is cut to it."""
 
 
-def mean_from_sums(n: int, total: float, total_sq: float) -> MeanEstimate | None:
-    """Mean, sample standard deviation and t interval from n, sum and sum of squares."""
+def mean_from_sums(
+    n: int, total: float, total_sq: float, *, scale: Interval | None = None
+) -> MeanEstimate | None:
+    """Mean, sample standard deviation and t interval from n, sum and sum of squares.
+
+    With `scale` (the answers' lowest and highest possible value) the interval is cut to it.
+    """
     if n <= 0:
         return None
     mean = total / n
     if n == 1:
-        return MeanEstimate(mean=mean, sd=None, ci95=None)
+        return MeanEstimate(mean=mean, sd=None, ci95=None, scale=scale)
     variance = max(0.0, (total_sq - n * mean * mean) / (n - 1))
     sd = math.sqrt(variance)
     half = t975(n - 1) * sd / math.sqrt(n)
-    return MeanEstimate(mean=mean, sd=sd, ci95=(mean - half, mean + half))
+    ci95 = (mean - half, mean + half)
+    return MeanEstimate(
+        mean=mean, sd=sd, ci95=ci95 if scale is None else clip(ci95, scale), scale=scale
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,8 +168,9 @@ class Difference:
     significant: bool
 
 
-def _difference(diff: float, lo: float, hi: float) -> Difference:
-    return Difference(diff=diff, ci95=(lo, hi), significant=lo > 0 or hi < 0)
+def _difference(diff: float, lo: float, hi: float, bounds: Interval | None = None) -> Difference:
+    ci95 = (lo, hi) if bounds is None else clip((lo, hi), bounds)
+    return Difference(diff=diff, ci95=ci95, significant=lo > 0 or hi < 0)
 
 
 def nps_difference(a: NpsEstimate, n_a: int, b: NpsEstimate, n_b: int) -> Difference | None:
@@ -162,7 +184,9 @@ def nps_difference(a: NpsEstimate, n_a: int, b: NpsEstimate, n_b: int) -> Differ
         return None
     centre = b.adjusted - a.adjusted
     half = Z95 * math.sqrt(a.variance + b.variance)
-    return _difference(b.score - a.score, 100.0 * (centre - half), 100.0 * (centre + half))
+    return _difference(
+        b.score - a.score, 100.0 * (centre - half), 100.0 * (centre + half), (-200.0, 200.0)
+    )
 
 
 def proportion_difference(x_a: int, n_a: int, x_b: int, n_b: int) -> Difference | None:
@@ -181,7 +205,11 @@ def proportion_difference(x_a: int, n_a: int, x_b: int, n_b: int) -> Difference 
 
 
 def mean_difference(a: MeanEstimate, n_a: int, b: MeanEstimate, n_b: int) -> Difference | None:
-    """mean_b - mean_a with Welch's t interval (Welch-Satterthwaite degrees of freedom)."""
+    """mean_b - mean_a with Welch's t interval (Welch-Satterthwaite degrees of freedom).
+
+    When both estimates carry a scale, the interval is cut to the differences the two scales
+    allow (for two 1-7 means, -6..6).
+    """
     if a.sd is None or b.sd is None or n_a < 2 or n_b < 2:
         return None
     va = a.sd * a.sd / n_a
@@ -192,4 +220,7 @@ def mean_difference(a: MeanEstimate, n_a: int, b: MeanEstimate, n_b: int) -> Dif
         return Difference(diff=diff, ci95=(diff, diff), significant=diff != 0)
     df = se2 * se2 / (va * va / (n_a - 1) + vb * vb / (n_b - 1))
     half = t975(max(1.0, df)) * math.sqrt(se2)
-    return _difference(diff, diff - half, diff + half)
+    bounds = None
+    if a.scale is not None and b.scale is not None:
+        bounds = (b.scale[0] - a.scale[1], b.scale[1] - a.scale[0])
+    return _difference(diff, diff - half, diff + half, bounds)
