@@ -207,3 +207,141 @@ async def test_deliveries_listing_detail_and_resend(
     pending = await client.post(f"/v1/deliveries/{delivery['id']}/resend", headers=h)
     assert pending.status_code == 409
     assert (await client.post("/v1/deliveries/msg_nope/resend", headers=h)).status_code == 404
+
+
+async def test_filters_take_several_values_comma_separated_or_repeated(
+    api: tuple[httpx.AsyncClient, dict[str, str]],
+) -> None:
+    client, keys = api
+    h = auth(keys["agent"])
+    case = await first_case(client, keys["agent"], team="logistics")
+    acknowledged = await client.post(f"/v1/cases/{case['id']}/acknowledge", headers=h)
+    assert acknowledged.status_code == 200
+
+    async def teams(params: Any) -> list[str]:
+        response = await client.get("/v1/cases", headers=h, params=params)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["total"] == len(body["items"])
+        return sorted(c["team"] for c in body["items"])
+
+    assert await teams({"status": "open"}) == ["triage"]
+    assert await teams({"status": "open,acknowledged"}) == ["logistics", "triage"]
+    assert await teams([("status", "open"), ("status", "acknowledged")]) == [
+        "logistics",
+        "triage",
+    ]
+    assert await teams([("status", "open, contacted"), ("status", "acknowledged")]) == [
+        "logistics",
+        "triage",
+    ]
+    assert await teams({"status": "resolved,closed"}) == []
+    assert await teams({"team": "logistics,triage"}) == ["logistics", "triage"]
+    assert await teams([("team", "logistics"), ("team", "nobody")]) == ["logistics"]
+    assert await teams({"severity": "high,normal"}) == ["logistics", "triage"]
+    assert await teams([("severity", "low"), ("severity", "high")]) == ["triage"]
+    # Empty values filter nothing, as from a form with nothing chosen.
+    assert await teams({"status": "", "team": "", "severity": ""}) == ["logistics", "triage"]
+    # A team-bound key may name its own team, and nothing else.
+    mine = auth(keys["logistics-agent"])
+    own = await client.get("/v1/cases", headers=mine, params={"team": "logistics,logistics"})
+    assert [c["team"] for c in own.json()["items"]] == ["logistics"]
+    other = await client.get("/v1/cases", headers=mine, params={"team": "logistics,triage"})
+    assert other.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"offset": "99999999999999999999"}, "query.offset"),
+        ({"offset": str(2**63)}, "query.offset"),
+        ({"offset": "-1"}, "query.offset"),
+        ({"limit": "501"}, "query.limit"),
+        ({"limit": "0"}, "query.limit"),
+        ({"status": "open,waiting"}, "query.status.1"),
+        ({"severity": "urgent"}, "query.severity.0"),
+        ({"team": "logistics,a\x00b"}, "query.team.1"),
+        ({"team": "x" * 101}, "query.team.0"),
+        ({"team": ",".join(f"t{i}" for i in range(101))}, "query.team"),
+    ],
+)
+async def test_bad_list_parameters_are_problems_naming_the_field(
+    api: tuple[httpx.AsyncClient, dict[str, str]], params: dict[str, str], field: str
+) -> None:
+    client, keys = api
+    response = await client.get("/v1/cases", headers=auth(keys["agent"]), params=params)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert [e["field"] for e in response.json()["errors"]] == [field]
+
+
+async def test_the_deepest_page_is_empty_not_an_error(
+    api: tuple[httpx.AsyncClient, dict[str, str]],
+) -> None:
+    client, keys = api
+    for path, key in [("/v1/cases", "agent"), ("/v1/deliveries", "admin")]:
+        response = await client.get(
+            path, headers=auth(keys[key]), params={"offset": "1000000000", "limit": "500"}
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["items"] == []
+        assert response.json()["total"] > 0
+        too_deep = await client.get(path, headers=auth(keys[key]), params={"offset": "1e30"})
+        assert too_deep.status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("action", "body", "field"),
+    [
+        ("notes", {"note": "\\u0000 nul byte"}, "note"),
+        ("acknowledge", {"note": "called \\u0000"}, "note"),
+        ("contact", {"note": "\\u0000"}, "note"),
+        ("reopen", {"note": "\\u0000"}, "note"),
+        ("assign", {"assignee": "ma\\u0000ria"}, "assignee"),
+        ("assign", {"assignee": "maria", "note": "\\u0000"}, "note"),
+        ("resolve", {"root_cause": "delivery_delay\\u0000", "note": "ok"}, "root_cause"),
+        ("resolve", {"root_cause": "delivery_delay", "note": "ok\\u0000"}, "note"),
+        ("close", {"contact_outcome": "reached\\u0000", "note": "x"}, "contact_outcome"),
+        ("close", {"contact_outcome": "reached_resolved", "note": "\\u0000"}, "note"),
+        ("assign", {"assignee": "m" * 201}, "assignee"),
+        ("notes", {"note": "\\ud800 lone surrogate"}, "note"),
+    ],
+)
+async def test_what_postgresql_cannot_store_is_refused_naming_the_field(
+    api: tuple[httpx.AsyncClient, dict[str, str]], action: str, body: dict[str, str], field: str
+) -> None:
+    client, keys = api
+    h = {**auth(keys["agent"]), "content-type": "application/json"}
+    case = await first_case(client, keys["agent"], team="logistics")
+    # Written by hand: JSON's \u0000 escape, exactly as a client sends it.
+    raw = "{" + ", ".join(f'"{k}": "{v}"' for k, v in body.items()) + "}"
+    response = await client.post(f"/v1/cases/{case['id']}/{action}", headers=h, content=raw)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert [e["field"] for e in response.json()["errors"]] == [field]
+    history = (await client.get(f"/v1/cases/{case['id']}", headers=h)).json()["history"]
+    assert [entry["action"] for entry in history] == ["opened"]
+
+
+async def test_a_key_with_the_longest_name_can_act(
+    api: tuple[httpx.AsyncClient, dict[str, str]], db_sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    client, keys = api
+    async with db_sessions() as session, session.begin():
+        _, long_key = await apikeys.create_key(session, name="n" * 200, scopes=["cases"])
+    case = await first_case(client, keys["agent"], team="logistics")
+    response = await client.post(
+        f"/v1/cases/{case['id']}/notes", headers=auth(long_key), json={"note": "hello"}
+    )
+    assert response.status_code == 200, response.text
+    detail = (await client.get(f"/v1/cases/{case['id']}", headers=auth(long_key))).json()
+    assert detail["history"][-1]["actor"] == "key:" + "n" * 200
+
+
+async def test_a_delivery_id_with_a_nul_is_not_found(
+    api: tuple[httpx.AsyncClient, dict[str, str]],
+) -> None:
+    client, keys = api
+    h = auth(keys["admin"])
+    assert (await client.get("/v1/deliveries/msg_%00", headers=h)).status_code == 404
+    assert (await client.post("/v1/deliveries/msg_%00/resend", headers=h)).status_code == 404

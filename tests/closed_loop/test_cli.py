@@ -14,7 +14,7 @@ from cxloop_closed_loop.listen import make_server
 from cxloop_closed_loop.senders import signed_headers
 from cxruntime.cli import main
 from cxruntime.embedded import free_port
-from tests.closed_loop.helpers import SECRET
+from tests.closed_loop.helpers import SECRET, enriched
 
 
 def test_routes_test_prints_route_team_and_receivers(
@@ -57,6 +57,69 @@ def test_routes_test_on_a_promoter_and_a_bad_file(
     assert "route: triage (owner) -> team cx-triage" in out
     event.write_text("{not json")
     assert main(["routes", "test", "--event", str(event)]) == 2
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"\xff\xfe", ["not UTF-8 text (byte 0xff at offset 0); save it as UTF-8"]),
+        (
+            b"{not json",
+            [
+                "not JSON: Expecting property name enclosed in double quotes: line 1 column 2 "
+                "(char 1)"
+            ],
+        ),
+        (b"[" * 100_000, ["not JSON: nested too deeply"]),
+        (b"[1]", ["not a feedback event: (event): expected a JSON object, not a list"]),
+        (
+            json.dumps({"channel": "fax", "scores": {"nps": 12}}).encode(),
+            [
+                "not a feedback event: channel: Input should be 'web', 'app', 'email' or "
+                "'contact_centre' (got 'fax')",
+                "not a feedback event: scores.nps: Input should be less than or equal to 10 "
+                "(got 12)",
+            ],
+        ),
+        (
+            json.dumps({"channel": "web", "comment": "a\u0000b"}).encode(),
+            [
+                "not a feedback event: comment: must not contain the NUL character (U+0000) "
+                "(got 'a\\x00b')"
+            ],
+        ),
+        (
+            # An enriched event with one mistake is told that mistake, not the native schema's
+            # complaints about every enriched field.
+            enriched(nps=3).model_dump_json().replace('"nps":3', '"nps":"three"').encode(),
+            ["not a feedback event: scores.nps: Input should be a valid integer (got 'three')"],
+        ),
+    ],
+)
+def test_routes_test_says_in_a_line_a_field_what_is_wrong_with_the_event(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes, expected: list[str]
+) -> None:
+    event = tmp_path / "event.json"
+    event.write_bytes(content)
+    assert main(["routes", "test", "--event", str(event)]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"cxloop routes test: {event}: {line}" for line in expected]
+
+
+def test_routes_test_reads_utf8_with_a_byte_order_mark_and_names_a_missing_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    event = tmp_path / "event.json"
+    event.write_bytes(
+        b"\xef\xbb\xbf" + json.dumps({"channel": "web", "scores": {"nps": 2}}).encode()
+    )
+    assert main(["routes", "test", "--event", str(event)]) == 0
+    assert "case: yes (nps=2)" in capsys.readouterr().out
+    missing = tmp_path / "missing.json"
+    assert main(["routes", "test", "--event", str(missing)]) == 2
+    assert capsys.readouterr().err == (
+        f"cxloop routes test: cannot read {missing}: No such file or directory\n"
+    )
 
 
 def test_listen_verifies_and_prints() -> None:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from cxloop_closed_loop.business_time import add_business_time
 from cxloop_closed_loop.config import (
     DEFAULT_WEBHOOK,
     SECRET_FILE,
+    Team,
     interpolate,
     load_config,
     new_webhook_secret,
@@ -117,3 +121,36 @@ def test_config_dir_file_is_used_and_validated(tmp_path: Path) -> None:
     (tmp_path / "routing.yaml").write_text("teams: [{name: t}]\ntriage: {team: nobody}\n")
     with pytest.raises(ConfigurationError, match="unknown team 'nobody'"):
         load_config(settings, environ={})
+
+
+def test_teams_without_business_hours_work_monday_to_friday_nine_to_five_in_their_zone(
+    tmp_path: Path,
+) -> None:
+    # As docs/closed_loop.md and the comments of routing.yaml say.
+    config = load_config(ClosedLoopSettings(data_dir=tmp_path), environ={})
+    without = [team for team in config.teams if team.name in ("returns", "finance", "mobile")]
+    assert len(without) == 3
+    berlin = ZoneInfo("Europe/Berlin")
+    for team in without:
+        hours = team.business_hours
+        assert (hours.days, hours.start, hours.end, hours.holidays) == (
+            ["mon", "tue", "wed", "thu", "fri"],
+            time(9),
+            time(17),
+            [],
+        )
+        assert team.zone == berlin
+        friday = datetime(2026, 11, 27, 16, 30, tzinfo=berlin)
+        due = add_business_time(friday, timedelta(hours=1), hours, team.zone)
+        assert due == datetime(2026, 11, 30, 9, 30, tzinfo=berlin)
+    # Without a time zone either: the same hours in UTC; given hours fill in the rest.
+    nowhere = Team.model_validate({"name": "nowhere"})
+    early = Team.model_validate({"name": "early", "business_hours": {"start": "07:00"}})
+    assert nowhere.zone == ZoneInfo("UTC")
+    assert (nowhere.business_hours.start, nowhere.business_hours.end) == (time(9), time(17))
+    assert (early.business_hours.start, early.business_hours.end) == (time(7), time(17))
+    assert early.business_hours.days == ["mon", "tue", "wed", "thu", "fri"]
+    monday_night = datetime(2026, 11, 23, 17, 0, tzinfo=UTC)
+    assert add_business_time(
+        monday_night, timedelta(minutes=30), nowhere.business_hours, nowhere.zone
+    ) == datetime(2026, 11, 24, 9, 30, tzinfo=UTC)

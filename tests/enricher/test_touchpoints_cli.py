@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -178,3 +179,80 @@ def test_reads_json_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     path.write_text(json.dumps(SAMPLE[0]) + '\n{"channel": "fax"}\n', encoding="utf-8")
     assert main(["touchpoints", "test", "--event", str(path)]) == 2
     assert "not a feedback event (line 2)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"\xff\xfe", ["not UTF-8 text (byte 0xff at offset 0); save it as UTF-8"]),
+        (
+            b"{oops",
+            [
+                "not JSON: Expecting property name enclosed in double quotes: line 1 column 2 "
+                "(char 1)"
+            ],
+        ),
+        (b"[" * 100_000, ["not JSON: nested too deeply"]),
+        (b"7", ["not a feedback event: (event): expected a JSON object, not a number"]),
+        (
+            json.dumps(
+                [{"channel": "web", "comment": "ok"}, {"channel": "fax", "scores": {"nps": 12}}]
+            ).encode(),
+            [
+                "not a feedback event (item 1 of the list, counted from 0): channel: Input "
+                "should be 'web', 'app', 'email' or 'contact_centre' (got 'fax')",
+                "not a feedback event (item 1 of the list, counted from 0): scores.nps: Input "
+                "should be less than or equal to 10 (got 12)",
+            ],
+        ),
+        (
+            json.dumps({"channel": "web"}).encode(),
+            [
+                "not a feedback event: (event): an event needs at least one score (nps, csat, "
+                "ces) or a comment"
+            ],
+        ),
+        (
+            # A received event with one mistake is told that mistake, not the native schema's
+            # complaints about the fields only a received event has.
+            json.dumps(
+                {
+                    "id": "e1",
+                    "source": "web-widget",
+                    "received_at": "2026-11-23T10:00:00Z",
+                    "occurred_at": "2026-11-23T10:00:00Z",
+                    "channel": "web",
+                    "scores": {"nps": 11},
+                }
+            ).encode(),
+            ["not a feedback event: scores.nps: Input should be less than or equal to 10 (got 11)"],
+        ),
+    ],
+)
+def test_a_bad_file_is_a_line_a_problem_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes, expected: list[str]
+) -> None:
+    path = tmp_path / "bin.json"
+    path.write_bytes(content)
+    assert main(["touchpoints", "test", "--event", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"cxloop touchpoints test: {path}: {line}" for line in expected]
+
+
+def test_stdin_is_read_as_utf8_whatever_the_locale(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def stdin(data: bytes) -> io.TextIOWrapper:
+        return io.TextIOWrapper(io.BytesIO(data), encoding="ascii")
+
+    event = {"channel": "web", "comment": "Die Rückerstattung fehlt"}
+    monkeypatch.setattr(
+        "sys.stdin", stdin(b"\xef\xbb\xbf" + json.dumps(event, ensure_ascii=False).encode())
+    )
+    assert main(["touchpoints", "test", "--json", "--event", "-"]) == 0
+    assert json.loads(capsys.readouterr().out)["touchpoint"] == "returns.refund"
+    monkeypatch.setattr("sys.stdin", stdin(b"\xff\xfe"))
+    assert main(["touchpoints", "test", "--event", "-"]) == 2
+    assert capsys.readouterr().err == (
+        "cxloop touchpoints test: -: not UTF-8 text (byte 0xff at offset 0); save it as UTF-8\n"
+    )

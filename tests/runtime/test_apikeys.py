@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
@@ -91,6 +93,58 @@ async def test_create_authenticate_revoke(db_sessions: async_sessionmaker[AsyncS
         listed = await apikeys.list_keys(session)
         assert [k.name for k in listed] == ["web-widget"]
         assert listed[0].revoked_at is not None
+
+
+@pytest.mark.integration
+async def test_a_revoked_keys_name_can_be_given_to_a_new_key(
+    db_sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with db_sessions() as session, session.begin():
+        _, old = await apikeys.create_key(session, name="appkey", scopes=["ingest"])
+    async with db_sessions() as session, session.begin():
+        assert await apikeys.revoke_key(session, name="appkey")
+    async with db_sessions() as session, session.begin():
+        key, new = await apikeys.create_key(session, name="appkey", scopes=["ingest", "read"])
+    assert key.name == "appkey"
+    async with db_sessions() as session, session.begin():
+        # While the new key lives, its name is taken; the revoked row does not count.
+        with pytest.raises(apikeys.ApiKeyRequestError, match="exists already"):
+            await apikeys.create_key(session, name="appkey", scopes=["read"])
+    async with db_sessions() as session:
+        assert await apikeys.authenticate(session, old) is None
+        found = await apikeys.authenticate(session, new)
+        assert found is not None
+        assert found.scopes == {"ingest", "read"}
+        listed = await apikeys.list_keys(session)
+        # The revoked key stays listed, for the audit trail.
+        assert [(k.name, k.revoked_at is None) for k in listed] == [
+            ("appkey", False),
+            ("appkey", True),
+        ]
+    async with db_sessions() as session, session.begin():
+        assert await apikeys.revoke_key(session, name="appkey")  # the live one
+    async with db_sessions() as session:
+        assert await apikeys.authenticate(session, new) is None
+
+
+@pytest.mark.integration
+async def test_two_creations_of_one_name_at_once_give_one_key_and_a_clear_error(
+    db_sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with db_sessions() as first, db_sessions() as second:
+        await first.begin()
+        await apikeys.create_key(first, name="twin", scopes=["read"])
+        await second.begin()
+        # The second checks before the first commits, so only the unique index can stop it.
+        racing = asyncio.create_task(apikeys.create_key(second, name="twin", scopes=["read"]))
+        await asyncio.sleep(0.3)
+        assert not racing.done()  # waiting on the first transaction's row
+        await first.commit()
+        with pytest.raises(apikeys.ApiKeyRequestError, match="exists already"):
+            await racing
+        await second.rollback()
+    async with db_sessions() as session:
+        assert [k.name for k in await apikeys.list_keys(session)] == ["twin"]
 
 
 @pytest.mark.integration

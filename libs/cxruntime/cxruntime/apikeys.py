@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Final, Literal, get_args
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cxruntime.orm import ApiKeyRow
@@ -25,6 +26,8 @@ from cxschema import CHANNELS
 Scope = Literal["ingest", "read", "cases", "admin"]
 SCOPES: Final[tuple[str, ...]] = get_args(Scope)
 KEY_PREFIX: Final = "cxk_"
+LIVE_NAME_INDEX: Final = "api_keys_live_name"
+"""The unique index on the names of keys that are not revoked (a revoked key's name is free)."""
 
 
 class ApiKeyRequestError(ValueError):
@@ -134,15 +137,18 @@ async def create_key(
     team: str | None = None,
     publishable: bool = False,
 ) -> tuple[ApiKey, str]:
-    """Add a key; returns it and the secret key string, which is shown once and never stored."""
+    """Add a key; returns it and the secret key string, which is shown once and never stored.
+
+    The name must not belong to a live key; a revoked key's name may be given again (the
+    revoked key keeps its row)."""
     validate_request(
         name=name, scopes=scopes, channels=channels, origins=origins, publishable=publishable
     )
-    existing = await session.scalar(select(ApiKeyRow).where(ApiKeyRow.name == name))
-    if existing is not None:
-        raise ApiKeyRequestError(
-            f"a key named {name!r} exists already; revoke it or choose another name"
-        )
+    live = await session.scalar(
+        select(ApiKeyRow.key_id).where(ApiKeyRow.name == name, ApiKeyRow.revoked_at.is_(None))
+    )
+    if live is not None:
+        raise ApiKeyRequestError(_name_taken(name))
     key_id = secrets.token_hex(8)
     secret = secrets.token_urlsafe(32)
     key = f"{KEY_PREFIX}{key_id}_{secret}"
@@ -157,8 +163,18 @@ async def create_key(
         publishable=publishable,
     )
     session.add(row)
-    await session.flush()
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        # Another `keys create` with the same name committed in between.
+        if LIVE_NAME_INDEX in str(exc.orig):
+            raise ApiKeyRequestError(_name_taken(name)) from None
+        raise
     return _to_key(row), key
+
+
+def _name_taken(name: str) -> str:
+    return f"a key named {name!r} exists already; revoke it or choose another name"
 
 
 async def list_keys(session: AsyncSession) -> list[ApiKey]:

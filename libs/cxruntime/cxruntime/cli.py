@@ -139,6 +139,39 @@ def at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def field_errors(exc: ValidationError) -> list[str]:
+    """Each failing field of an event as one line, for the services' commands:
+    `scores.nps: <message> (got 12)`."""
+    lines = []
+    for error in exc.errors(include_url=False):
+        field = ".".join(str(part) for part in error["loc"]) or "(event)"
+        if error["type"] == "model_type":
+            kind = type(error["input"]).__name__
+            lines.append(f"{field}: expected a JSON object, not {_JSON_TYPES.get(kind, kind)}")
+            continue
+        message = error["msg"].removeprefix("Value error, ")
+        value = error.get("input")
+        shown = repr(value)
+        if error["type"] != "missing" and _is_scalar(value) and len(shown) <= 60:
+            message += f" (got {shown})"
+        lines.append(f"{field}: {message}")
+    return lines
+
+
+_JSON_TYPES = {
+    "list": "a list",
+    "str": "a string",
+    "int": "a number",
+    "float": "a number",
+    "bool": "true or false",
+    "NoneType": "null",
+}
+
+
+def _is_scalar(value: object) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
+
+
 def _dead_letters(args: argparse.Namespace) -> int:
     from cxruntime import deadletters
 
@@ -289,6 +322,12 @@ def build_parser(*, extensions: bool = True) -> argparse.ArgumentParser:
     demo.add_argument("--key", default=None, help="API key (default: the dev key of cxloop up)")
     demo.add_argument("--events", type=int, default=120, help="how many events to post")
     demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument(
+        "--wait",
+        type=float,
+        default=60.0,
+        help="seconds to wait for the events to reach the KPIs and the cases",
+    )
     demo.set_defaults(handler=_demo)
 
     for package in EXTENSIONS if extensions else ():

@@ -8,12 +8,14 @@ import random
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from cxruntime.services import BY_NAME
 from cxruntime.settings import CommonSettings
@@ -186,8 +188,39 @@ def _call(rng: random.Random, voice: Voice) -> dict[str, Any]:
     }
 
 
-def run_demo(args: argparse.Namespace) -> int:
-    """Post the stream, wait for it to flow through, print KPIs and cases."""
+DEFAULT_WAIT_S = 60.0
+"""How long the demo waits for its events to reach the KPIs and the cases."""
+POLL_S = 0.5
+
+
+class DemoError(Exception):
+    """The demo cannot go on; the message says why, for one line on stderr."""
+
+
+@dataclass
+class _Posted:
+    """Events the collector accepted, per channel, and what it refused."""
+
+    counts: dict[str, int]
+    failures: list[str]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def run_demo(
+    args: argparse.Namespace,
+    *,
+    transport: httpx.BaseTransport | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> int:
+    """Post the stream, wait until the metrics API counts it and the closed loop has
+    processed it, then print KPIs and cases.
+
+    Exit 1 when the collector refused events or the pipeline did not catch up within the
+    wait (then nothing stale is printed), 2 when the demo could not start."""
     collector, metrics, closed_loop = _default_urls(args)
     key = _key(args)
     if key is None:
@@ -195,60 +228,188 @@ def run_demo(args: argparse.Namespace) -> int:
             "cxloop demo: no API key; pass --key or run `cxloop up` in this folder", file=sys.stderr
         )
         return 2
+    # `--wait` may be missing from the namespace (a parser without the option).
+    wait_s = float(getattr(args, "wait", None) or DEFAULT_WAIT_S)
     rng = random.Random(args.seed)
     now = datetime.now(UTC)
+    # Every event the demo posts occurs in this range (natives up to 10 h back); whole hours,
+    # so that the metrics API answers the same range on every poll.
+    span = (
+        (now - timedelta(hours=11)).replace(minute=0, second=0, microsecond=0),
+        (now + timedelta(hours=2)).replace(minute=0, second=0, microsecond=0),
+    )
     headers = {"Authorization": f"Bearer {key}"}
-    counts = {"web": 0, "app": 0, "email": 0, "contact_centre": 0}
-    failures: list[str] = []
-    with httpx.Client(headers=headers, timeout=10) as client:
+    with httpx.Client(headers=headers, timeout=10, transport=transport) as client:
         try:
-            client.get(f"{collector}/healthz").raise_for_status()
-        except httpx.HTTPError as exc:
-            print(
-                f"cxloop demo: no collector at {collector} ({exc}); start `cxloop up` first",
-                file=sys.stderr,
+            _check_collector(client, collector)
+            before = (
+                _kpi_responses(client, metrics, span),
+                _feedback_processed(client, closed_loop),
             )
+        except DemoError as exc:
+            print(f"cxloop demo: {exc}", file=sys.stderr)
             return 2
-        natives = []
-        for _ in range(args.events):
-            voice = rng.choice(VOICES)
-            channel = rng.choices(("web", "app", "email", "contact_centre"), (5, 3, 1, 1))[0]
-            if channel in ("web", "app"):
-                natives.append(_native(rng, voice, channel, now))
-                counts[channel] += 1
-            elif channel == "email":
-                response = client.post(f"{collector}/v1/channels/email", json=_email(rng, voice))
-                _tally(response, "email", counts, failures)
-            else:
-                response = client.post(
-                    f"{collector}/v1/channels/contact-centre", json=[_call(rng, voice)]
-                )
-                _tally(response, "contact_centre", counts, failures)
-        for start in range(0, len(natives), 100):
-            response = client.post(
-                f"{collector}/v1/feedback/batch", json={"events": natives[start : start + 100]}
-            )
-            if response.status_code >= 300:
-                failures.append(f"batch: {response.status_code} {response.text[:200]}")
+        try:
+            posted = _post_stream(client, collector, rng, args.events, now)
+        except httpx.HTTPError as exc:
+            print(f"cxloop demo: the collector at {collector} failed: {exc}", file=sys.stderr)
+            return 1
         print(
-            f"posted {sum(counts.values())} events: "
-            + ", ".join(f"{c} {n}" for c, n in counts.items())
+            f"posted {posted.total} events: "
+            + ", ".join(f"{c} {n}" for c, n in posted.counts.items())
         )
-        for failure in failures[:5]:
+        for failure in posted.failures[:5]:
             print(f"  rejected: {failure}")
-        time.sleep(3)
+        print(f"waiting for them to reach the KPIs and the cases (at most {wait_s:g} s)")
+        started = clock()
+        try:
+            _wait_for_pipeline(
+                client,
+                metrics=metrics,
+                closed_loop=closed_loop,
+                span=span,
+                before=before,
+                expected=posted.total,
+                deadline=started + wait_s,
+                sleep=sleep,
+                clock=clock,
+            )
+        except DemoError as exc:
+            print(f"cxloop demo: {exc}", file=sys.stderr)
+            return 1
+        print(f"all {posted.total} counted and processed after {clock() - started:.1f} s")
         _print_kpis(client, metrics)
         _print_cases(client, closed_loop)
-    return 0 if not failures else 1
+    return 0 if not posted.failures else 1
 
 
-def _tally(
-    response: httpx.Response, channel: str, counts: dict[str, int], failures: list[str]
+def _check_collector(client: httpx.Client, collector: str) -> None:
+    try:
+        client.get(f"{collector}/healthz").raise_for_status()
+    except httpx.HTTPError as exc:
+        raise DemoError(f"no collector at {collector} ({exc}); start `cxloop up` first") from None
+
+
+def _post_stream(
+    client: httpx.Client, collector: str, rng: random.Random, events: int, now: datetime
+) -> _Posted:
+    """Post `events` events on the four channels; count what the collector accepted."""
+    posted = _Posted({"web": 0, "app": 0, "email": 0, "contact_centre": 0}, [])
+    natives = []
+    for _ in range(events):
+        voice = rng.choice(VOICES)
+        channel = rng.choices(("web", "app", "email", "contact_centre"), (5, 3, 1, 1))[0]
+        if channel in ("web", "app"):
+            natives.append(_native(rng, voice, channel, now))
+        elif channel == "email":
+            response = client.post(f"{collector}/v1/channels/email", json=_email(rng, voice))
+            _tally(response, ["email"], posted)
+        else:
+            response = client.post(
+                f"{collector}/v1/channels/contact-centre", json=[_call(rng, voice)]
+            )
+            _tally(response, ["contact_centre"], posted)
+    for start in range(0, len(natives), 100):
+        chunk = natives[start : start + 100]
+        response = client.post(f"{collector}/v1/feedback/batch", json={"events": chunk})
+        _tally(response, [event["channel"] for event in chunk], posted)
+    return posted
+
+
+def _tally(response: httpx.Response, channels: list[str], posted: _Posted) -> None:
+    """Count the events one post added: 202 for one event; for a list, 200 with per-item
+    results (`accepted`, `duplicates` and the `rejected` items by index)."""
+    if response.status_code == 202:
+        posted.counts[channels[0]] += 1
+        return
+    if response.status_code != 200:
+        posted.failures.append(f"{channels[0]}: {response.status_code} {response.text[:200]}")
+        return
+    body = response.json()
+    if "rejected" not in body:
+        return  # one event, a duplicate: nothing new
+    refused = {int(item["index"]) for item in body["rejected"]}
+    for index, channel in enumerate(channels):
+        if index not in refused:
+            posted.counts[channel] += 1
+    for item in body["rejected"]:
+        posted.failures.append(f"{channels[int(item['index'])]}: {str(item['errors'])[:200]}")
+
+
+def _kpi_responses(client: httpx.Client, metrics: str, span: tuple[datetime, datetime]) -> int:
+    """Responses the metrics API counts in `span`, all channels together."""
+    params = {"from": span[0].isoformat(), "to": span[1].isoformat()}
+    try:
+        response = client.get(f"{metrics}/v1/kpis", params=params)
+    except httpx.HTTPError as exc:
+        raise DemoError(f"no metrics API at {metrics} ({exc})") from None
+    if response.status_code != 200:
+        raise DemoError(
+            f"the metrics API at {metrics} answered {response.status_code}: {response.text[:200]}"
+        )
+    return sum(int(group["responses"]) for group in response.json()["groups"])
+
+
+def _feedback_processed(client: httpx.Client, closed_loop: str) -> int:
+    """Enriched events the closed loop has processed, whatever they did to cases, from its
+    `cx_closed_loop_feedback_total`. It counts an event after the transaction that opened or
+    updated its case committed, so a counted event's case exists."""
+    try:
+        response = client.get(f"{closed_loop}/metrics")
+        response.raise_for_status()
+    except httpx.HTTPError as exc:
+        raise DemoError(f"no closed loop at {closed_loop} ({exc})") from None
+    return int(
+        sum(
+            sample.value
+            for family in text_string_to_metric_families(response.text)
+            for sample in family.samples
+            if sample.name == "cx_closed_loop_feedback_total"
+        )
+    )
+
+
+def _wait_for_pipeline(
+    client: httpx.Client,
+    *,
+    metrics: str,
+    closed_loop: str,
+    span: tuple[datetime, datetime],
+    before: tuple[int, int],
+    expected: int,
+    deadline: float,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
 ) -> None:
-    if response.status_code < 300:
-        counts[channel] += 1
+    """Poll until the metrics API counts `expected` responses more than `before` and the
+    closed loop has processed as many events more; else DemoError naming the stage behind."""
+    counted_before, processed_before = before
+    while True:
+        counted = _kpi_responses(client, metrics, span) - counted_before
+        processed_now = _feedback_processed(client, closed_loop)
+        if processed_now < processed_before:
+            processed_before = 0  # the closed loop restarted, and its counter with it
+        processed = processed_now - processed_before
+        if counted >= expected and processed >= expected:
+            return
+        if clock() >= deadline:
+            raise DemoError(_behind(counted, processed, expected, metrics, closed_loop))
+        sleep(POLL_S)
+
+
+def _behind(counted: int, processed: int, expected: int, metrics: str, closed_loop: str) -> str:
+    """Which stage did not catch up, in one line."""
+    progress = (
+        f"the metrics API counted {max(counted, 0)} of the {expected} events, "
+        f"the closed loop processed {max(processed, 0)}"
+    )
+    if counted < expected and processed < expected:
+        stage = "the enricher (or Kafka) is behind or stopped, as neither consumer has them all"
+    elif counted < expected:
+        stage = f"the metrics service at {metrics} is behind or stopped"
     else:
-        failures.append(f"{channel}: {response.status_code} {response.text[:200]}")
+        stage = f"the closed loop at {closed_loop} is behind or stopped"
+    return f"timed out waiting for the pipeline: {progress}; {stage}"
 
 
 def _print_kpis(client: httpx.Client, metrics: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ARRAY, DateTime, MetaData, String, Text, func
+from sqlalchemy import ARRAY, DateTime, Index, MetaData, String, Text, func, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -21,7 +21,7 @@ class ApiKeyRow(_Base):
     __tablename__ = "api_keys"
 
     key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    name: Mapped[str] = mapped_column(String(200), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
     key_hash: Mapped[str] = mapped_column(String(64))
     scopes: Mapped[list[str]] = mapped_column(ARRAY(Text))
     channels: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
@@ -30,3 +30,14 @@ class ApiKeyRow(_Base):
     publishable: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    __table_args__ = (
+        # Unique among live keys only: a revoked key keeps its row (and name) for the audit
+        # trail, and the name can be given to a new key.
+        Index(
+            "api_keys_live_name",
+            "name",
+            unique=True,
+            postgresql_where=text("revoked_at IS NULL"),
+        ),
+    )

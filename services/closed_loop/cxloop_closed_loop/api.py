@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BeforeValidator, StringConstraints
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cxloop_closed_loop import repository
 from cxloop_closed_loop.cases import CaseNotFound, transition
 from cxloop_closed_loop.clock import Clock
+from cxloop_closed_loop.config import Severity
 from cxloop_closed_loop.holder import ConfigHolder
-from cxloop_closed_loop.lifecycle import ActionInput, IllegalTransition, InvalidRequest
+from cxloop_closed_loop.lifecycle import ActionInput, IllegalTransition, InvalidRequest, Status
 from cxloop_closed_loop.notifications import case_data
 from cxloop_closed_loop.orm import CaseRow, DeliveryRow
 from cxloop_closed_loop.relay import ResendConflict, resend
@@ -38,6 +40,7 @@ from cxloop_closed_loop.schemas import (
 from cxruntime.apikeys import ApiKey
 from cxruntime.auth import AdminKey, CasesKey
 from cxruntime.problems import Problem
+from cxschema.events import NoNul
 
 
 @dataclass
@@ -57,6 +60,47 @@ def _state(request: Request) -> ClosedLoopState:
 
 
 StateDep = Annotated[ClosedLoopState, Depends(_state)]
+
+MAX_LIMIT: Final = 500
+MAX_OFFSET: Final = 1_000_000_000
+"""Deeper than any case list gets; far below the int64 PostgreSQL takes for OFFSET."""
+MAX_FILTER_VALUES: Final = 100
+
+
+def _split_commas(value: Any) -> Any:
+    """`status=open,acknowledged` and `status=open&status=acknowledged` alike: every value of
+    every occurrence, empty ones left out (so `status=` filters nothing)."""
+    if not isinstance(value, list):
+        return value
+    return [
+        part.strip()
+        for item in value
+        for part in (item.split(",") if isinstance(item, str) else [item])
+        if not isinstance(part, str) or part.strip()
+    ]
+
+
+def _several(description: str) -> Any:
+    return Query(
+        default_factory=list,
+        max_length=MAX_FILTER_VALUES,
+        description=f"{description}; several values comma-separated or repeated "
+        "(a case matches any of them)",
+    )
+
+
+StatusFilter = Annotated[
+    list[Status], BeforeValidator(_split_commas), _several("only cases in this status")
+]
+TeamFilter = Annotated[
+    list[Annotated[str, StringConstraints(min_length=1, max_length=100), NoNul]],
+    BeforeValidator(_split_commas),
+    _several("only cases owned by this team"),
+]
+SeverityFilter = Annotated[
+    list[Severity], BeforeValidator(_split_commas), _several("only cases of this severity")
+]
+
 router = APIRouter(prefix="/v1", tags=["cases"])
 
 
@@ -71,25 +115,29 @@ def _case_id(case_id: str) -> uuid.UUID:
         raise Problem(404, "Not found", f"no case {case_id}") from None
 
 
-def _team_filter(key: ApiKey, team: str | None) -> str | None:
+def _team_filter(key: ApiKey, teams: list[str]) -> list[str]:
     if key.team is None:
-        return team
-    if team is not None and team != key.team:
+        return teams
+    if any(team != key.team for team in teams):
         raise Problem(403, "Forbidden", f"the key {key.name!r} may only see team {key.team!r}")
-    return key.team
+    return [key.team]
 
 
 @router.get("/cases", summary="List cases", response_model=CaseList)
 async def list_cases(  # noqa: PLR0917 (FastAPI query parameters)
     key: CasesKey,
     state: StateDep,
-    status: Literal["open", "acknowledged", "contacted", "resolved", "closed"] | None = None,
-    team: str | None = None,
-    severity: Literal["high", "normal", "low"] | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    status: StatusFilter,
+    team: TeamFilter,
+    severity: SeverityFilter,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> CaseList:
-    """Cases, newest first; a team-bound key sees only its team's cases."""
+    """Cases, newest first; a team-bound key sees only its team's cases.
+
+    Each filter takes several values, comma-separated or repeated (`status=open,acknowledged`
+    or `status=open&status=acknowledged`): a case matches when it has any of them.
+    """
     async with state.sessions() as session:
         rows, total = await repository.list_cases(
             session,
@@ -226,6 +274,13 @@ async def notes(case_id: str, body: NoteBody, key: CasesKey, state: StateDep) ->
 deliveries_router = APIRouter(prefix="/v1", tags=["deliveries"])
 
 
+def _delivery_id(delivery_id: str) -> str:
+    # Ids are `msg_<uuid>`; PostgreSQL refuses U+0000 even in a comparison, and no id has it.
+    if "\x00" in delivery_id:
+        raise Problem(404, "Not found", "no delivery with that id")
+    return delivery_id
+
+
 def _delivery_view(row: DeliveryRow) -> DeliveryView:
     return DeliveryView(
         id=row.id,
@@ -249,8 +304,8 @@ async def list_deliveries(
     key: AdminKey,
     state: StateDep,
     status: DeliveryStatus | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> DeliveryList:
     """Deliveries, newest first."""
     async with state.sessions() as session:
@@ -264,7 +319,7 @@ async def list_deliveries(
 async def get_delivery(delivery_id: str, key: AdminKey, state: StateDep) -> DeliveryDetail:
     """A delivery, its body and every attempt."""
     async with state.sessions() as session:
-        row = await repository.get_delivery(session, delivery_id)
+        row = await repository.get_delivery(session, _delivery_id(delivery_id))
         if row is None:
             raise Problem(404, "Not found", f"no delivery {delivery_id}")
         attempts = await repository.delivery_attempts(session, delivery_id)
@@ -291,7 +346,9 @@ async def resend_delivery(delivery_id: str, key: AdminKey, state: StateDep) -> D
     """Back to the outbox with the same webhook-id; the relay sends it promptly."""
     async with state.sessions() as session, session.begin():
         try:
-            row = await resend(session, delivery_id=delivery_id, now=state.clock.now())
+            row = await resend(
+                session, delivery_id=_delivery_id(delivery_id), now=state.clock.now()
+            )
         except ResendConflict as exc:
             raise Problem(409, "Conflict", str(exc)) from None
         if row is None:

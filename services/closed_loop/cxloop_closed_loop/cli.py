@@ -24,7 +24,7 @@ from cxloop_closed_loop.listen import listen
 from cxloop_closed_loop.relay import ResendConflict, resend
 from cxloop_closed_loop.routing import route
 from cxloop_closed_loop.settings import ClosedLoopSettings
-from cxruntime.cli import at_least
+from cxruntime.cli import at_least, field_errors
 from cxruntime.db import make_engine, make_sessionmaker
 from cxschema import FeedbackEnriched, FeedbackSubmission
 
@@ -62,12 +62,22 @@ def register(commands: Any) -> None:
     lis.set_defaults(handler=_webhooks_listen)
 
 
-def as_enriched(raw: dict[str, Any]) -> FeedbackEnriched:
+class NotAnEventError(ValueError):
+    """The file holds no event `routes test` can use; each line of the message says why."""
+
+
+def as_enriched(raw: Any) -> FeedbackEnriched:
     """An enriched event from a file holding an enriched or a native event."""
     try:
         return FeedbackEnriched.model_validate(raw)
-    except ValidationError:
-        submission = FeedbackSubmission.model_validate(raw)
+    except ValidationError as enriched:
+        try:
+            submission = FeedbackSubmission.model_validate(raw)
+        except ValidationError as native:
+            # Report against the schema the file comes closer to: a native event's mistake is
+            # not buried under the fields only an enriched event has, and vice versa.
+            closest = min(native, enriched, key=lambda exc: exc.error_count())
+            raise NotAnEventError(_not_an_event(closest)) from None
     now = datetime.now(UTC)
     data = submission.model_dump(exclude_none=True)
     data.update(
@@ -80,7 +90,32 @@ def as_enriched(raw: dict[str, Any]) -> FeedbackEnriched:
         language=submission.language or "und",
         sentiment=raw.get("sentiment") or {"label": "neutral", "score": 0.0},
     )
-    return FeedbackEnriched.model_validate(data)
+    try:
+        return FeedbackEnriched.model_validate(data)
+    except ValidationError as exc:
+        raise NotAnEventError(_not_an_event(exc)) from None
+
+
+def _not_an_event(exc: ValidationError) -> str:
+    return "\n".join(f"not a feedback event: {line}" for line in field_errors(exc))
+
+
+def read_event(path: Path) -> FeedbackEnriched:
+    """The event of a JSON file (UTF-8, with or without a byte-order mark)."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise NotAnEventError(
+            f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); save it as UTF-8"
+        ) from None
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise NotAnEventError(f"not JSON: {exc}") from None
+    except RecursionError:
+        raise NotAnEventError("not JSON: nested too deeply") from None
+    return as_enriched(raw)
 
 
 def explain(config: RoutingConfig, event: FeedbackEnriched) -> list[str]:
@@ -107,10 +142,14 @@ def _routes_test(args: argparse.Namespace) -> int:
     settings = ClosedLoopSettings()
     config = load_config(settings)
     try:
-        raw = json.loads(args.event.read_text())
-        event = as_enriched(raw)
-    except (OSError, json.JSONDecodeError, ValidationError) as exc:
-        print(f"cxloop routes test: cannot read the event: {exc}", file=sys.stderr)
+        event = read_event(args.event)
+    except OSError as exc:
+        reason = exc.strerror or exc
+        print(f"cxloop routes test: cannot read {args.event}: {reason}", file=sys.stderr)
+        return 2
+    except NotAnEventError as exc:
+        for line in str(exc).splitlines():
+            print(f"cxloop routes test: {args.event}: {line}", file=sys.stderr)
         return 2
     for line in explain(config, event):
         print(line)

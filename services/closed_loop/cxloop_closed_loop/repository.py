@@ -97,20 +97,25 @@ async def get_case(
 async def list_cases(
     session: AsyncSession,
     *,
-    status: str | None,
-    team: str | None,
-    severity: str | None,
+    status: Collection[str] = (),
+    team: Collection[str] = (),
+    severity: Collection[str] = (),
     limit: int,
     offset: int,
 ) -> tuple[list[CaseRow], int]:
-    """Cases matching the filters, newest first, and how many match in all."""
-    conditions = []
-    if status is not None:
-        conditions.append(CaseRow.status == status)
-    if team is not None:
-        conditions.append(CaseRow.team == team)
-    if severity is not None:
-        conditions.append(CaseRow.severity == severity)
+    """Cases matching the filters, newest first, and how many match in all.
+
+    Each filter is a set of values a case may have any of; an empty one filters nothing.
+    """
+    conditions = [
+        column.in_(sorted(set(values)))
+        for column, values in (
+            (CaseRow.status, status),
+            (CaseRow.team, team),
+            (CaseRow.severity, severity),
+        )
+        if values
+    ]
     total = await session.scalar(select(func.count()).select_from(CaseRow).where(*conditions))
     rows = await session.scalars(
         select(CaseRow)

@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+from cxschema.events import NoNul
+
+# Every string of a request body ends up in PostgreSQL (text, varchar or jsonb), which refuses
+# U+0000: NoNul answers 422 naming the field instead of a failing transaction. The lengths are
+# those of the columns.
+Note = Annotated[str, StringConstraints(max_length=5000), NoNul]
+RequiredNote = Annotated[str, StringConstraints(min_length=1, max_length=5000), NoNul]
+Code = Annotated[str, StringConstraints(min_length=1, max_length=100), NoNul]
+Person = Annotated[str, StringConstraints(min_length=1, max_length=200), NoNul]
 
 
 class CaseCustomer(BaseModel):
@@ -91,7 +101,7 @@ class ActionBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    note: str | None = Field(None, max_length=5000)
+    note: Note | None = None
 
 
 class ResolveBody(BaseModel):
@@ -99,8 +109,8 @@ class ResolveBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    root_cause: str = Field(min_length=1, max_length=100)
-    note: str = Field(min_length=1, max_length=5000)
+    root_cause: Code
+    note: RequiredNote
 
 
 class CloseBody(BaseModel):
@@ -108,8 +118,8 @@ class CloseBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    contact_outcome: str = Field(min_length=1, max_length=100)
-    note: str | None = Field(None, max_length=5000)
+    contact_outcome: Code
+    note: Note | None = None
 
 
 class AssignBody(BaseModel):
@@ -117,8 +127,8 @@ class AssignBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    assignee: str = Field(min_length=1, max_length=200)
-    note: str | None = Field(None, max_length=5000)
+    assignee: Person
+    note: Note | None = None
 
 
 class NoteBody(BaseModel):
@@ -126,7 +136,7 @@ class NoteBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    note: str = Field(min_length=1, max_length=5000)
+    note: RequiredNote
 
 
 DeliveryStatus = Literal["pending", "delivered", "dead"]

@@ -19,7 +19,7 @@ from cxloop_enricher.sentiment.cli import register_sentiment
 from cxloop_enricher.settings import load_settings
 from cxloop_enricher.taxonomy import Taxonomy, load_taxonomy
 from cxloop_enricher.touchpoints import Tagging, TouchpointTagger
-from cxruntime.cli import at_least
+from cxruntime.cli import at_least, field_errors
 from cxschema import FeedbackReceived, FeedbackSubmission
 
 
@@ -69,16 +69,29 @@ class _NotAnEventError(ValueError):
     """The file holds something other than feedback events; the message says which item."""
 
 
+def _read_text(source: str) -> str:
+    """The file's (or stdin's) text: UTF-8, with or without a byte-order mark."""
+    data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise _NotAnEventError(
+            f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); save it as UTF-8"
+        ) from None
+
+
 def _read_events(source: str) -> list[FeedbackSubmission]:
     """The events of a JSON file (one event or a list) or of JSON lines (one event each)."""
-    text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    text = _read_text(source)
     places: list[str]
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         if exc.msg != "Extra data":
-            raise
+            raise _NotAnEventError(f"not JSON: {exc}") from None
         items, places = _json_lines(text)
+    except RecursionError:
+        raise _NotAnEventError("not JSON: nested too deeply") from None
     else:
         items = data if isinstance(data, list) else [data]
         places = [f" (item {i} of the list, counted from 0)" for i in range(len(items))]
@@ -90,11 +103,18 @@ def _read_events(source: str) -> list[FeedbackSubmission]:
     for item, place in zip(items, places, strict=True):
         try:
             events.append(FeedbackReceived.model_validate(item))
-        except ValidationError:
+        except ValidationError as received:
             try:
                 events.append(FeedbackSubmission.model_validate(item))
-            except ValidationError as exc:
-                raise _NotAnEventError(f"not a feedback event{place}:\n{exc}") from exc
+            except ValidationError as submitted:
+                # Report against the schema the item comes closer to: a native event's mistake
+                # is not buried under the fields only a received event has, and vice versa.
+                closest = min(submitted, received, key=lambda exc: exc.error_count())
+                raise _NotAnEventError(
+                    "\n".join(
+                        f"not a feedback event{place}: {line}" for line in field_errors(closest)
+                    )
+                ) from None
     return events
 
 
@@ -107,8 +127,9 @@ def _json_lines(text: str) -> tuple[list[Any], list[str]]:
             continue
         try:
             items.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise _NotAnEventError(f"line {number}: not JSON: {exc}") from exc
+        except (json.JSONDecodeError, RecursionError) as exc:
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            raise _NotAnEventError(f"line {number}: not JSON: {reason}") from exc
         places.append(f" (line {number})")
     return items, places
 
@@ -158,11 +179,13 @@ def _test(args: argparse.Namespace) -> int:
     taxonomy = load_taxonomy(settings.config_dir)
     try:
         events = _read_events(args.event)
-    except (OSError, json.JSONDecodeError) as exc:
-        print(f"cxloop touchpoints test: cannot read {args.event}: {exc}", file=sys.stderr)
+    except OSError as exc:
+        reason = exc.strerror or exc
+        print(f"cxloop touchpoints test: cannot read {args.event}: {reason}", file=sys.stderr)
         return 2
     except _NotAnEventError as exc:
-        print(f"cxloop touchpoints test: {args.event}: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines():
+            print(f"cxloop touchpoints test: {args.event}: {line}", file=sys.stderr)
         return 2
     tagger = TouchpointTagger(taxonomy)
     redactor = configured_redactor(taxonomy, settings)

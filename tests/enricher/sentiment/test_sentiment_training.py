@@ -4,6 +4,7 @@ import argparse
 import io
 import json
 import random
+import re
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -289,6 +290,106 @@ def test_read_tsv_reads_german_label_names_and_refuses_unknown_labels(tmp_path: 
     path.write_text("gut\tpositive\nmies\tnegtive\n", encoding="utf-8")
     with pytest.raises(ValueError, match=r"de.tsv:2: unknown label 'negtive' \(expected one of"):
         read_tsv(path)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "text\tlabel\nsuper\tpositive\nmies\tnegativ\n",
+        "label\ttext\npositive\tsuper\nnegativ\tmies\n",
+        " Label \tTEXT\npositive\tsuper\nnegativ\tmies\n",
+        "text\tlabel\textra\nsuper\tpositive\tx\nmies\tnegativ\ty\n",
+        "id\tlabel\tsource\ttext\n1\tpositive\tweb\tsuper\n2\tnegativ\tapp\tmies\n",
+        # Columns a header names after text and label may be missing from a line.
+        "text\tlabel\tnote\nsuper\tpositive\tok\nmies\tnegativ\n",
+        # No header: text<TAB>label, as documented.
+        "super\tpositive\nmies\tnegativ\n",
+    ],
+)
+def test_read_tsv_reads_the_columns_its_header_names(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "d.tsv"
+    path.write_text(content, encoding="utf-8")
+    assert [(e.text, e.label) for e in read_tsv(path)] == [
+        ("super", "positive"),
+        ("mies", "negative"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "a\tb\tpositive\n",
+        "text\tlabel\na\tb\tpositive\n",
+        "label\ttext\npositive\ta\tb\n",
+        "id\ttext\tlabel\n1\ta\tb\tpositive\n",
+        "text\tnote\tlabel\na\tb\tn\tpositive\n",
+    ],
+)
+def test_read_tsv_gives_the_tabs_of_a_line_beyond_the_headers_to_the_text(
+    tmp_path: Path, content: str
+) -> None:
+    path = tmp_path / "d.tsv"
+    path.write_text(content, encoding="utf-8")
+    assert [(e.text, e.label) for e in read_tsv(path)] == [("a\tb", "positive")]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            "id\tlabel\ttext\n1\tpositive\tgut\n2\tnegative\n",
+            "d.tsv:3: expected 3 tab-separated columns as in the header (text in column 3, "
+            "label in column 2), got 2",
+        ),
+        (
+            "text\tlabel\tText\ngut\tpositive\tx\n",
+            "d.tsv:1: the header names the column 'text' twice",
+        ),
+        (
+            "text\tsentiment\ngut\tpositive\n",
+            "d.tsv:1: unknown label 'sentiment' (expected one of negative, neutral, positive, "
+            "mixed; German negativ, positiv, gemischt); a header line names the columns text "
+            "and label",
+        ),
+        ("label\ttext\nsuper\tpositive\n", "d.tsv:2: unknown label 'super'"),
+        (f"gut\tpositive\n{'x' * 200_000}\tpositive\n", "d.tsv:2: field larger than field limit"),
+    ],
+)
+def test_read_tsv_names_the_line_that_does_not_fit(
+    tmp_path: Path, content: str, message: str
+) -> None:
+    path = tmp_path / "d.tsv"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(ValueError, match="^" + re.escape(f"{tmp_path}/{message}")):
+        read_tsv(path)
+
+
+def test_cli_eval_and_train_read_the_header(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = _dataset(60, seed=5)
+    plain = _write_tsv(tmp_path / "plain.tsv", rows)
+    swapped = tmp_path / "swapped.tsv"
+    swapped.write_text(
+        "label\ttext\tcomment\n" + "".join(f"{label}\t{text}\tx\n" for text, label in rows),
+        encoding="utf-8",
+    )
+    assert _run(["sentiment", "eval", str(plain), "--language", "de"]) == 0
+    expected = capsys.readouterr().out
+    assert _run(["sentiment", "eval", str(swapped), "--language", "de"]) == 0
+    assert capsys.readouterr().out == expected
+    model = tmp_path / "m.model"
+    argv = ["sentiment", "train", "--data", str(swapped), "--out", str(model)]
+    assert _run([*argv, "--language", "de", "--embeddings", "off", "--epochs", "20"]) == 0
+    assert "trained on 60 examples" in capsys.readouterr().out
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("text\tlabel\ngut\tprima\n", encoding="utf-8")
+    for command in (["eval", str(bad)], ["train", "--data", str(bad), "--out", str(model)]):
+        assert _run(["sentiment", *command]) == 2
+        assert capsys.readouterr().err == (
+            f"cxloop sentiment: {bad}:2: unknown label 'prima' (expected one of negative, "
+            "neutral, positive, mixed; German negativ, positiv, gemischt)\n"
+        )
 
 
 def test_bootstrap_interval_of_the_macro_f1() -> None:

@@ -29,8 +29,12 @@ from cxloop_enricher.sentiment.training import TrainingConfig, train
 from cxruntime.cli import at_least
 
 BATCH = 256
-INTERVAL_MINIMUM = 30  # examples; fewer give no useful bootstrap interval
 """Lines `score` reads at a time for a model that encodes many texts in one call."""
+INTERVAL_MINIMUM = 30  # examples; fewer give no useful bootstrap interval
+TSV_HELP = (
+    "TSV whose header names the columns text and label (any order; other columns ignored), "
+    "or without a header text<TAB>label lines"
+)
 
 
 def register_sentiment(commands: Any) -> None:
@@ -58,14 +62,14 @@ def register_sentiment(commands: Any) -> None:
     )
     scorer.set_defaults(handler=_score)
 
-    evaluator = sub.add_parser("eval", help="macro-F1 against a labelled text<TAB>label file")
-    evaluator.add_argument("file", help="TSV with columns text and label")
+    evaluator = sub.add_parser("eval", help="macro-F1 against a labelled TSV file")
+    evaluator.add_argument("file", help=TSV_HELP)
     evaluator.add_argument("--model", default=None, help="a model (default: shipped tagger)")
     evaluator.add_argument("--language", default=None, help="ISO 639-1 code (default: detect)")
     evaluator.set_defaults(handler=_eval)
 
     trainer = sub.add_parser("train", help="train a model on labelled comments")
-    trainer.add_argument("--data", required=True, help="TSV with columns text and label")
+    trainer.add_argument("--data", required=True, help=TSV_HELP)
     trainer.add_argument("--out", required=True, help="where to write the model")
     trainer.add_argument("--language", default=None, help="ISO 639-1 code (default: detect)")
     trainer.add_argument(

@@ -36,33 +36,88 @@ class Scores:
     support: dict[str, int]
 
 
-def _is_header(row: list[str]) -> bool:
-    """True for a first line whose first two columns are `text` and `label`, in any case."""
-    return [column.strip().lower() for column in row[:2]] == ["text", "label"]
+@dataclass(frozen=True)
+class _Columns:
+    """Where a file keeps its text and label: from its header, or text first and label last."""
+
+    text: int
+    label: int
+    width: int
+    """Columns a line has when its text holds no tab (the header's; 0 without a header)."""
+
+    def read(self, row: list[str]) -> tuple[str, str] | None:
+        """(text, label) of a line, or None when it lacks a column. A text may hold tabs (the
+        file is not quoted): a line's columns beyond the header's belong to the text."""
+        if not self.width:
+            return ("\t".join(row[:-1]), row[-1]) if len(row) >= 2 else None
+        surplus = max(0, len(row) - self.width)
+        label = self.label + surplus if self.label > self.text else self.label
+        if max(self.text + surplus, label) >= len(row):
+            return None
+        return "\t".join(row[self.text : self.text + surplus + 1]), row[label]
+
+
+_HEADERLESS = _Columns(text=0, label=-1, width=0)  # text first, label last
+
+
+def _header(path: str | Path, row: list[str]) -> _Columns | None:
+    """The columns a first line names, when it is a header: it names `text` and `label` (in any
+    case and order, with other columns beside them, which are ignored)."""
+    names = [column.strip().lower() for column in row]
+    if "text" not in names or "label" not in names:
+        return None
+    for name in ("text", "label"):
+        if names.count(name) > 1:
+            raise ValueError(f"{path}:1: the header names the column {name!r} twice")
+    return _Columns(text=names.index("text"), label=names.index("label"), width=len(row))
 
 
 def read_tsv(path: str | Path) -> list[Example]:
-    """Examples from `text<TAB>label` lines; a header line `text<TAB>label` is skipped.
+    """Examples from a tab-separated file of texts and their labels.
+
+    With a header (a first line naming the columns `text` and `label`, in any case and order),
+    those two columns are read and any others ignored. Without one, each line is
+    `text<TAB>label`: the label is the last column. The file is not quoted, so a text may hold
+    tabs; the columns a line has beyond the header's (or before the label, without a header)
+    belong to its text.
 
     A label is negative, neutral, positive or mixed (any case; German negativ, positiv and
     gemischt are read as those); any other label is an error naming its line, so that a typo
     cannot become a class of its own."""
     examples: list[Example] = []
+    columns = _HEADERLESS
     with Path(path).open(encoding="utf-8", newline="") as handle:
         reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
-        for number, row in enumerate(reader, start=1):
-            if not row or (number == 1 and _is_header(row)):
-                continue
-            if len(row) < 2:
-                raise ValueError(f"{path}:{number}: expected text<TAB>label")
-            text, label = "\t".join(row[:-1]), row[-1].strip().lower()
-            if label not in FILE_LABELS:
-                raise ValueError(
-                    f"{path}:{number}: unknown label {row[-1].strip()!r} (expected one of "
-                    f"{', '.join(LABELS)}; German {', '.join(_GERMAN_LABELS)})"
-                )
-            examples.append(Example(text, FILE_LABELS[label]))
+        try:
+            for number, row in enumerate(reader, start=1):
+                if not row:
+                    continue
+                if number == 1 and (header := _header(path, row)) is not None:
+                    columns = header
+                    continue
+                pair = columns.read(row)
+                if pair is None:
+                    raise ValueError(f"{path}:{number}: {_expected(columns, row)}")
+                text, label = pair
+                if label.strip().lower() not in FILE_LABELS:
+                    hint = "; a header line names the columns text and label" if number == 1 else ""
+                    raise ValueError(
+                        f"{path}:{number}: unknown label {label.strip()!r} (expected one of "
+                        f"{', '.join(LABELS)}; German {', '.join(_GERMAN_LABELS)}){hint}"
+                    )
+                examples.append(Example(text, FILE_LABELS[label.strip().lower()]))
+        except csv.Error as exc:
+            raise ValueError(f"{path}:{reader.line_num}: {exc}") from None
     return examples
+
+
+def _expected(columns: _Columns, row: list[str]) -> str:
+    if not columns.width:
+        return "expected text<TAB>label"
+    return (
+        f"expected {columns.width} tab-separated columns as in the header (text in column "
+        f"{columns.text + 1}, label in column {columns.label + 1}), got {len(row)}"
+    )
 
 
 def collapse(label: str) -> str:
