@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -135,3 +135,122 @@ async def test_rejects_what_is_not_a_feedback_cloudevent(
     )
     assert response.status_code == 422
     assert {e["field"] for e in response.json()["errors"]} == {"type", "id"}
+
+
+def binary_headers(key: str, **attrs: str) -> dict[str, str]:
+    """Binary-mode headers with the given (already encoded) attribute values."""
+    values = {"specversion": "1.0", "type": TYPE_SUBMITTED, "source": "/bin", **attrs}
+    return {
+        **{f"ce-{name}": value for name, value in values.items()},
+        "Content-Type": "application/json",
+        "X-API-Key": key,
+    }
+
+
+DATA = b'{"channel":"web","scores":{"nps":4}}'
+
+
+async def test_binary_attributes_must_decode(collector: Collector, make_key: KeyMaker) -> None:
+    key = await make_key()
+    post = collector.client.post
+
+    # Lenient decoding made all three "bin-7\ufffd": one accepted, two lost as duplicates.
+    for bad in ("bin-7%FF", "bin-7%FE", "bin-7%C0"):
+        response = await post("/v1/cloudevents", content=DATA, headers=binary_headers(key, id=bad))
+        assert response.status_code == 422, response.text
+        (error,) = response.json()["errors"]
+        assert error["field"] == "id"
+        assert "UTF-8" in error["message"]
+    response = await post(
+        "/v1/cloudevents", content=DATA, headers=binary_headers(key, id="x", source="/s%ZZ%")
+    )
+    assert response.status_code == 422
+    (error,) = response.json()["errors"]
+    assert error["field"] == "source"
+    assert "'%ZZ'" in error["message"]
+    response = await post("/v1/cloudevents", content=DATA, headers=binary_headers(key, id="a%00"))
+    assert response.status_code == 422
+    assert "U+0000" in response.json()["errors"][0]["message"]
+
+    # What is missing is named, not answered with 415.
+    headers = binary_headers(key, id="no-version")
+    del headers["ce-specversion"]
+    response = await post("/v1/cloudevents", content=DATA, headers=headers)
+    assert response.status_code == 422
+    assert [error["field"] for error in response.json()["errors"]] == ["specversion"]
+
+    # A body that is not JSON is 400, as on /v1/feedback and in structured mode.
+    response = await post("/v1/cloudevents", content=b"{", headers=binary_headers(key, id="b"))
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["type"] == "json_invalid"
+
+    ahead = (datetime.now(UTC) + timedelta(days=2)).isoformat()
+    response = await post(
+        "/v1/cloudevents", content=DATA, headers=binary_headers(key, id="t", time=ahead)
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "time"
+
+    # Correct encodings still work: UTF-8 percent-encoded, and a plain id.
+    for event_id in ("bin-%C3%BC", "bin-7"):
+        response = await post(
+            "/v1/cloudevents", content=DATA, headers=binary_headers(key, id=event_id)
+        )
+        assert response.status_code == 202, response.text
+    assert response.json()["id"] == "bin-7"
+    records = await read_topic(collector.settings.kafka_bootstrap(), 2)
+    assert sorted(decode_received(value).id for _, value, _ in records) == ["bin-7", "bin-ü"]
+
+
+async def test_structured_and_batched_refuse_nul_and_future_times(
+    collector: Collector, make_key: KeyMaker
+) -> None:
+    key = await make_key()
+    post = collector.client.post
+    structured = {"Content-Type": "application/cloudevents+json", "X-API-Key": key}
+    batched = {"Content-Type": "application/cloudevents-batch+json", "X-API-Key": key}
+
+    def envelope(event_id: str, data: dict[str, Any], **attrs: Any) -> dict[str, Any]:
+        return {
+            "specversion": "1.0",
+            "type": TYPE_SUBMITTED,
+            "source": "/str",
+            "id": event_id,
+            "data": data,
+            **attrs,
+        }
+
+    ahead = (datetime.now(UTC) + timedelta(days=2)).isoformat()
+    nul = envelope("n\x00", {"channel": "web", "scores": {"nps": 1}}, source="/s\x00")
+    future = envelope("f", {"channel": "web", "scores": {"nps": 1}, "occurred_at": ahead})
+    long = envelope("l", {"channel": "web", "comment": "x" * 5001})
+    good = envelope("g", {"channel": "web", "scores": {"nps": 9}})
+
+    response = await post("/v1/cloudevents", content=orjson.dumps(nul), headers=structured)
+    assert response.status_code == 422
+    assert {error["field"] for error in response.json()["errors"]} == {"id", "source"}
+    response = await post("/v1/cloudevents", content=orjson.dumps(future), headers=structured)
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "data.occurred_at"
+    response = await post("/v1/cloudevents", content=orjson.dumps(long), headers=structured)
+    assert response.status_code == 413
+    assert response.json()["errors"][0]["field"] == "data.comment"
+    response = await post("/v1/cloudevents", content=b"{", headers=structured)
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "(body)"
+
+    response = await post(
+        "/v1/cloudevents", content=orjson.dumps([nul, future, long, good]), headers=batched
+    )
+    assert response.status_code == 200
+    result = response.json()
+    assert result["accepted"] == 1
+    assert [item["index"] for item in result["rejected"]] == [0, 1, 2]
+    assert result["rejected"][2]["errors"][0]["type"] == "too_large"
+    response = await post("/v1/cloudevents", content=orjson.dumps([good] * 501), headers=batched)
+    assert response.status_code == 413
+    response = await post("/v1/cloudevents", content=b"[", headers=batched)
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["type"] == "json_invalid"
+    records = await read_topic(collector.settings.kafka_bootstrap(), 1)
+    assert [decode_received(value).id for _, value, _ in records] == ["g"]

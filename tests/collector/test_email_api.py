@@ -71,8 +71,56 @@ async def test_raw_and_provider_mails(collector: Collector, make_key: KeyMaker) 
     assert anna.channel == "email"
     assert anna.context.subject.endswith("Überprüfung Nr. A-1001")
     assert anna.comment is not None
-    assert anna.comment.endswith("Viele Grüße\nAnna")
+    assert anna.comment.endswith("Die Hotline war aber sehr freundlich.")  # no "Viele Grüße"
     assert events["j.weiss@example.at"].comment == "Immer noch kein Geld."
+
+
+async def test_broken_mails_are_answered_without_losing_them(
+    collector: Collector, make_key: KeyMaker
+) -> None:
+    key = await make_key(name="mail-broken", channels=("email",))
+    headers = {"X-API-Key": key, "Content-Type": "message/rfc822"}
+
+    def mail(extra: str, body: str = "Rechnung falsch.", sender: str = "a@b.de") -> bytes:
+        return f"From: {sender}\r\nSubject: x\r\n{extra}\r\n\r\n{body}\r\n".encode()
+
+    accepted = {
+        "charset": mail("Content-Type: text/plain; charset=x-unknown-charset"),
+        "empty-id": mail("Message-ID: <>"),
+        "id-abc": mail("Message-ID: <a b c>"),
+        "id-axy": mail("Message-ID: <a x y>"),
+        "date": mail("Date: Fri, 31 Dec 9999 23:59:59 -1200"),
+        "idn": mail("", sender="Müller <müller@b.de>"),
+    }
+    ids = {}
+    for name, raw in accepted.items():
+        response = await collector.client.post("/v1/channels/email", content=raw, headers=headers)
+        assert response.status_code == 202, (name, response.text)
+        ids[name] = response.json()["id"]
+    assert ids["id-abc"] == "a b c"
+    assert ids["id-axy"] == "a x y"  # not a duplicate of "a b c"
+
+    response = await collector.client.post(
+        "/v1/channels/email", content=mail("", body="zu sp\x00t"), headers=headers
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "text"
+    response = await collector.client.post(
+        "/v1/channels/email",
+        content=b"{",
+        headers={"X-API-Key": key, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["type"] == "json_invalid"
+
+    records = await read_topic(collector.settings.kafka_bootstrap(), len(accepted))
+    events = {event.id: event for event in (decode_received(value) for _, value, _ in records)}
+    assert len(events) == len(accepted)
+    dated = events[ids["date"]]
+    assert dated.occurred_at == dated.received_at  # the impossible Date fell back
+    idn = events[ids["idn"]]
+    assert idn.customer is not None
+    assert idn.customer.id == "müller@b.de"
 
 
 async def test_mail_needs_an_email_channel_key(collector: Collector, make_key: KeyMaker) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime, timedelta
+
 import orjson
 import pytest
 
@@ -100,24 +103,108 @@ async def test_invalid_events_name_each_failing_field(
 async def test_size_limits(collector: Collector, make_key: KeyMaker) -> None:
     key = await make_key()
     headers = {"X-API-Key": key}
-    long_comment = {"channel": "web", "comment": "x" * 5001}
-    response = await collector.client.post("/v1/feedback", json=long_comment, headers=headers)
-    assert response.status_code == 422
-    assert response.json()["errors"][0]["field"] == "comment"
+    post = collector.client.post
 
-    huge = {"channel": "web", "comment": "ok", "context": {"url": "u" * 40_000}}
-    too_large = await collector.client.post("/v1/feedback", json=huge, headers=headers)
+    # SPEC: a comment at most 5,000 characters; too large is 413, naming the field.
+    long_comment = {"channel": "web", "comment": "x" * 5001}
+    response = await post("/v1/feedback", json=long_comment, headers=headers)
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/problem+json"
+    (error,) = response.json()["errors"]
+    assert (error["field"], error["type"]) == ("comment", "too_large")
+    # In a batch the item is rejected, and its error says it is too large.
+    response = await post(
+        "/v1/feedback/batch",
+        json={"events": [long_comment, {"channel": "web", "scores": {"nps": 9}}]},
+        headers=headers,
+    )
+    assert response.status_code == 200
+    assert response.json()["accepted"] == 1
+    (rejected,) = response.json()["rejected"]
+    assert rejected["errors"][0]["type"] == "too_large"
+    assert rejected["errors"][0]["message"].startswith("too large")
+
+    # The 32 KiB are the event's compact UTF-8 JSON on both paths, however it was written:
+    # 5,000 emoji escaped by json.dumps are a 60 KB body and a 20 KB event.
+    emoji = json.dumps({"channel": "web", "comment": "\U0001f600" * 5000})
+    assert len(emoji) > 32 * 1024
+    json_headers = {**headers, "Content-Type": "application/json"}
+    single = await post("/v1/feedback", content=emoji, headers=json_headers)
+    assert single.status_code == 202, single.text
+    batch = await post(
+        "/v1/feedback/batch", content=f'{{"events":[{emoji}]}}', headers=json_headers
+    )
+    assert batch.json()["accepted"] == 1
+
+    wide = "\U0001f600"
+    huge = {
+        "channel": "web",
+        "comment": wide * 5000,
+        "context": {"url": wide * 2000, "subject": wide * 1000, "order_id": wide * 500},
+    }
+    too_large = await post("/v1/feedback", json=huge, headers=headers)
     assert too_large.status_code == 413
-    assert too_large.headers["content-type"] == "application/problem+json"
+    assert too_large.json()["errors"][0]["field"] == "(event)"
+    in_batch = await post("/v1/feedback/batch", json={"events": [huge]}, headers=headers)
+    assert in_batch.json()["rejected"][0]["errors"][0]["field"] == "(event)"
+    body = await post("/v1/feedback", content=b" " * (129 * 1024), headers=json_headers)
+    assert body.status_code == 413
+    assert body.json()["errors"][0]["type"] == "too_large"
 
     batch = {"events": [{"channel": "web", "comment": "y" * 4000}] * 300}
-    too_large_batch = await collector.client.post("/v1/feedback/batch", json=batch, headers=headers)
+    too_large_batch = await post("/v1/feedback/batch", json=batch, headers=headers)
     assert too_large_batch.status_code == 413
 
+    # Too many items is too large as well (as on the contact-centre endpoint).
     too_many = {"events": [{"channel": "web", "scores": {"nps": 9}}] * 501}
-    response = await collector.client.post("/v1/feedback/batch", json=too_many, headers=headers)
-    assert response.status_code == 422
+    response = await post("/v1/feedback/batch", json=too_many, headers=headers)
+    assert response.status_code == 413
     assert response.json()["errors"][0]["field"] == "events"
+
+
+async def test_refuses_nul_and_times_from_the_future(
+    collector: Collector, make_key: KeyMaker
+) -> None:
+    key = await make_key()
+    headers = {"X-API-Key": key}
+    post = collector.client.post
+    ahead = (datetime.now(UTC) + timedelta(days=1, minutes=5)).isoformat()
+    soon = (datetime.now(UTC) + timedelta(hours=23)).isoformat()
+    bad = [
+        ({"channel": "web", "comment": "zu sp\x00t"}, "comment", "U+0000"),
+        (
+            {"channel": "web", "customer": {"id": "c\x00"}, "scores": {"nps": 1}},
+            "customer.id",
+            "U+0000",
+        ),
+        ({"channel": "web", "scores": {"nps": 1}, "occurred_at": ahead}, "occurred_at", "1 day"),
+        (
+            {"channel": "web", "scores": {"nps": 1}, "occurred_at": "9999-12-31T23:59:59-12:00"},
+            "occurred_at",
+            "between 1970 and 2099",
+        ),
+    ]
+    for event, field, wording in bad:
+        response = await post("/v1/feedback", json=event, headers=headers)
+        assert response.status_code == 422, (event, response.text)
+        (error,) = response.json()["errors"]
+        assert error["field"] == field
+        assert wording in error["message"]
+    good = {"id": "soon-1", "channel": "web", "scores": {"nps": 1}, "occurred_at": soon}
+    response = await post(
+        "/v1/feedback/batch",
+        json={"events": [event for event, _, _ in bad] + [good]},
+        headers=headers,
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert body["accepted"] == 1
+    assert [item["errors"][0]["field"] for item in body["rejected"]] == [
+        field for _, field, _ in bad
+    ]
+    # What was accepted is on the topic, and nothing else.
+    records = await read_topic(collector.settings.kafka_bootstrap(), 1)
+    assert [decode_received(value).id for _, value, _ in records] == ["soon-1"]
 
 
 async def test_batch_answers_per_item(collector: Collector, make_key: KeyMaker) -> None:
@@ -210,5 +297,13 @@ async def test_ops_endpoints(collector: Collector) -> None:
     assert "cx_collector_events_total" in metrics.text
     document = (await collector.client.get("/openapi.json")).json()
     assert "/v1/feedback" in document["paths"]
-    assert "FeedbackSubmission" in document["components"]["schemas"]
+    schemas = document["components"]["schemas"]
+    assert {"FeedbackSubmission", "FeedbackCloudEvent", "ContactCentreRecord"} <= set(schemas)
+    cloudevents = document["paths"]["/v1/cloudevents"]["post"]
+    assert set(cloudevents["requestBody"]["content"]) == {
+        "application/cloudevents+json",
+        "application/cloudevents-batch+json",
+        "application/json",
+    }
+    assert "ce-id" in {parameter["name"] for parameter in cloudevents["parameters"]}
     assert orjson.dumps(document)

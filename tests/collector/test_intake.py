@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
-from hypothesis import given, settings
+import pytest
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
-from cxloop_collector.intake import accept, key_source, new_id
+from cxloop_collector.intake import (
+    MAX_EVENT_BYTES,
+    Refused,
+    accept,
+    field_errors,
+    key_source,
+    new_id,
+    status_of,
+)
 from cxloop_collector.memo import UidMemo
+from cxloop_collector.native import validate_item
 from cxloop_collector.publisher import Record
 from cxloop_collector.ratelimit import RateLimiter
 from cxschema import (
@@ -26,6 +39,7 @@ from cxschema import (
     feedback_uid,
     record_key,
 )
+from cxschema.events import EARLIEST, LATEST, MAX_AHEAD
 from tests.collector.helpers import assert_within
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -91,10 +105,20 @@ def test_accept_writes_the_validated_event() -> None:
 
 
 _TEXT = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=30)
-_OFFSETS = st.integers(-14 * 60, 14 * 60).map(lambda minutes: timezone(timedelta(minutes=minutes)))
-_TIMES = st.datetimes(
-    min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=_OFFSETS
+"""Any text (U+0000 included, but rarely drawn)."""
+_NUL_TEXT = st.builds("{}\x00{}".format, st.text(max_size=5), st.text(max_size=5))
+_SOME_NUL = st.one_of(_TEXT, _TEXT, _TEXT, _NUL_TEXT)
+"""Text holding U+0000 a quarter of the time: the schema and `accept` must refuse it."""
+_OFFSETS = st.integers(-24 * 60 + 1, 24 * 60 - 1).map(
+    lambda minutes: timezone(timedelta(minutes=minutes))
 )
+_RECEIVED = st.datetimes(
+    min_value=datetime(1970, 1, 2), max_value=datetime(2099, 12, 30), timezones=_OFFSETS
+)
+_TIMES = st.datetimes(
+    min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1), timezones=_OFFSETS
+)
+"""Times on both sides of 1970..2099, the range of an event's times."""
 _SUBMISSIONS = st.fixed_dictionaries(
     {
         "channel": st.sampled_from(CHANNELS),
@@ -102,11 +126,10 @@ _SUBMISSIONS = st.fixed_dictionaries(
     },
     optional={
         "id": _TEXT,
-        "occurred_at": _TIMES.map(datetime.isoformat),
         "customer": st.fixed_dictionaries(
             {"id": _TEXT.filter(str.strip)}, optional={"segment": _TEXT, "region": _TEXT}
         ),
-        "comment": _TEXT,
+        "comment": _SOME_NUL,
         "language": st.sampled_from(("de", "en-GB")),
         "touchpoint": _TEXT,
         "context": st.fixed_dictionaries({}, optional={"url": _TEXT, "subject": _TEXT}),
@@ -114,22 +137,94 @@ _SUBMISSIONS = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None)
+def _near(received_at: datetime) -> st.SearchStrategy[datetime]:
+    """Times around `received_at` in any time zone: before it, and on both sides of a day
+    after it."""
+    deltas = st.timedeltas(timedelta(days=-3), timedelta(days=3)) | st.sampled_from(
+        (MAX_AHEAD, MAX_AHEAD + timedelta(microseconds=1), MAX_AHEAD + timedelta(seconds=1))
+    )
+    return st.builds(lambda delta, zone: (received_at + delta).astimezone(zone), deltas, _OFFSETS)
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [text for item in value.values() for text in _strings(item)]
+    return []
+
+
+def _refusals(
+    *, source: str, event_id: str | None, at: datetime | None, received_at: datetime
+) -> set[str]:
+    """The fields `FeedbackReceived` refuses beyond the submission's own schema."""
+    refused = set()
+    if "\x00" in source:
+        refused.add("source")
+    if event_id and "\x00" in event_id:
+        refused.add("id")
+    if at is not None and (not EARLIEST <= at < LATEST or at - received_at > MAX_AHEAD):
+        refused.add("occurred_at")
+    return refused
+
+
+@settings(max_examples=400, deadline=None)
 @given(
     fields=_SUBMISSIONS,
-    source=_TEXT,
-    received_at=_TIMES,
-    event_id=st.none() | st.just("") | _TEXT,
-    occurred_at=st.none() | _TIMES,
+    source=_SOME_NUL,
+    received_at=_RECEIVED,
+    event_id=st.none() | st.just("") | _SOME_NUL,
+    data=st.data(),
 )
 def test_accept_writes_the_event_for_any_submission(
     fields: dict[str, Any],
     source: str,
     received_at: datetime,
     event_id: str | None,
-    occurred_at: datetime | None,
+    data: st.DataObject,
 ) -> None:
-    submission = PLAIN_SUBMISSION.validate_json(orjson.dumps(fields))
+    """`accept` writes the event built field by field whenever `FeedbackReceived` accepts it,
+    and refuses, naming the fields, exactly when it does not (U+0000 in the source or the
+    CloudEvent's id, a time outside 1970..2099 or more than a day after the receipt)."""
+    times = st.none() | _TIMES | _near(received_at)
+    submitted_at = data.draw(times, label="submitted occurred_at")
+    occurred_at = data.draw(times, label="occurred_at argument")
+    if submitted_at is not None:
+        fields = {**fields, "occurred_at": submitted_at.isoformat()}
+    try:
+        submission = PLAIN_SUBMISSION.validate_json(orjson.dumps(fields))
+    except ValidationError:
+        event("refused by the schema")
+        # The schema refuses U+0000 in any string and times outside 1970..2099.
+        assert any("\x00" in text for text in _strings(fields)) or not (
+            submitted_at is None or EARLIEST <= submitted_at < LATEST
+        )
+        return
+    assert submitted_at is None or EARLIEST <= submitted_at < LATEST
+    at = submitted_at if submitted_at is not None else occurred_at
+    refusals = _refusals(source=source, event_id=event_id, at=at, received_at=received_at)
+    build = functools.partial(
+        received,
+        submission,
+        source=source,
+        received_at=received_at,
+        event_id=event_id,
+        occurred_at=occurred_at,
+    )
+    event(f"refused: {sorted(refusals)}" if refusals else "accepted")
+    if refusals:
+        with pytest.raises(ValidationError):
+            build(generated_id="generated")
+        with pytest.raises(Refused) as refused:
+            accept(
+                submission,
+                source=source,
+                received_at=received_at,
+                event_id=event_id,
+                occurred_at=occurred_at,
+            )
+        assert {error["field"] for error in refused.value.errors} == refusals
+        return
     record = accept(
         submission,
         source=source,
@@ -137,15 +232,7 @@ def test_accept_writes_the_event_for_any_submission(
         event_id=event_id,
         occurred_at=occurred_at,
     )
-    event = received(
-        submission,
-        source=source,
-        received_at=received_at,
-        event_id=event_id,
-        occurred_at=occurred_at,
-        generated_id=record.event_id,
-    )
-    assert_record_of(record, event)
+    assert_record_of(record, build(generated_id=record.event_id))
     if not event_id and submission.get("id") is None:
         assert uuid.UUID(record.event_id).version == 4
 
@@ -215,3 +302,124 @@ def test_token_bucket() -> None:
     assert refused.retry_after_s == 1
     assert limiter.check("k", now=0.1).allowed
     assert limiter.check("other", now=0.1).allowed
+
+
+def test_the_size_limit_counts_the_event_as_written_not_as_posted() -> None:
+    emoji = {"channel": "web", "comment": "\U0001f600" * 5000}
+    escaped = json.dumps(emoji).encode()  # ensure_ascii: 12 bytes per emoji
+    assert len(escaped) > MAX_EVENT_BYTES
+    submission = PLAIN_SUBMISSION.validate_json(escaped)
+    record = accept(submission, source="/s", received_at=NOW)  # 20 KB of UTF-8: accepted
+    assert orjson.loads(record.value)["comment"] == emoji["comment"]
+
+    wide = "\U0001f600"
+    largest = {
+        "channel": "web",
+        "comment": wide * 5000,
+        "touchpoint": wide * 200,
+        "context": {"url": wide * 2000, "subject": wide * 1000, "order_id": wide * 500},
+    }
+    submission = PLAIN_SUBMISSION.validate_python(largest)
+    with pytest.raises(Refused) as refused:
+        accept(submission, source="/s", received_at=NOW)
+    (error,) = refused.value.errors
+    assert error["field"] == "(event)"
+    assert error["type"] == "too_large"
+    assert f"at most {MAX_EVENT_BYTES:,}" in error["message"]
+    assert status_of(refused.value.errors) == 413
+
+
+def test_accept_names_every_refused_field_of_a_cloudevent() -> None:
+    submission = PLAIN_SUBMISSION.validate_python({"channel": "web", "scores": {"nps": 1}})
+    with pytest.raises(Refused) as refused:
+        accept(
+            submission,
+            source="/s\x00",
+            received_at=NOW,
+            event_id="e\x00",
+            occurred_at=NOW + timedelta(days=1, seconds=1),
+        )
+    fields = {error["field"]: error["message"] for error in refused.value.errors}
+    assert set(fields) == {"source", "id", "occurred_at"}
+    assert "U+0000" in fields["source"]
+    assert "more than 1 day after" in fields["occurred_at"]
+    # A day ahead is still accepted: clocks drift and time zones get mislabelled.
+    accept(submission, source="/s", received_at=NOW, occurred_at=NOW + timedelta(days=1))
+
+
+@pytest.mark.parametrize(
+    ("document", "field", "kind", "wording"),
+    [
+        (b'{"channel":"web","customer":5,"scores":{"nps":1}}', "customer", "model_type", "object"),
+        (b'{"channel":"web","comment":"a\\u0000"}', "comment", "value_error", "must not contain"),
+        (
+            b'{"channel":"web","comment":"' + b"x" * 5001 + b'"}',
+            "comment",
+            "too_large",
+            "too large: 5,001 characters",
+        ),
+        (
+            b'{"channel":"web","scores":{"nps":1},"occurred_at":"9999-12-31T23:59:59-12:00"}',
+            "occurred_at",
+            "less_than",
+            "between 1970 and 2099",
+        ),
+    ],
+)
+def test_field_errors_speak_the_apis_language(
+    document: bytes, field: str, kind: str, wording: str
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        PLAIN_SUBMISSION.validate_json(document)
+    (error,) = field_errors(caught.value)
+    assert error["field"] == field
+    assert error["type"] == kind
+    assert wording in error["message"]
+    assert "Value error" not in error["message"]
+    assert "FeedbackSubmission" not in error["message"]
+    assert "Customer" not in error["message"]
+
+
+def test_batch_items_name_the_item_not_the_body() -> None:
+    errors = validate_item(5)
+    assert errors == [
+        {"field": "(event)", "message": "Input should be an object", "type": "model_type"}
+    ]
+
+
+@pytest.mark.parametrize("minutes", [-(24 * 60 - 1), -14 * 60, -60, 0, 60, 14 * 60, 24 * 60 - 1])
+@pytest.mark.parametrize("received_minute", [0, 59, 23 * 60 + 59])
+def test_a_day_ahead_is_the_limit_in_every_time_zone(minutes: int, received_minute: int) -> None:
+    received_at = datetime(2026, 11, 23, tzinfo=UTC) + timedelta(minutes=received_minute)
+    zone = timezone(timedelta(minutes=minutes))
+    for late, refused in ((timedelta(0), False), (timedelta(microseconds=1), True)):
+        moment = (received_at + MAX_AHEAD + late).astimezone(zone)
+        for submission in (
+            PLAIN_SUBMISSION.validate_json(
+                orjson.dumps({"channel": "web", "scores": {"nps": 1}, "occurred_at": moment})
+            ),
+            # Contact-centre times keep their zone object (here a fixed one).
+            PLAIN_SUBMISSION.validate_python(
+                {"channel": "web", "scores": {"nps": 1}, "occurred_at": moment}
+            ),
+        ):
+            if refused:
+                with pytest.raises(Refused):
+                    accept(submission, source="/s", received_at=received_at)
+            else:
+                accept(submission, source="/s", received_at=received_at)
+
+
+def test_a_day_ahead_across_a_daylight_saving_change() -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    received_at = datetime(2026, 3, 28, 22, 30, tzinfo=UTC)  # 23:30 CET, before the change
+    for late, refused in ((timedelta(0), False), (timedelta(seconds=1), True)):
+        moment = (received_at + MAX_AHEAD + late).astimezone(berlin)  # CEST by then
+        submission = PLAIN_SUBMISSION.validate_python(
+            {"channel": "web", "scores": {"nps": 1}, "occurred_at": moment}
+        )
+        if refused:
+            with pytest.raises(Refused):
+                accept(submission, source="/s", received_at=received_at)
+        else:
+            accept(submission, source="/s", received_at=received_at)

@@ -6,11 +6,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import orjson
 import pytest
 
 from cxloop_collector.rating import (
     RatingError,
     RatingSigner,
+    _b64,
     check_score,
     load_secret,
 )
@@ -38,6 +40,20 @@ def test_token_round_trip_and_tampering() -> None:
     with pytest.raises(RatingError) as expired:
         signer.verify(token, now=NOW + timedelta(days=15))
     assert expired.value.reason == "expired"
+
+
+@pytest.mark.parametrize("customer", ["", "   ", "crm-\x00", "c" * 201])
+def test_links_only_for_customers_an_event_can_hold(customer: str) -> None:
+    signer = RatingSigner(b"s" * 32)
+    with pytest.raises(RatingError) as caught:
+        signer.issue(customer=customer, survey="nps", expires_at=NOW + timedelta(days=1))
+    assert caught.value.reason == "customer"
+    # A genuine link with such a customer (signed before the check) is refused, not a 500.
+    payload = _b64(orjson.dumps({"c": customer, "s": "nps", "e": 4_000_000_000, "n": "x"}))
+    forged_by_us = f"{payload}.{signer._sign(payload)}"
+    with pytest.raises(RatingError) as caught:
+        signer.verify(forged_by_us, now=NOW)
+    assert caught.value.reason == "invalid"
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,14 @@ def too_large(limit: int) -> Problem:
     return Problem(
         413,
         "Content too large",
-        f"The request body exceeds {limit} bytes.",
+        f"The request body exceeds {limit:,} bytes.",
+        errors=[
+            {
+                "field": "(body)",
+                "message": f"too large: the request body exceeds {limit:,} bytes",
+                "type": "too_large",
+            }
+        ],
         extra={"limit_bytes": limit},
     )
 
@@ -34,7 +41,14 @@ async def read_body(request: Request, limit: int) -> bytes:
         try:
             size = int(declared)
         except ValueError:
-            raise Problem(400, "Bad request", "Content-Length is not a number.") from None
+            raise Problem(
+                400,
+                "Bad request",
+                "Content-Length is not a number.",
+                errors=[
+                    {"field": "Content-Length", "message": "not a number", "type": "int_parsing"}
+                ],
+            ) from None
         if size > limit:
             raise too_large(limit)
     receive = request.receive

@@ -7,15 +7,21 @@ from typing import Annotated, Final
 import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from cxloop_collector import contact_centre, email_channel, native, pages, rating, repository
-from cxloop_collector.api import INGEST_RESPONSES, gate_of, invalid
+from cxloop_collector import contact_centre, email_channel, pages, rating, repository
+from cxloop_collector.api import INGEST_RESPONSES, body_problem, gate_of, refusal
 from cxloop_collector.bodies import read_body
 from cxloop_collector.cloudevents_http import media_type
 from cxloop_collector.gate import Batch, Gate
-from cxloop_collector.intake import accept, key_source
+from cxloop_collector.intake import (
+    BodyError,
+    Refused,
+    accept,
+    field_error,
+    key_source,
+    malformed_json,
+)
 from cxloop_collector.publisher import Outcome, Overloaded
 from cxloop_collector.telemetry import count_event
 from cxruntime.problems import Problem
@@ -55,30 +61,29 @@ async def post_email(request: Request) -> Response:
     gate.check_channel(key, "email")
     kind = media_type(request.headers.get("content-type"))
     body = await read_body(request, MAX_MAIL_BYTES)
+    received_at = gate.now()
     try:
         if kind == "message/rfc822":
             mail = email_channel.parse_rfc822(body)
         elif kind in ("application/json", ""):
             try:
                 document = orjson.loads(body)
-            except orjson.JSONDecodeError:
-                raise Problem(400, "Bad request", "The body is not valid JSON.") from None
+            except orjson.JSONDecodeError as exc:
+                raise body_problem(malformed_json(exc), what="e-mail") from None
             mail = email_channel.parse_provider_json(document)
         else:
             raise Problem(415, "Unsupported media type", "Send message/rfc822 or JSON.")
-        submission = PLAIN_SUBMISSION.validate_python(email_channel.submission_fields(mail))
+        result = email_channel.to_submission(mail, received_at=received_at)
     except email_channel.MailError as exc:
+        result = [field_error(exc.field, str(exc), "value_error")]
+    if isinstance(result, list):
         count_event("email", "rejected")
-        raise Problem(
-            422,
-            "Invalid e-mail",
-            str(exc),
-            errors=[{"field": exc.field, "message": str(exc)}],
-        ) from None
-    except ValidationError as exc:
+        raise refusal(result, what="e-mail")
+    try:
+        record = accept(result, source=key_source(key.name), received_at=received_at)
+    except Refused as exc:
         count_event("email", "rejected")
-        raise invalid(exc) from None
-    record = accept(submission, source=key_source(key.name), received_at=gate.now())
+        raise refusal(exc.errors, what="e-mail") from None
     return await gate.publish_one(record, decision)
 
 
@@ -164,7 +169,18 @@ MAX_CSV_BYTES: Final = 2 * 1024 * 1024
         "requestBody": {
             "required": True,
             "content": {
-                "application/json": {"schema": {"type": "object"}},
+                "application/json": {
+                    "schema": {
+                        "oneOf": [
+                            {"$ref": "#/components/schemas/ContactCentreRecord"},
+                            {
+                                "type": "array",
+                                "maxItems": contact_centre.MAX_ROWS,
+                                "items": {"$ref": "#/components/schemas/ContactCentreRecord"},
+                            },
+                        ]
+                    }
+                },
                 "text/csv": {"schema": {"type": "string"}},
             },
         }
@@ -178,30 +194,31 @@ async def post_contact_centre(request: Request) -> Response:
     kind = media_type(request.headers.get("content-type"))
     zone = request.app.state.csv_zone
     body = await read_body(request, MAX_CSV_BYTES)
+    received_at = gate.now()
     try:
         if kind in ("text/csv", "application/csv", "text/plain"):
-            rows = contact_centre.parse_csv(body, zone)
+            upload = contact_centre.parse_csv(body, zone, received_at=received_at)
         elif kind in ("application/json", ""):
             try:
                 document = orjson.loads(body)
-            except orjson.JSONDecodeError:
-                raise Problem(400, "Bad request", "The body is not valid JSON.") from None
-            rows = contact_centre.parse_json(document, zone)
+            except orjson.JSONDecodeError as exc:
+                raise malformed_json(exc) from None
+            upload = contact_centre.parse_json(document, zone, received_at=received_at)
         else:
             raise Problem(415, "Unsupported media type", "Send JSON or text/csv.")
-    except ValueError as exc:
-        raise Problem(413, "Content too large", str(exc)) from None
-    batch = Batch(size=len(rows))
+    except BodyError as exc:
+        count_event("contact_centre", "rejected")
+        raise body_problem(exc, what="upload") from None
+    batch = Batch(size=len(upload.rows))
+    if upload.ignored_columns:
+        batch.notes["ignored_columns"] = upload.ignored_columns
     source = key_source(key.name)
-    received_at = gate.now()
-    for row in rows:
+    for row in upload.rows:
         if isinstance(row.result, list):
             batch.reject(row.index, row.result, "contact_centre", row=row.line)
             continue
-        record = accept(row.result, source=source, received_at=received_at)
-        errors = native.oversized(record.value)
-        if errors:
-            batch.reject(row.index, errors, "contact_centre", row=row.line)
-            continue
-        batch.records[row.index] = record
+        try:
+            batch.records[row.index] = accept(row.result, source=source, received_at=received_at)
+        except Refused as exc:
+            batch.reject(row.index, exc.errors, "contact_centre", row=row.line)
     return await gate.publish_batch(batch, decision)

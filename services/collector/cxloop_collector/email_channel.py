@@ -1,7 +1,13 @@
 """Inbound e-mail as feedback: parsing raw RFC 822 or a provider's JSON, keeping only the reply.
 
 Quoted replies ("Am ... schrieb ...:", "On ... wrote:", Outlook headers, "> " lines) and
-signatures ("-- " and mobile footers) are not feedback and are removed from the comment.
+signatures ("-- ", mobile footers, and a closing formula such as "Viele Grüße" or "Best
+regards" with the short name and address block after it) are not feedback and are removed from
+the comment.
+
+Mail is parsed leniently, as mail clients do: an unknown charset is read as UTF-8 (else
+Windows-1252), raw UTF-8 headers (RFC 6532) are read as such, a Message-ID that is not one is
+used as written or ignored, and a Date that cannot be right is replaced by the time of receipt.
 """
 
 from __future__ import annotations
@@ -11,34 +17,18 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from email import policy
-from email.headerregistry import Address
-from email.message import EmailMessage
+from email.errors import HeaderParseError, MessageError
+from email.message import EmailMessage, Message, MIMEPart
 from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
-from html.parser import HTMLParser
 from typing import Any, Final
 
-from cxschema.events import MAX_COMMENT_CHARS, MAX_ID_CHARS
+from pydantic import ValidationError
 
-_QUOTE_HEADERS: Final = (
-    # German Gmail/Apple Mail/Thunderbird: "Am 23.11.2026 um 10:15 schrieb Max <max@x.de>:",
-    # possibly wrapped over two lines.
-    re.compile(r"^\s*Am\s.{4,200}?\sschrieb\s.{0,200}?:\s*$", re.IGNORECASE | re.DOTALL),
-    re.compile(r"^\s*On\s.{4,200}?\swrote:\s*$", re.IGNORECASE | re.DOTALL),
-    re.compile(r"^\s*-{2,}\s*(Original Message|Ursprüngliche Nachricht|Originalnachricht)\s*-{2,}"),
-    re.compile(r"^\s*(Von|From):\s.+$", re.IGNORECASE),
-    re.compile(r"^_{10,}\s*$"),
-)
-_SIGNATURE_LINES: Final = re.compile(
-    r"^\s*(--|-- |Sent from my .+|Von meinem .+ gesendet\.?|Gesendet von .+|"
-    r"Get Outlook for .+|Diese Nachricht wurde von meinem .+ gesendet\.?)\s*$",
-    re.IGNORECASE,
-)
-_BLOCK_TAGS: Final = frozenset(
-    {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol"}
-)
-_SKIP_TAGS: Final = frozenset({"script", "style", "head", "title", "blockquote"})
-_QUOTE_CLASSES: Final = ("gmail_quote", "moz-cite-prefix", "yahoo_quoted", "OutlookMessageHeader")
+from cxloop_collector.intake import Errors, field_errors, moment_error
+from cxloop_collector.mail_text import html_to_text, reply_text
+from cxschema import PLAIN_SUBMISSION, Plain
+from cxschema.events import MAX_COMMENT_CHARS, MAX_ID_CHARS
 
 
 class MailError(ValueError):
@@ -61,82 +51,67 @@ class InboundMail:
     sent_at: datetime | None
 
 
-class _TextExtractor(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._skip_depth = 0
-        self._stack: list[tuple[str, bool]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        classes = " ".join(value or "" for name, value in attrs if name == "class")
-        skipping = tag in _SKIP_TAGS or any(cls in classes for cls in _QUOTE_CLASSES)
-        if tag not in {"br", "img", "hr", "meta", "link", "input"}:
-            self._stack.append((tag, skipping))
-            if skipping:
-                self._skip_depth += 1
-        if tag in _BLOCK_TAGS:
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        while self._stack:
-            open_tag, skipping = self._stack.pop()
-            if skipping:
-                self._skip_depth -= 1
-            if open_tag == tag:
-                break
-        if tag in _BLOCK_TAGS:
-            self.parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if self._skip_depth == 0:
-            self.parts.append(data)
+_HEADERS: Final = policy.default.header_factory
 
 
-def html_to_text(html: str) -> str:
-    """Visible text of an HTML mail body, without quoted blocks, styles and scripts."""
-    extractor = _TextExtractor()
-    extractor.feed(html)
-    extractor.close()
-    text = "".join(extractor.parts).replace("\xa0", " ")
-    lines = [re.sub(r"[ \t]+", " ", line).strip() for line in text.splitlines()]
-    return "\n".join(lines)
+def _decoded(data: bytes) -> str:
+    """Text of unlabelled or mislabelled bytes: UTF-8, else Windows-1252 (what older mail
+    software writes)."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace")
 
 
-def reply_text(text: str) -> str:
-    """The new part of a reply: quotes, quote headers and signatures removed."""
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    kept: list[str] = []
-    for index, line in enumerate(lines):
-        if _SIGNATURE_LINES.match(line):
-            break
-        two_lines = line + " " + (lines[index + 1] if index + 1 < len(lines) else "")
-        if any(p.match(line) for p in _QUOTE_HEADERS) or (
-            line.strip().lower().startswith(("am ", "on "))
-            and any(p.match(two_lines) for p in _QUOTE_HEADERS[:2])
-        ):
-            break
-        if line.lstrip().startswith(">"):
-            continue
-        kept.append(line.rstrip())
-    text = "\n".join(kept)
-    text = re.sub(r"\n{3,}", "\n\n", text)
-    return text.strip()
+def _raw_header(message: Message, name: str) -> str | None:
+    """The first header `name`, unfolded, its raw bytes beyond ASCII read as UTF-8 (RFC 6532:
+    `From: Müller <müller@b.de>` sent as is); `BytesParser` keeps them as surrogate escapes,
+    which no event may hold."""
+    for key, value in message.raw_items():
+        if key.lower() == name:
+            text = _decoded(str(value).encode("utf-8", "surrogateescape"))
+            return "".join(text.splitlines()).strip()
+    return None
 
 
-def _address(value: str) -> str:
-    pairs = getaddresses([value])
-    addresses = [addr for _, addr in pairs if "@" in addr]
-    if not addresses:
-        raise MailError("from", "the sender has no e-mail address")
-    return addresses[0].strip().lower()
+def _sender(value: str) -> str:
+    """The first e-mail address of a From header, lower-cased."""
+    try:
+        candidates: list[str] = [address.addr_spec for address in _HEADERS("from", value).addresses]
+    except (HeaderParseError, IndexError, ValueError, TypeError):
+        # The structured parser raises on some broken headers ("a@"); the simple one does not.
+        candidates = [address for _, address in getaddresses([value])]
+    for candidate in candidates:
+        local, at, domain = candidate.strip().rpartition("@")
+        if at and local and domain:
+            return candidate.strip().lower()
+    raise MailError("from", "the sender has no e-mail address")
+
+
+def _subject(value: str | None) -> str:
+    """A Subject header with its RFC 2047 encoded words decoded."""
+    if not value:
+        return ""
+    try:
+        return str(_HEADERS("subject", value)).strip()
+    except (HeaderParseError, IndexError, ValueError, TypeError):
+        return value.strip()
+
+
+_MESSAGE_ID: Final = re.compile(r"<([^<>\s]+)>")
 
 
 def _message_id(value: str | None) -> str | None:
+    """The event id of a Message-ID header: the id between its angle brackets; a header that
+    is not a valid msg-id (`<a b c>`) counts as written, with its whitespace collapsed, so that
+    different mails keep different ids and the same mail the same one. None when there is no
+    id in it (`<>`) or it holds control characters."""
     if not value:
         return None
-    cleaned = value.strip().strip("<>").strip()
-    if not cleaned:
+    text = " ".join(value.split())
+    match = _MESSAGE_ID.search(text)
+    cleaned = match[1] if match else text.strip("<> ")
+    if not cleaned or not cleaned.isprintable():
         return None
     if len(cleaned) > MAX_ID_CHARS:
         return "mid-" + hashlib.sha256(cleaned.encode()).hexdigest()[:40]
@@ -148,36 +123,43 @@ def _date(value: str | None) -> datetime | None:
         return None
     try:
         sent = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     return sent if sent.tzinfo is not None else None
+
+
+def _content(part: MIMEPart) -> str:
+    """A text part's content; one in an unknown charset read as UTF-8, else Windows-1252."""
+    try:
+        return str(part.get_content())
+    except (LookupError, ValueError):
+        payload = part.get_payload(decode=True)
+        return _decoded(payload) if isinstance(payload, bytes) else ""
 
 
 def parse_rfc822(raw: bytes) -> InboundMail:
     """Parse a raw message: MIME parts, transfer encodings and RFC 2047 headers decoded."""
     message = BytesParser(policy=policy.default).parsebytes(raw)
     assert isinstance(message, EmailMessage)
-    sender_header = message["from"]
-    if sender_header is None:
+    from_header = _raw_header(message, "from")
+    if from_header is None:
         raise MailError("from", "the message has no From header")
-    addresses: tuple[Address, ...] = getattr(sender_header, "addresses", ())
-    sender = addresses[0].addr_spec.lower() if addresses else _address(str(sender_header))
-    if "@" not in sender:
-        raise MailError("from", "the sender has no e-mail address")
-    text = html = ""
-    plain_part = message.get_body(preferencelist=("plain",))
-    if plain_part is not None:
-        text = str(plain_part.get_content())
-    html_part = message.get_body(preferencelist=("html",))
-    if html_part is not None:
-        html = str(html_part.get_content())
+    sender = _sender(from_header)
+    try:
+        plain_part = message.get_body(preferencelist=("plain",))
+        html_part = message.get_body(preferencelist=("html",))
+        text = "" if plain_part is None else _content(plain_part)
+        html = "" if html_part is None else _content(html_part)
+    except (MessageError, LookupError, ValueError, IndexError, TypeError) as exc:
+        # The email package's answers to broken MIME structure; a mail client shows nothing.
+        raise MailError("(body)", f"the message body cannot be read: {exc}") from None
     return InboundMail(
         sender=sender,
-        subject=str(message["subject"] or "").strip(),
+        subject=_subject(_raw_header(message, "subject")),
         text=text,
         html=html,
-        message_id=_message_id(message["message-id"]),
-        sent_at=_date(message["date"]),
+        message_id=_message_id(_raw_header(message, "message-id")),
+        sent_at=_date(_raw_header(message, "date")),
     )
 
 
@@ -185,13 +167,14 @@ def _header(headers: Any, name: str) -> str | None:
     if isinstance(headers, dict):
         for key, value in headers.items():
             if str(key).lower() == name:
-                return str(value)
+                return value if isinstance(value, str) else None
     if isinstance(headers, list):
         for item in headers:
             if isinstance(item, (list, tuple)) and len(item) == 2 and str(item[0]).lower() == name:
-                return str(item[1])
+                return item[1] if isinstance(item[1], str) else None
             if isinstance(item, dict) and str(item.get("name", "")).lower() == name:
-                return str(item.get("value", ""))
+                value = item.get("value")
+                return value if isinstance(value, str) else None
     return None
 
 
@@ -208,7 +191,7 @@ def parse_provider_json(document: Any) -> InboundMail:
             raise MailError(name, "must be a string")
     headers = document.get("headers")
     return InboundMail(
-        sender=_address(sender),
+        sender=_sender(sender),
         subject=str(document.get("subject") or "").strip(),
         text=str(document.get("text") or ""),
         html=str(document.get("html") or ""),
@@ -227,8 +210,13 @@ def feedback_comment(mail: InboundMail) -> str:
     return comment[:MAX_COMMENT_CHARS]
 
 
-def submission_fields(mail: InboundMail) -> dict[str, Any]:
-    """The native event fields of a mail (channel e-mail; the sender is the customer)."""
+def submission_fields(mail: InboundMail, *, received_at: datetime) -> dict[str, Any]:
+    """The native event fields of a mail (channel e-mail; the sender is the customer).
+
+    The Date header is the event's time unless it cannot be right (before 1970, after 2099, or
+    more than a day after the mail reached the collector): a sender's clock is not the
+    customer's to fix, so such a mail is taken at its time of receipt, as mail clients sort
+    it, rather than refused."""
     fields: dict[str, Any] = {
         "channel": "email",
         "customer": {"id": mail.sender[:200]},
@@ -237,6 +225,28 @@ def submission_fields(mail: InboundMail) -> dict[str, Any]:
     }
     if mail.message_id:
         fields["id"] = mail.message_id
-    if mail.sent_at is not None:
+    if mail.sent_at is not None and moment_error(mail.sent_at, received_at) is None:
         fields["occurred_at"] = mail.sent_at
     return fields
+
+
+_MAIL_FIELDS: Final = {
+    "customer.id": "from",
+    "context.subject": "subject",
+    "id": "message-id",
+    "occurred_at": "date",
+}
+
+
+def to_submission(mail: InboundMail, *, received_at: datetime) -> Plain | Errors:
+    """A mail as a validated submission, or its errors named by the parts of the mail (`from`,
+    `subject`, `text` or `html`) rather than by the event's fields they became."""
+    fields = submission_fields(mail, received_at=received_at)
+    try:
+        return PLAIN_SUBMISSION.validate_python(fields)
+    except ValidationError as exc:
+        names = {**_MAIL_FIELDS, "comment": "text" if mail.text.strip() else "html"}
+        return [
+            {**error, "field": names.get(error["field"], error["field"])}
+            for error in field_errors(exc)
+        ]

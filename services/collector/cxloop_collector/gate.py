@@ -28,12 +28,14 @@ JSON = "application/json"
 
 @dataclass
 class Batch:
-    """Items of a multi-event request: records to produce, and items rejected before that."""
+    """Items of a multi-event request: records to produce, items rejected before that, and
+    `notes` about the request as a whole, answered beside the per-item results."""
 
     size: int
     records: dict[int, Record] = field(default_factory=dict)
     rejected: list[dict[str, Any]] = field(default_factory=list)
     channels: dict[int, str] = field(default_factory=dict)
+    notes: dict[str, Any] = field(default_factory=dict)
 
     def reject(
         self,
@@ -153,6 +155,7 @@ class Gate:
             "duplicates": duplicates,
             "rejected": sorted(batch.rejected, key=lambda item: int(item["index"])),
             "ids": ids,
+            **batch.notes,
         }
         if unavailable_items:
             result["unavailable"] = unavailable_items

@@ -66,8 +66,10 @@ class RatingSigner:
         """A new token for one rating by `customer` on `survey` (nps, csat or ces)."""
         if survey not in SURVEY_RANGES:
             raise RatingError("survey", f"survey must be one of {', '.join(SURVEY_RANGES)}")
-        if not customer or len(customer) > 200:
-            raise RatingError("customer", "customer must be 1 to 200 characters")
+        if not _valid_customer(customer):
+            raise RatingError(
+                "customer", "customer must be 1 to 200 characters, not blank, without U+0000"
+            )
         payload = _b64(
             orjson.dumps(
                 {
@@ -96,9 +98,18 @@ class RatingSigner:
             raise RatingError("invalid", "the rating link is malformed") from None
         if survey not in SURVEY_RANGES:
             raise RatingError("invalid", "the rating link names an unknown survey")
+        if not _valid_customer(customer):
+            # Genuine but unusable (issued before this check): the event would be refused.
+            raise RatingError("invalid", "the rating link names no valid customer")
         if (now or datetime.now(UTC)) >= expires_at:
             raise RatingError("expired", "the rating link has expired")
         return RatingClaim(customer=customer, survey=survey, expires_at=expires_at, nonce=nonce)
+
+
+def _valid_customer(customer: str) -> bool:
+    """What `Customer.id` accepts: 1 to 200 characters, not blank, no U+0000 (the generated
+    rating event is built from it, so a link must not promise what the event refuses)."""
+    return bool(customer.strip()) and len(customer) <= 200 and "\x00" not in customer
 
 
 def check_score(survey: str, score: int) -> None:
