@@ -139,6 +139,17 @@ def at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def utf8_text(data: bytes) -> str:
+    """`data` as text: UTF-8, with or without a byte-order mark; a `ValueError` saying where
+    it is not, for the services' commands that read a user's file."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); save it as UTF-8"
+        ) from None
+
+
 def field_errors(exc: ValidationError) -> list[str]:
     """Each failing field of an event as one line, for the services' commands:
     `scores.nps: <message> (got 12)`."""

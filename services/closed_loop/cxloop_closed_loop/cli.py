@@ -24,7 +24,7 @@ from cxloop_closed_loop.listen import listen
 from cxloop_closed_loop.relay import ResendConflict, resend
 from cxloop_closed_loop.routing import route
 from cxloop_closed_loop.settings import ClosedLoopSettings
-from cxruntime.cli import at_least, field_errors
+from cxruntime.cli import at_least, field_errors, utf8_text
 from cxruntime.db import make_engine, make_sessionmaker
 from cxschema import FeedbackEnriched, FeedbackSubmission
 
@@ -102,13 +102,10 @@ def _not_an_event(exc: ValidationError) -> str:
 
 def read_event(path: Path) -> FeedbackEnriched:
     """The event of a JSON file (UTF-8, with or without a byte-order mark)."""
-    data = path.read_bytes()
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise NotAnEventError(
-            f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); save it as UTF-8"
-        ) from None
+        text = utf8_text(path.read_bytes())
+    except ValueError as exc:
+        raise NotAnEventError(str(exc)) from None
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:

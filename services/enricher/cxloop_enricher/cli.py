@@ -19,7 +19,7 @@ from cxloop_enricher.sentiment.cli import register_sentiment
 from cxloop_enricher.settings import load_settings
 from cxloop_enricher.taxonomy import Taxonomy, load_taxonomy
 from cxloop_enricher.touchpoints import Tagging, TouchpointTagger
-from cxruntime.cli import at_least, field_errors
+from cxruntime.cli import at_least, field_errors, utf8_text
 from cxschema import FeedbackReceived, FeedbackSubmission
 
 
@@ -73,11 +73,9 @@ def _read_text(source: str) -> str:
     """The file's (or stdin's) text: UTF-8, with or without a byte-order mark."""
     data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
     try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise _NotAnEventError(
-            f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); save it as UTF-8"
-        ) from None
+        return utf8_text(data)
+    except ValueError as exc:
+        raise _NotAnEventError(str(exc)) from None
 
 
 def _read_events(source: str) -> list[FeedbackSubmission]:

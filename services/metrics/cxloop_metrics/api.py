@@ -280,22 +280,32 @@ async def get_compare(
     if dimension is None:
         if a is not None or b is not None:
             raise _problem("dimension", "`a` and `b` name values of a `dimension`: give it too")
-        try:
-            return _json(
-                await reports.compare_report(
-                    session,
-                    ctx,
-                    window=window,
-                    start=from_,
-                    end=to,
-                    sl=sl,
-                    b_slice=None,
-                    a_label="previous",
-                    b_label="current",
-                )
+        sides: tuple[Slice, Slice | None, str, str] = (sl, None, "previous", "current")
+    else:
+        sides = _segments(sl, dimension, a, b)
+    a_slice, b_slice, a_label, b_label = sides
+    try:
+        return _json(
+            await reports.compare_report(
+                session,
+                ctx,
+                window=window,
+                start=from_,
+                end=to,
+                sl=a_slice,
+                b_slice=b_slice,
+                a_label=a_label,
+                b_label=b_label,
             )
-        except ReportError as exc:
-            raise _problem(exc.field, str(exc)) from exc
+        )
+    except ReportError as exc:
+        raise _problem(exc.field, str(exc)) from exc
+
+
+def _segments(
+    sl: Slice, dimension: str, a: str | None, b: str | None
+) -> tuple[Slice, Slice, str, str]:
+    """The two slices (and labels) of segment mode: `sl` with `dimension` cut to `a`, to `b`."""
     if dimension not in DIMENSIONS:
         raise _problem("dimension", f"unknown dimension {dimension!r}; use {list(DIMENSIONS)}")
     if dimension in sl.group_by:
@@ -319,19 +329,4 @@ async def get_compare(
             touchpoint_level=sl.touchpoint_level,
         )
 
-    try:
-        return _json(
-            await reports.compare_report(
-                session,
-                ctx,
-                window=window,
-                start=from_,
-                end=to,
-                sl=side(a_values),
-                b_slice=side(b_values),
-                a_label=",".join(sorted(a_values)),
-                b_label=",".join(sorted(b_values)),
-            )
-        )
-    except ReportError as exc:
-        raise _problem(exc.field, str(exc)) from exc
+    return side(a_values), side(b_values), ",".join(sorted(a_values)), ",".join(sorted(b_values))
