@@ -69,7 +69,8 @@ def field_errors(errors: Any) -> list[dict[str, Any]]:
         out.append(
             {
                 "field": ".".join(loc) or "(body)",
-                "message": err.get("msg", ""),
+                # A validator's ValueError reads "Value error, <its message>": the message.
+                "message": err.get("msg", "").removeprefix("Value error, "),
                 "type": err.get("type", ""),
             }
         )
