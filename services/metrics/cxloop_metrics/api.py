@@ -31,6 +31,12 @@ _FROM = (
 )
 _TO = "end of the range (exclusive), read like `from`"
 
+WindowQuery = Annotated[Window | None, Query(description="rolling window ending now (default 7d)")]
+FromQuery = Annotated[
+    datetime | None, Query(alias="from", description=_FROM + "; instead of `window`")
+]
+ToQuery = Annotated[datetime | None, Query(description=_TO)]
+
 
 async def _session(request: Request) -> AsyncIterator[AsyncSession]:
     async with request.app.state.sessions() as session:
@@ -174,13 +180,9 @@ async def get_kpis(
     session: SessionDep,
     ctx: ContextDep,
     params: SliceDep,
-    window: Annotated[
-        Window | None, Query(description="rolling window ending now (default 7d)")
-    ] = None,
-    from_: Annotated[
-        datetime | None, Query(alias="from", description=_FROM + "; instead of `window`")
-    ] = None,
-    to: Annotated[datetime | None, Query(description=_TO)] = None,
+    window: WindowQuery = None,
+    from_: FromQuery = None,
+    to: ToQuery = None,
 ) -> Response:
     """NPS, CSAT, CES and sentiment, each with its n and 95% interval, per group.
 
@@ -252,13 +254,9 @@ async def get_compare(
     session: SessionDep,
     ctx: ContextDep,
     params: SliceDep,
-    window: Annotated[
-        Window | None, Query(description="rolling window ending now (default 7d)")
-    ] = None,
-    from_: Annotated[
-        datetime | None, Query(alias="from", description=_FROM + "; instead of `window`")
-    ] = None,
-    to: Annotated[datetime | None, Query(description=_TO)] = None,
+    window: WindowQuery = None,
+    from_: FromQuery = None,
+    to: ToQuery = None,
     dimension: Annotated[
         str | None,
         Query(description="segment mode: the dimension whose values `a` and `b` compare"),
