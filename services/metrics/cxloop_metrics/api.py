@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,7 +20,7 @@ from cxloop_metrics.reports import Metric, ReportContext, Slice
 from cxloop_metrics.repository import Filters
 from cxloop_metrics.schemas import ComparisonReport, KpiReport, TimeSeriesReport
 from cxruntime.auth import ReadKey
-from cxruntime.problems import Problem
+from cxruntime.problems import Problem, problem_response
 
 Window = Literal["1h", "24h", "7d", "28d", "90d"]
 
@@ -64,6 +64,16 @@ def _problem(field: str, message: str) -> Problem:
         message,
         errors=[{"field": field, "message": message, "type": "value_error"}],
     )
+
+
+def install_report_error_handler(app: FastAPI) -> None:
+    """Answer a `ReportError` from any endpoint as a 422 problem naming its parameter."""
+
+    async def on_report_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ReportError)
+        return problem_response(_problem(exc.field, str(exc)), request.url.path)
+
+    app.add_exception_handler(ReportError, on_report_error)
 
 
 def _only(*names: str) -> Callable[..., Coroutine[Any, Any, None]]:
@@ -191,14 +201,9 @@ async def get_kpis(
     the local day.
     """
     _no_window_with_range(window, from_, to)
-    try:
-        return _json(
-            await reports.kpi_report(
-                session, ctx, window=window, start=from_, end=to, sl=params.slice
-            )
-        )
-    except ReportError as exc:
-        raise _problem(exc.field, str(exc)) from exc
+    return _json(
+        await reports.kpi_report(session, ctx, window=window, start=from_, end=to, sl=params.slice)
+    )
 
 
 @router.get(
@@ -225,20 +230,17 @@ async def get_timeseries(
     gaps show; a range in the future lists empty intervals too. Default range: 48 hours, 28
     days, 12 weeks or a year back from `to`, which defaults to now. At most 2000 points.
     """
-    try:
-        return _json(
-            await reports.timeseries_report(
-                session,
-                ctx,
-                metric=metric,
-                interval=interval,
-                start=from_,
-                end=to,
-                sl=params.slice,
-            )
+    return _json(
+        await reports.timeseries_report(
+            session,
+            ctx,
+            metric=metric,
+            interval=interval,
+            start=from_,
+            end=to,
+            sl=params.slice,
         )
-    except ReportError as exc:
-        raise _problem(exc.field, str(exc)) from exc
+    )
 
 
 @router.get(
@@ -282,22 +284,19 @@ async def get_compare(
     else:
         sides = _segments(sl, dimension, a, b)
     a_slice, b_slice, a_label, b_label = sides
-    try:
-        return _json(
-            await reports.compare_report(
-                session,
-                ctx,
-                window=window,
-                start=from_,
-                end=to,
-                sl=a_slice,
-                b_slice=b_slice,
-                a_label=a_label,
-                b_label=b_label,
-            )
+    return _json(
+        await reports.compare_report(
+            session,
+            ctx,
+            window=window,
+            start=from_,
+            end=to,
+            sl=a_slice,
+            b_slice=b_slice,
+            a_label=a_label,
+            b_label=b_label,
         )
-    except ReportError as exc:
-        raise _problem(exc.field, str(exc)) from exc
+    )
 
 
 def _segments(

@@ -113,6 +113,7 @@ def create_app(settings: MetricsSettings) -> FastAPI:
     app.state.checks = {}
     app.state.workers = []
     install_problem_handlers(app)
+    api.install_report_error_handler(app)
 
     def checks() -> dict[str, ReadinessCheck]:
         return dict(app.state.checks)
