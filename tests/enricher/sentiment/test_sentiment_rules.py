@@ -3,7 +3,13 @@
 import pytest
 
 from cxloop_enricher.sentiment import LABELS, SentimentAnalyzer, SentimentResult
-from cxloop_enricher.sentiment.analyzer import NEGATIVE, POSITIVE, label_lexicon, shipped_models
+from cxloop_enricher.sentiment.analyzer import (
+    NEGATIVE,
+    POSITIVE,
+    UNSURE,
+    label_lexicon,
+    shipped_models,
+)
 from cxloop_enricher.sentiment.engine import LexiconScore, score_text
 
 analyzer = SentimentAnalyzer.default()
@@ -145,22 +151,56 @@ def test_unknown_language_uses_emoji_and_english() -> None:
     assert label("terrible", "xx") == "negative"
 
 
-def test_shipped_english_model_is_blended_with_the_rules() -> None:
+def test_shipped_english_model_answers_its_likeliest_class() -> None:
     shipped = shipped_models()
     assert set(shipped) == {"en"}
     model = shipped["en"]
     assert model.classes == ("negative", "neutral", "positive")
-    text = "The parcel arrived damaged and support never answered."
-    probabilities, lexical = model.predict(text, "en")
-    assert lexical is not None
-    assert lexical == score_text(text, "en")
-    expected = 0.5 * lexical.compound + 0.5 * (probabilities[2] - probabilities[0])
-    result = analyzer.analyze(text, "en")
-    assert result.score == pytest.approx(expected, abs=1e-4)
-    assert result.label == "negative"
+    texts = [
+        "The parcel arrived damaged and support never answered.",
+        "I ordered a blue jacket on Monday.",
+        "Absolutely love it, would buy again!",
+        "not bad at all",
+    ]
+    seen = set()
+    for text in texts:
+        probabilities, lexical = model.predict(text, "en")
+        assert lexical is not None
+        assert lexical == score_text(text, "en")  # the rules reach the model as features
+        result = analyzer.analyze(text, "en")
+        assert result.score == pytest.approx(probabilities[2] - probabilities[0], abs=1e-4)
+        assert result.label == model.classes[max(range(3), key=lambda i: probabilities[i])]
+        seen.add(result.label)
+    assert seen == {"negative", "neutral", "positive"}
+    # A polar label and its score agree in sign.
+    assert analyzer.analyze(texts[0], "en").score < 0 < analyzer.analyze(texts[2], "en").score
     lexicon_only = SentimentAnalyzer()
     german = "Paket kam beschädigt an"
     assert analyzer.analyze(german, "de") == lexicon_only.analyze(german, "de")
+
+
+def test_without_an_opinion_word_a_polar_answer_needs_the_models_majority() -> None:
+    model = shipped_models()["en"]
+    # No lexicon word in either; the model leans negative in both, sure of it only in one.
+    factual = "The package was delivered on Monday."
+    probabilities, lexical = model.predict(factual, "en")
+    assert lexical is not None
+    assert lexical.positive == lexical.negative == 0
+    assert max(probabilities) == probabilities[0] <= UNSURE
+    assert analyzer.analyze(factual, "en") == SentimentResult(
+        "neutral", round(probabilities[2] - probabilities[0], 4)
+    )
+    complaint = "Returned it after two days."
+    probabilities, _ = model.predict(complaint, "en")
+    assert probabilities[0] > UNSURE
+    assert label(complaint, "en") == "negative"
+
+
+def test_mixed_is_the_engines_call_in_english_too() -> None:
+    text = "Great product, terrible delivery."
+    probabilities, _ = shipped_models()["en"].predict(text, "en")
+    result = analyzer.analyze(text, "en")
+    assert result == SentimentResult("mixed", round(probabilities[2] - probabilities[0], 4))
 
 
 def test_mixed_in_both_languages() -> None:
@@ -289,9 +329,11 @@ def test_explain_shows_the_lexicon_terms_and_the_shipped_model() -> None:
     assert "model" not in german  # German answers come from the lexicon engine alone
     english = analyzer.explain("not bad at all, but the app keeps crashing", "en")
     assert set(english) == {"lexicon", "model", "terms"}
-    # The shipped English answer is the average of the two parts.
+    # The shipped English answer's score is the model's; the terms show what its lexicon
+    # features saw.
     score = analyzer.analyze("not bad at all, but the app keeps crashing", "en").score
-    assert score == pytest.approx((english["lexicon"] + english["model"]) / 2, abs=1e-3)
+    assert score == pytest.approx(english["model"], abs=1e-4)
+    assert english["terms"][0] == ["not bad", 0.925]  # halved before "but"
     assert analyzer.explain("  ", "de") == {"terms": []}
     # A long German text says by how much its terms were scaled; a short one has no scale.
     long = analyzer.explain("Das Essen war gut. " + _TRIP * 3, "de")
