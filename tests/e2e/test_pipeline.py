@@ -268,3 +268,26 @@ def test_interrupted_up_leaves_no_process_behind(stack: Stack) -> None:
     left = [pid for pid in [*children, postgres] if alive(pid)]
     assert not left, {pid: children.get(pid, "postgres") for pid in left}
     assert not (Path(stack.data_dir) / "embedded.json").exists()
+
+
+def test_up_again_on_the_same_data_counts_every_new_event(stack: Stack) -> None:
+    # The embedded broker starts empty, while PostgreSQL keeps the metrics service's stored
+    # positions (hundreds of records per partition by now): the new records, at offsets
+    # below them, must be counted, not skipped.
+    stack.start()
+    try:
+        total = 60
+        events = [event("E2E-UP-AGAIN", scores={"nps": 10}) for _ in range(total)]
+        with httpx.Client(
+            timeout=10, headers={"Authorization": f"Bearer {stack.api_key}"}
+        ) as client:
+            response = client.post(
+                f"{stack.url('collector')}/v1/feedback/batch", json={"events": events}
+            )
+            assert response.json()["accepted"] == total
+            counted = wait_for(kpis_once_counted(stack, client, "E2E-UP-AGAIN", total), 60, 0.5)
+            assert counted is not None, "\n".join(stack.output[-40:])
+            assert counted["responses"] == total
+        assert "after the end of the log" in "\n".join(stack.output)
+    finally:
+        assert stack.interrupt() == 0

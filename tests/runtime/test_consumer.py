@@ -348,6 +348,9 @@ class StoredPositions:
         self.loaded.extend(partitions)
         return {tp: self.positions[tp] for tp in partitions if tp in self.positions}
 
+    async def reset(self, positions: Positions) -> None:
+        self.positions.update(positions)
+
 
 async def test_offset_store_positions_win_over_kafka(kafka: EmbeddedKafka) -> None:
     # All on one partition (same key) so the stored position means "skip the first 6".
@@ -366,6 +369,71 @@ async def test_offset_store_positions_win_over_kafka(kafka: EmbeddedKafka) -> No
     assert sorted(processor.handled) == [6, 7, 8, 9]
     assert TopicPartition(RAW, 0) in store.loaded
     assert processor.positions[-1][TopicPartition(RAW, 0)] == 10
+
+
+async def _produce_in_batches(bootstrap: str, batches: int, size: int) -> None:
+    """`batches` x `size` records {"n": i} on partition 0 of RAW, each batch sent as one."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        n = 0
+        for _ in range(batches):
+            sent = []
+            for _ in range(size):
+                sent.append(await producer.send(RAW, orjson.dumps({"n": n}), partition=0))
+                n += 1
+            await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+
+
+def _resets(reason: str) -> float:
+    labels = {"group": "test-group", "topic": RAW, "reason": reason}
+    return REGISTRY.get_sample_value("cx_consumer_offset_resets_total", labels) or 0.0
+
+
+async def test_a_stored_position_past_the_logs_end_reads_the_log_from_its_start(
+    kafka: EmbeddedKafka,
+) -> None:
+    # A sink stored position 40, then the broker lost its log (the embedded broker keeps
+    # topics in memory): the 15 records now there must not be skipped.
+    await _produce_in_batches(kafka.bootstrap, batches=3, size=5)
+    producer = make_producer(kafka.bootstrap, client_id="test")
+    await producer.start()
+    processor = Doubler()
+    store = StoredPositions({TopicPartition(RAW, 0): 40})
+    before = _resets("after_end")
+    runner = ConsumerRunner(_config(kafka.bootstrap), processor, producer, offset_store=store)
+    await _run_until(runner, lambda: len(processor.handled) >= 15)
+    await producer.stop()
+    assert sorted(processor.handled) == list(range(15))
+    assert _resets("after_end") == before + 1
+    assert store.positions[TopicPartition(RAW, 0)] == 0  # the sink was told to forget 40
+
+
+async def test_a_stored_position_at_the_logs_true_end_is_kept(kafka: EmbeddedKafka) -> None:
+    # The embedded broker reports the end of a partition as its last batch's first offset
+    # plus one (11 here, for 15 records in batches of 5): position 15 is the true end, and
+    # only records produced after it are new.
+    await _produce_in_batches(kafka.bootstrap, batches=3, size=5)
+    producer = make_producer(kafka.bootstrap, client_id="test")
+    await producer.start()
+    processor = Doubler()
+    store = StoredPositions({TopicPartition(RAW, 0): 15})
+    before = _resets("after_end")
+    runner = ConsumerRunner(_config(kafka.bootstrap), processor, producer, offset_store=store)
+    task = asyncio.create_task(_run_until(runner, lambda: len(processor.handled) >= 2))
+    await asyncio.sleep(2)  # joined and seeked
+    producer0 = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all")
+    await producer0.start()
+    for n in (100, 101):
+        await producer0.send_and_wait(RAW, orjson.dumps({"n": n}), partition=0)
+    await producer0.stop()
+    await task
+    await producer.stop()
+    assert sorted(processor.handled) == [100, 101]
+    assert _resets("after_end") == before
+    assert store.positions[TopicPartition(RAW, 0)] == 15
 
 
 class FlakyProducer(AIOKafkaProducer):  # type: ignore[misc]

@@ -78,6 +78,12 @@ ASSIGNED = Gauge(
     ["group"],
 )
 COMMITS = Counter("cx_consumer_commits_total", "Offset commits to Kafka.", ["group", "outcome"])
+OFFSET_RESETS = Counter(
+    "cx_consumer_offset_resets_total",
+    "Stored positions outside their partition's log (after_end: the log was replaced; "
+    "before_start: retention deleted unread records), read from the log's start instead.",
+    ["group", "topic", "reason"],
+)
 
 
 class InvalidMessage(Exception):
@@ -184,6 +190,11 @@ class OffsetStore(Protocol):
 
     async def load(self, partitions: Collection[TopicPartition]) -> Positions:
         """Stored positions of these partitions; a partition absent here starts per the policy."""
+        ...
+
+    async def reset(self, positions: Positions) -> None:
+        """Store these positions in place of the stored ones, also where they lie before them:
+        the partition's log no longer holds the stored position (see `ConsumerRunner`)."""
         ...
 
 
@@ -516,10 +527,65 @@ class ConsumerRunner(Generic[T]):
         """Seek to the processor's own stored positions, when it keeps them; report the join."""
         if self._offset_store is not None and self._consumer is not None and assigned:
             positions = await self._offset_store.load(assigned)
+            positions = await self._within_the_log(self._consumer, positions)
             for tp, offset in positions.items():
                 self._consumer.seek(tp, offset)
             log.info("seeked %d partitions to stored positions", len(positions))
         ASSIGNED.labels(self._config.group_id).set(len(assigned))
+
+    async def _within_the_log(
+        self, consumer: AIOKafkaConsumer, positions: Positions
+    ) -> dict[TopicPartition, int]:
+        """Stored positions, each moved to the start of its partition's log where the log no
+        longer holds it.
+
+        A position beyond the log's end means the log was replaced: the topic was deleted and
+        created again, or the broker lost it (the embedded broker keeps topics in memory, so
+        after `cxloop up` restarts, a sink's stored positions point past every new record).
+        Kafka answers a fetch there with OFFSET_OUT_OF_RANGE, which aiokafka resolves by its
+        reset policy, silently; the embedded broker answers with nothing until the log grows
+        past the position, and every record before it would be skipped. A position before the
+        log's start means retention deleted records that were never read. Either way the
+        partition is read from the start of what its log holds, loudly.
+        """
+        checked = dict(positions)
+        moved: dict[TopicPartition, int] = {}
+        if not checked:
+            return checked
+        partitions = list(checked)
+        starts = await consumer.beginning_offsets(partitions)
+        ends = await consumer.end_offsets(partitions)
+        group = self._config.group_id
+        for tp, stored in positions.items():
+            start, end = starts[tp], ends[tp]
+            if stored > end:
+                # The embedded broker reports the end as the last batch's first offset plus
+                # one, short of the true end by the batch's size less one: read that batch.
+                end = await _reaches(self._config.bootstrap, tp, max(end - 1, start), stored)
+            if start <= stored <= end:
+                continue
+            reason = "after_end" if stored > end else "before_start"
+            log.warning(
+                "stored position %d of %s[%d] lies %s of the log (%d to %d): %s; reading "
+                "the partition from offset %d",
+                stored,
+                tp.topic,
+                tp.partition,
+                "after the end" if stored > end else "before the start",
+                start,
+                end,
+                "the topic was created again or the broker lost its log"
+                if stored > end
+                else "retention deleted records that were never read",
+                start,
+            )
+            OFFSET_RESETS.labels(group, tp.topic, reason).inc()
+            checked[tp] = start
+            moved[tp] = start
+        if moved and self._offset_store is not None:
+            # A sink that skips records below its stored positions must forget them first.
+            await self._offset_store.reset(moved)
+        return checked
 
     async def _observe_lag(self, consumer: AIOKafkaConsumer) -> None:
         now = time.monotonic()
@@ -551,6 +617,27 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
         await self._runner.on_assigned(assigned)
+
+
+async def _reaches(bootstrap: str, tp: TopicPartition, offset: int, target: int) -> int:
+    """One past the last offset of `tp` read from `offset` on, reading no further than it
+    takes to pass `target` (`offset` if nothing is there)."""
+    reader = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, client_id="cxloop-log-end"
+    )
+    await reader.start()
+    try:
+        reader.assign([tp])
+        reader.seek(tp, offset)
+        end = offset
+        while end < target:
+            records = (await reader.getmany(tp, timeout_ms=1000)).get(tp, [])
+            if not records:
+                break
+            end = records[-1].offset + 1
+        return end
+    finally:
+        await reader.stop()
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

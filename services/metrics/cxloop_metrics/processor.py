@@ -423,6 +423,14 @@ class MetricsProcessor:
             )
         return {tp: found.get((tp.topic, tp.partition), 0) for tp in partitions}
 
+    async def reset(self, positions: Positions) -> None:
+        """Store `positions` even where they lie before the stored ones (the runner found the
+        partition's log replaced): otherwise `handle` would skip its records as replays."""
+        async with self._sessions() as session, session.begin():
+            await repository.reset_positions(
+                session, {(tp.topic, tp.partition): n for tp, n in positions.items()}
+            )
+
 
 class _WriterThread:
     """Runs `write(sessions, pending)` for each submitted batch, in order, on a thread with its

@@ -224,6 +224,28 @@ _LOCK_POSITIONS: Final = text(
 )
 
 
+async def reset_positions(session: AsyncSession, positions: Mapping[tuple[str, int], int]) -> None:
+    """Set the stored positions to these, backwards too (a partition's log was replaced)."""
+    ordered = sorted(positions.items())
+    await session.execute(
+        _RESET_POSITIONS,
+        {
+            "topics": [t for (t, _), _ in ordered],
+            "partitions": [p for (_, p), _ in ordered],
+            "offsets": [n for _, n in ordered],
+        },
+    )
+
+
+_RESET_POSITIONS: Final = text(
+    "INSERT INTO metrics_offsets (topic, partition, next_offset) "
+    "SELECT t, p, n FROM unnest(CAST(:topics AS text[]), CAST(:partitions AS int[]), "
+    "CAST(:offsets AS bigint[])) AS x(t, p, n) "
+    "ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset, "
+    "updated_at = now()"
+)
+
+
 async def lock_positions(
     session: AsyncSession, partitions: Collection[tuple[str, int]]
 ) -> dict[tuple[str, int], int]:
