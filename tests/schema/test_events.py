@@ -113,3 +113,21 @@ def test_occurred_at_may_not_lie_far_after_received_at(ahead: timedelta, ok: boo
     else:
         with pytest.raises(ValidationError, match="lies more than 1 day after received_at"):
             FeedbackReceived.model_validate(event)
+
+
+def test_segment_and_region_are_trimmed_and_blank_is_none() -> None:
+    customer = {"id": "crm-1", "segment": "  premium ", "region": "\tDE-BY \n"}
+    event = FeedbackReceived.model_validate(_received(customer=customer))
+    assert event.customer is not None
+    assert (event.customer.segment, event.customer.region) == ("premium", "DE-BY")
+    submission = {"channel": "web", "scores": {"nps": 2}, "customer": customer}
+    plain = PLAIN_SUBMISSION.validate_python(submission)
+    assert plain["customer"]["segment"] == "premium"
+    assert plain["customer"]["region"] == "DE-BY"
+    blank = FeedbackReceived.model_validate(_received(customer={"id": "c", "region": "   "}))
+    assert blank.customer is not None
+    assert blank.customer.region is None
+    # Case is kept: a region code and a segment name are compared as written.
+    cased = FeedbackReceived.model_validate(_received(customer={"id": "c", "segment": "Premium"}))
+    assert cased.customer is not None
+    assert cased.customer.segment == "Premium"

@@ -67,6 +67,10 @@ def _strip_or_none(value: str | None) -> str | None:
     return stripped or None
 
 
+CustomerLabel = Annotated[str | None, Field(max_length=100), AfterValidator(_strip_or_none)]
+"""A customer's segment or region: white space trimmed, blank is None, U+0000 refused."""
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
 
@@ -77,8 +81,10 @@ class Customer(_Model):
     id: Annotated[
         str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True), NoNul
     ]
-    segment: Label | None = None
-    region: Label | None = None
+    # Trimmed, and blank means none: " DE-BY " and "DE-BY" are one region in every KPI.
+    # Case is kept (and compared): "premium" and "Premium" are two segments.
+    segment: CustomerLabel = None
+    region: CustomerLabel = None
 
 
 class Scores(_Model):

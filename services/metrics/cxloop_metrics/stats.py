@@ -67,19 +67,72 @@ def clip(interval: Interval, bounds: Interval) -> Interval:
 def t975(df: float) -> float:
     """The 97.5% quantile of Student's t with `df` degrees of freedom (df >= 1).
 
-    Tabulated up to 30 (a fractional df, as from Welch, is rounded down: conservative), and the
-    Cornish-Fisher expansion beyond (Abramowitz & Stegun 26.7.5; error below 1e-6 there).
+    Tabulated for whole df up to 30; a fractional df up to 30 (Welch's) is solved from the
+    distribution function between its two neighbours in the table; beyond 30 the
+    Cornish-Fisher expansion (Abramowitz & Stegun 26.7.5; error below 1e-6 there).
     """
     if df < 1:
         raise ValueError("df must be at least 1")
     if df <= 30:
-        return _T975[math.floor(df) - 1]
+        whole = math.floor(df)
+        if whole == df:
+            return _T975[whole - 1]
+        # The quantile falls as df grows: it lies between the neighbours' (bisection).
+        low, high = _T975[whole], _T975[whole - 1]
+        for _ in range(60):
+            middle = (low + high) / 2
+            if _t_upper_tail(middle, df) > 0.025:
+                low = middle
+            else:
+                high = middle
+        return (low + high) / 2
     z = Z95
     g1 = (z**3 + z) / 4
     g2 = (5 * z**5 + 16 * z**3 + 3 * z) / 96
     g3 = (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384
     g4 = (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / 92160
     return z + g1 / df + g2 / df**2 + g3 / df**3 + g4 / df**4
+
+
+def _t_upper_tail(t: float, df: float) -> float:
+    """P(T > t) for t >= 0: half the regularised incomplete beta I_x(df/2, 1/2) at
+    x = df / (df + t^2)."""
+    return 0.5 * _incomplete_beta(df / 2, 0.5, df / (df + t * t))
+
+
+def _incomplete_beta(a: float, b: float, x: float) -> float:
+    """The regularised incomplete beta function I_x(a, b), by its continued fraction
+    (modified Lentz; Numerical Recipes 6.4), on the side where it converges fast."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    front = math.exp(
+        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    )
+    if x < (a + 1) / (a + b + 2):
+        return front * _beta_fraction(a, b, x) / a
+    return 1.0 - front * _beta_fraction(b, a, 1.0 - x) / b
+
+
+def _beta_fraction(a: float, b: float, x: float) -> float:
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    result = d
+    for m in range(1, 300):
+        for numerator in (
+            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
+        ):
+            d = 1.0 + numerator * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + numerator / c
+            c = c if abs(c) > tiny else tiny
+            result *= c * d
+        if abs(c * d - 1.0) < 1e-15:
+            break
+    return result
 
 
 def wilson(successes: int, n: int) -> Interval | None:
@@ -91,7 +144,10 @@ def wilson(successes: int, n: int) -> Interval | None:
     denominator = 1 + z2 / n
     centre = (p + z2 / (2 * n)) / denominator
     half = Z95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denominator
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # At 0 (or n) successes the bound is exactly 0 (or 1); the formula leaves rounding dust.
+    low = 0.0 if successes <= 0 else max(0.0, centre - half)
+    high = 1.0 if successes >= n else min(1.0, centre + half)
+    return (low, high)
 
 
 @dataclass(frozen=True, slots=True)
