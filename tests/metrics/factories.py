@@ -15,7 +15,7 @@ def enriched(
     source: str = "test",
     channel: str = "web",
     touchpoint: str = "delivery",
-    journey_stage: str = "fulfilment",
+    journey_stage: str = "delivery",
     region: str | None = "DE-BY",
     segment: str | None = "premium",
     nps: int | None = None,

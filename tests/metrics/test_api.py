@@ -456,6 +456,12 @@ async def test_a_future_time_series_lists_empty_points(client: httpx.AsyncClient
         ("/v1/kpis/compare", [("dimension", "channel"), ("a", "web")], "b"),
         ("/v1/kpis/compare", [("interval", "day")], "interval"),
         ("/v1/kpis/compare", [("window", "7d"), ("to", "2026-11-02")], "window"),
+        # Values of the contract's closed sets: a typo is not an empty group.
+        ("/v1/kpis", [("channel", "fax")], "channel"),
+        ("/v1/kpis", [("channel", "web,fax")], "channel"),
+        ("/v1/kpis", [("journey_stage", "fulfilment")], "journey_stage"),
+        ("/v1/kpis/timeseries", [("channel", "Web")], "channel"),
+        ("/v1/kpis/compare", [("dimension", "channel"), ("a", "web"), ("b", "fax")], "b"),
     ],
 )
 async def test_parameters_are_never_ignored(

@@ -19,6 +19,7 @@ from cxloop_metrics.processor import (
     MetricsProcessor,
     merge_pending,
     observe,
+    says_something,
     select_events,
     to_row,
 )
@@ -293,3 +294,26 @@ async def test_stop_while_a_batch_waits_for_a_full_transaction_loses_nothing(
     assert nps == 1
     positions = await processor.load([TopicPartition(ENRICHED, 0)])
     assert positions == {TopicPartition(ENRICHED, 0): 7}
+
+
+@pytest.mark.parametrize(
+    ("comment", "counts"),
+    [
+        (None, False),
+        ("", False),
+        (".", False),
+        ("[EMAIL]", False),
+        ("[PHONE] [EMAIL]!", False),
+        ("[EMAIL] danke", True),
+        ("gut", True),
+        ("👍", True),
+        ("4711?", True),
+    ],
+)
+def test_only_comments_that_say_something_count_in_the_sentiment_kpis(
+    comment: str | None, counts: bool
+) -> None:
+    assert says_something(comment) is counts
+    event = enriched("s", occurred_at=NOW, nps=9, comment=comment, sentiment=("neutral", 0.0))
+    obs = observe(value(event), BucketCache(BERLIN))
+    assert (obs.sentiment is not None) is counts

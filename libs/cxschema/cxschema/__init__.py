@@ -14,6 +14,7 @@ from cxschema.codec import (
 )
 from cxschema.events import (
     CHANNELS,
+    JOURNEY_STAGES,
     PLAIN_SUBMISSION,
     Channel,
     Customer,
@@ -48,6 +49,7 @@ __all__ = [
     "ENRICHED",
     "ERROR_HEADER_PREFIX",
     "INVALID",
+    "JOURNEY_STAGES",
     "PLAIN_SUBMISSION",
     "RAW",
     "TOPICS",

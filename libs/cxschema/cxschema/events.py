@@ -37,6 +37,19 @@ mislabelled, but feedback from the future would stay outside every KPI window un
 Channel = Literal["web", "app", "email", "contact_centre"]
 CHANNELS: Final[tuple[str, ...]] = get_args(Channel)
 SentimentLabel = Literal["negative", "neutral", "positive", "mixed"]
+JOURNEY_STAGES: Final = (
+    "awareness",
+    "consideration",
+    "purchase",
+    "delivery",
+    "usage",
+    "service",
+    "loyalty",
+    "exit",
+    "unknown",
+)
+"""The customer-journey stages a touchpoint belongs to; `unknown` is meant for `unclassified`
+only."""
 
 
 def _without_nul(value: str) -> str:

@@ -23,23 +23,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from cxloop_enricher.settings import KeptKind, PiiPatternSetting
 from cxruntime.config import config_path, load_yaml
 from cxruntime.errors import ConfigurationError
-from cxschema import CHANNELS
+from cxschema import CHANNELS, JOURNEY_STAGES
 
 FILE_NAME: Final = "touchpoints.yaml"
 UNCLASSIFIED: Final = "unclassified"
-JOURNEY_STAGES: Final = (
-    "awareness",
-    "consideration",
-    "purchase",
-    "delivery",
-    "usage",
-    "service",
-    "loyalty",
-    "exit",
-    "unknown",
-)
-"""The customer-journey stages; `unknown` is meant for `unclassified` only."""
-
 _ID = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
 _Strings = Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
 

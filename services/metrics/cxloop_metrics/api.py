@@ -21,6 +21,7 @@ from cxloop_metrics.repository import Filters
 from cxloop_metrics.schemas import ComparisonReport, KpiReport, TimeSeriesReport
 from cxruntime.auth import ReadKey
 from cxruntime.problems import Problem, problem_response
+from cxschema import CHANNELS, JOURNEY_STAGES
 
 Window = Literal["1h", "24h", "7d", "28d", "90d"]
 
@@ -55,6 +56,20 @@ ContextDep = Annotated[ReportContext, Depends(_context)]
 
 def _split(value: str | None) -> frozenset[str]:
     return frozenset(part.strip() for part in (value or "").split(",") if part.strip())
+
+
+CLOSED_SETS: dict[str, tuple[str, ...]] = {"channel": CHANNELS, "journey_stage": JOURNEY_STAGES}
+"""Dimensions whose values are fixed by the event contract: a value outside them is a typo,
+answered 422 rather than an empty group."""
+
+
+def _known(field: str, values: frozenset[str], dimension: str | None = None) -> frozenset[str]:
+    """`values` of `dimension` (default: `field`), or a 422 naming those outside its set."""
+    allowed = CLOSED_SETS.get(dimension or field)
+    unknown = sorted(values - set(allowed)) if allowed is not None else []
+    if allowed is not None and unknown:
+        raise _problem(field, f"unknown {dimension or field} {unknown}; one of {list(allowed)}")
+    return values
 
 
 def _problem(field: str, message: str) -> Problem:
@@ -141,8 +156,8 @@ class SliceParams:
             filters=Filters(
                 values={
                     "touchpoint": frozenset(tps | children),
-                    "channel": _split(channel),
-                    "journey_stage": _split(journey_stage),
+                    "channel": _known("channel", _split(channel)),
+                    "journey_stage": _known("journey_stage", _split(journey_stage)),
                     "region": _split(region),
                     "segment": _split(segment),
                 },
@@ -307,7 +322,7 @@ def _segments(
         raise _problem("dimension", f"unknown dimension {dimension!r}; use {list(DIMENSIONS)}")
     if dimension in sl.group_by:
         raise _problem("dimension", "do not group by the dimension being compared")
-    a_values, b_values = _split(a), _split(b)
+    a_values, b_values = _known("a", _split(a), dimension), _known("b", _split(b), dimension)
     for name, values in (("a", a_values), ("b", b_values)):
         if not values:
             raise _problem(

@@ -13,11 +13,13 @@ import asyncio
 import collections
 import contextlib
 import logging
+import re
 import threading
+import unicodedata
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import NamedTuple
+from typing import Final, NamedTuple
 from zoneinfo import ZoneInfo
 
 from aiokafka import TopicPartition
@@ -87,6 +89,19 @@ class BucketCache:
         return found
 
 
+_PLACEHOLDER: Final = re.compile(r"\[[A-Z][A-Z0-9_]*\]")
+
+
+def says_something(comment: str | None) -> bool:
+    """True when a comment holds a word, a number or a symbol (an emoji) once the enricher's
+    placeholders ("[EMAIL]") are set aside: a comment that was only an e-mail address, or
+    only ".", carries no opinion, and its neutral 0 must not pull the sentiment KPIs."""
+    if not comment:
+        return False
+    text = _PLACEHOLDER.sub(" ", comment) if "[" in comment else comment
+    return any(char.isalnum() or unicodedata.category(char)[0] == "S" for char in text)
+
+
 def observe(value: bytes | None, buckets: BucketCache) -> Observation:
     """Decode an enriched record into an `Observation`, or raise `InvalidMessage`."""
     if value is None:
@@ -95,7 +110,7 @@ def observe(value: bytes | None, buckets: BucketCache) -> Observation:
         event = decode_enriched(value)
     except ValidationError as exc:
         raise InvalidMessage(f"not a FeedbackEnriched event: {exc}") from exc
-    commented = bool(event.comment)
+    commented = says_something(event.comment)
     customer = event.customer
     return Observation(
         uid=feedback_uid(event.source, event.id),
