@@ -64,6 +64,18 @@ def test_negation_phrases() -> None:
     assert label("never again", "en") == "negative"
 
 
+def test_a_parcel_that_never_came_is_a_complaint_in_every_word_order() -> None:
+    # The participle ("nie angekommen") and the separable verb ("kam nie an") alike.
+    for text in (
+        "Paket nie angekommen",
+        "Paket kam nie an",
+        "Die Lieferung kommt nicht an",
+        "Ware nie erhalten",
+        "Ich habe die Bestellung nie bekommen",
+    ):
+        assert label(text, "de") == "negative", text
+
+
 def test_intensifiers_scale() -> None:
     plain, boosted = score_text("freundlich", "de").compound, score_text("sehr freundlich", "de")
     assert boosted.compound > plain
