@@ -66,14 +66,14 @@ def test_personal_data_leaves_comment_and_subject(enricher: Enricher) -> None:
         comment="Bitte zurückrufen: 0171 1234567 oder max@example.de. IBAN DE89370400440532013000",
         context={
             "subject": "Re: Rückruf an jane@example.com",
-            "url": "https://x.example/?m=a@b.de",
+            "url": "https://x.example/?m=a@b.de&tel=%2B4930123456&order=0171234567",
         },
     )
     out = enricher.enrich(event, now=NOW).event
     assert out.comment == "Bitte zurückrufen: [PHONE] oder [EMAIL]. IBAN [IBAN]"
     assert out.context.subject == "Re: Rückruf an [EMAIL]"
-    assert out.context.url == "https://x.example/?m=[EMAIL]"
-    assert out.redactions == {"phone": 1, "email": 3, "iban": 1}
+    assert out.context.url == "https://x.example/?m=[EMAIL]&tel=[PHONE]&order=0171234567"
+    assert out.redactions == {"phone": 2, "email": 3, "iban": 1}
     assert "example.de" not in encode(out).decode()
 
 

@@ -294,6 +294,51 @@ def test_urls_lose_only_email_addresses(redactor: Redactor) -> None:
     assert result.text == "https://shop.example/account?email=[EMAIL]&id=0171234567"
 
 
+@pytest.mark.parametrize(
+    ("url", "expected", "counts"),
+    [
+        # Parameters named for personal data lose their value, encoded or not.
+        (
+            "https://shop.example/c?order=0123456789&phone=%2B4930123456",
+            "https://shop.example/c?order=0123456789&phone=[PHONE]",
+            {"phone": 1},
+        ),
+        (
+            "https://x.example/?email=jane%40example.com&q=1",
+            "https://x.example/?email=[EMAIL]&q=1",
+            {"email": 1},
+        ),
+        (
+            "https://x.example/p?Vorname=Max&last-name=Doe&ref=abc",
+            "https://x.example/p?Vorname=[NAME]&last-name=[NAME]&ref=abc",
+            {"name": 2},
+        ),
+        (
+            "https://x.example/k?iban=DE89&Strasse=Hauptstr.+1",
+            "https://x.example/k?iban=[IBAN]&Strasse=[ADDRESS]",
+            {"iban": 1, "address": 1},
+        ),
+        # An encoded address in any other parameter, and one in the path.
+        ("https://x.example/?q=a%40b.de", "https://x.example/?q=[EMAIL]", {"email": 1}),
+        ("https://x.example/u/jane@example.com", "https://x.example/u/[EMAIL]", {"email": 1}),
+        # Nothing named or found: the URL stays byte for byte, digits and encoding alike.
+        ("https://shop.example/search?q=schuhe+42&id=0171234567&page=", None, {}),
+        ("https://shop.example/checkout", None, {}),
+    ],
+)
+def test_urls_lose_named_query_values_and_email_addresses(
+    redactor: Redactor, url: str, expected: str | None, counts: dict[str, int]
+) -> None:
+    result = redactor.redact_url(url)
+    assert result.text == (url if expected is None else expected)
+    assert result.counts == counts
+
+
+def test_urls_keep_names_when_names_are_kept() -> None:
+    kept = Redactor(keep=["name"]).redact_url("https://x.example/p?vorname=Max&tel=030123")
+    assert kept.text == "https://x.example/p?vorname=Max&tel=[PHONE]"
+
+
 def test_checksums() -> None:
     assert iban_valid("DE89 3704 0044 0532 0130 00")
     assert not iban_valid("DE89 3704 0044 0532 0130 01")

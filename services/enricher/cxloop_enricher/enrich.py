@@ -157,8 +157,8 @@ def redact_event(redactor: Redactor, event: FeedbackSubmission) -> RedactedEvent
         if redacted.counts:
             changes["subject"] = redacted.text[:_MAX_SUBJECT_CHARS]
             _add(redactions, redacted.counts)
-    if "@" in context.url:
-        redacted = redactor.redact_emails(context.url)
+    if "@" in context.url or "?" in context.url:
+        redacted = redactor.redact_url(context.url)
         if redacted.counts:
             changes["url"] = redacted.text[:_MAX_URL_CHARS]
             _add(redactions, redacted.counts)

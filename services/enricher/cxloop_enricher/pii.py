@@ -31,6 +31,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, get_args
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from cxloop_enricher.settings import KeptKind, PiiPatternSetting
 from cxruntime.errors import ConfigurationError
@@ -407,6 +408,55 @@ class Redactor:
         if "@" in text:
             text = _substitute(text, _EMAIL_RE, PLACEHOLDERS[EMAIL], EMAIL, counts)
         return Redaction(text, counts)
+
+    def redact_url(self, url: str) -> Redaction:
+        """A page URL with its personal data replaced: e-mail addresses anywhere (also
+        percent-encoded in the query), and the value of every query parameter whose name says
+        what it holds (`email`, `phone`, `tel`, `name`, `vorname`, `iban`, `card`, `street`, ...;
+        names and addresses unless kept). Digits elsewhere stay: in a URL they are order
+        numbers and ids far more often than phone numbers."""
+        redacted = self.redact_emails(url)
+        if "?" not in url:
+            return redacted
+        parts = urlsplit(redacted.text)
+        counts = dict(redacted.counts)
+        changed = False
+        pairs = []
+        for name, given in parse_qsl(parts.query, keep_blank_values=True):
+            value = given
+            kind = _QUERY_KINDS.get(_NOT_ALNUM.sub("", name.lower()))
+            if kind is not None and given and kind not in self._keep:
+                value = PLACEHOLDERS[kind]
+                counts[kind] = counts.get(kind, 0) + 1
+            elif "@" in given:
+                inner = self.redact_emails(given)
+                value = inner.text
+                _merge(counts, inner.counts)
+            changed = changed or value != given
+            pairs.append((name, value))
+        if not changed:
+            return redacted
+        query = urlencode(pairs, safe="[]", quote_via=quote)
+        return Redaction(urlunsplit(parts._replace(query=query)), counts)
+
+
+_QUERY_NAMES: Final = {
+    EMAIL: "email mail emailaddress emailadresse",
+    PHONE: "phone tel telephone telefon telefonnummer phonenumber mobile mobil handy cell",
+    NAME: "name fullname firstname lastname surname vorname nachname customername kundenname",
+    IBAN: "iban",
+    CARD: "card cardnumber creditcard ccnumber kreditkarte kartennummer",
+    ADDRESS: "address street streetaddress adresse strasse straße anschrift",
+}
+_QUERY_KINDS: Final = {name: kind for kind, names in _QUERY_NAMES.items() for name in names.split()}
+"""Query parameter names (lower case, letters and digits only) that say which kind of personal
+data their value is."""
+_NOT_ALNUM: Final = re.compile(r"[\W_]+")
+
+
+def _merge(total: dict[str, int], counts: dict[str, int]) -> None:
+    for kind, n in counts.items():
+        total[kind] = total.get(kind, 0) + n
 
 
 def _name_words(words: list[str]) -> int:
