@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import re
 import shlex
 from pathlib import Path
 from typing import Any
@@ -108,3 +109,35 @@ def test_one_image_for_all_services() -> None:
     dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
     assert 'ENTRYPOINT ["cxloop"]' in dockerfile
     assert "pip install" in dockerfile
+
+
+def _exported_metric_names() -> set[str]:
+    """Every `cx_...` name the code declares as a metric (as a string literal)."""
+    names: set[str] = set()
+    for folder in ("libs", "services"):
+        for source in (ROOT / folder).rglob("*.py"):
+            names.update(re.findall(r"\"(cx_[a-z0-9_]+)\"", source.read_text()))
+    return names
+
+
+def test_every_alert_names_a_metric_the_code_exports() -> None:
+    alerts = yaml.safe_load((ROOT / "deploy" / "alerts.yml").read_text())
+    exported = _exported_metric_names()
+    rules = [rule for group in alerts["groups"] for rule in group["rules"]]
+    for rule in rules:
+        assert {"alert", "expr", "labels", "annotations"} <= set(rule), rule
+        assert rule["labels"]["severity"] in {"page", "ticket"}
+        assert "for" in rule
+        assert "summary" in rule["annotations"]
+        used = set(re.findall(r"\b(cx_[a-z0-9_]+)", rule["expr"]))
+        assert used <= exported, f"{rule['alert']}: {used - exported} not exported"
+    covered = " ".join(rule["expr"] for rule in rules)
+    # The closed loop's failure modes and a dependency outage (during which `up` stays 1).
+    for metric in (
+        "cx_ready",
+        "cx_closed_loop_dead_letters",
+        "cx_closed_loop_outbox_backlog",
+        "cx_closed_loop_breaker_open",
+        "cx_closed_loop_sla_breaches_total",
+    ):
+        assert metric in covered

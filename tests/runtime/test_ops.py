@@ -152,3 +152,24 @@ def test_request_route_refuses_endpoints_whose_parameters_it_would_skip(
 ) -> None:
     with pytest.raises(TypeError, match="RequestRoute endpoint"):
         RequestRoute("/x/{item_id}", endpoint, methods=["POST"], **options)
+
+
+async def test_metrics_report_each_readiness_check_as_cx_ready() -> None:
+    # /metrics answers while a dependency is down, so Prometheus' `up` stays 1: the readiness
+    # of each dependency is exported for alerting.
+    healthy = True
+
+    async def database() -> bool:
+        return healthy
+
+    async def kafka() -> bool:
+        return True
+
+    app = FastAPI()
+    add_routes(app, ops_router(lambda: {"database": database, "kafka_ops_test": kafka}))
+    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as client:
+        assert 'cx_ready{check="database"} 1.0' in (await client.get("/metrics")).text
+        healthy = False
+        exposition = (await client.get("/metrics")).text
+        assert 'cx_ready{check="database"} 0.0' in exposition
+        assert 'cx_ready{check="kafka_ops_test"} 1.0' in exposition

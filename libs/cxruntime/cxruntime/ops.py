@@ -11,11 +11,18 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.telemetry import TelemetryConfig
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Gauge, generate_latest
 from starlette.routing import BaseRoute, request_response
 from starlette.types import Scope
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
+
+READY = Gauge(
+    "cx_ready",
+    "1 while the readiness check of a dependency passes, else 0 (updated on every scrape).",
+    ["check"],
+)
+"""`/metrics` keeps answering while PostgreSQL or Kafka is down, so `up` stays 1: alert on this."""
 
 NO_OPENTELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 """`FastAPI(telemetry=...)` for every service: cxloop reports through Prometheus, and FastAPI's
@@ -115,6 +122,10 @@ def ops_router(checks: Callable[[], Mapping[str, ReadinessCheck]]) -> APIRouter:
 
     @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def metrics() -> Response:
+        named = dict(checks())
+        results = await asyncio.gather(*(check() for check in named.values()))
+        for name, ok in zip(named, results, strict=True):
+            READY.labels(name).set(1 if ok else 0)
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     return router

@@ -1,15 +1,39 @@
-"""RFC 9457 problem details for every error a cxloop HTTP API returns."""
+"""RFC 9457 problem details for every error a cxloop HTTP API returns.
+
+An unreachable database is an outage, not a bug: requests that hit one are answered `503` with
+`Retry-After` and logged once per `OUTAGE_LOG_INTERVAL_S`, not with a traceback each.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+import time
+from typing import Any, Final
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+log = logging.getLogger(__name__)
+
 PROBLEM_JSON = "application/problem+json"
+RETRY_AFTER_S: Final = 5
+"""`Retry-After` of the 503 answered while the database cannot be reached."""
+OUTAGE_LOG_INTERVAL_S: Final = 60.0
+"""While requests keep failing on an unreachable database, one log line per this many seconds."""
+
+_UNREACHABLE: Final[tuple[type[BaseException], ...]] = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,  # the pool had no connection to give within its timeout
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    # Raised by asyncpg while connecting (refused, no socket file, DNS), and by timeouts.
+    OSError,
+)
 
 
 class Problem(Exception):
@@ -77,8 +101,46 @@ def field_errors(errors: Any) -> list[dict[str, Any]]:
     return out
 
 
+def database_unreachable(exc: BaseException) -> bool:
+    """True when `exc` says the database cannot be reached (rather than that a query is wrong)."""
+    if isinstance(exc, _UNREACHABLE):
+        return True
+    return isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
+
+
+def unavailable_problem(detail: str) -> Problem:
+    """The 503 answered while a dependency is unreachable."""
+    return Problem(503, "Service unavailable", detail, headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
+class OutageLog:
+    """Logs an outage's errors once per `interval_s` (with how many were refused in between)."""
+
+    def __init__(self, *, interval_s: float = OUTAGE_LOG_INTERVAL_S) -> None:
+        self._interval_s = interval_s
+        self._logged_at = float("-inf")
+        self._suppressed = 0
+
+    def report(self, exc: BaseException) -> None:
+        """Count `exc`; log it if nothing was logged within the interval."""
+        now = time.monotonic()
+        if now - self._logged_at < self._interval_s:
+            self._suppressed += 1
+            return
+        log.error(
+            "the database is unreachable (%s: %s); answering 503 (%d more refused since the "
+            "last report)",
+            type(exc).__name__,
+            exc,
+            self._suppressed,
+        )
+        self._logged_at = now
+        self._suppressed = 0
+
+
 def install_problem_handlers(app: FastAPI) -> None:
-    """Make every error of `app` an RFC 9457 problem."""
+    """Make every error of `app` an RFC 9457 problem; an unreachable database answers 503."""
+    outages = OutageLog()
 
     async def on_problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Problem)
@@ -104,7 +166,16 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
         return problem_response(problem, request.url.path)
 
+    async def on_database_error(request: Request, exc: Exception) -> Response:
+        if not database_unreachable(exc):
+            raise exc  # a bug, not an outage: the server error handler logs its traceback
+        outages.report(exc)
+        problem = unavailable_problem("The database cannot be reached; retry later.")
+        return problem_response(problem, request.url.path)
+
     app.add_exception_handler(Problem, on_problem)
+    for unreachable in (*_UNREACHABLE, sa_exc.DBAPIError):
+        app.add_exception_handler(unreachable, on_database_error)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
 

@@ -4,6 +4,16 @@ Starts the embedded broker and PostgreSQL (each only when its URL is unset), cre
 migrates the database, runs each service as its own process (`cxloop <service>`, as a container
 would), restarts a service that dies, and on Ctrl-C or SIGTERM stops the services first (they
 commit their final offsets), then the broker, then PostgreSQL, leaving no process behind.
+
+The embedded servers are watched too and restarted with the same backoff as the services, on
+the same address, so the services (which retry their connections) carry on by themselves:
+
+- PostgreSQL keeps its data on disk, so a restart loses nothing committed.
+- The broker keeps its topics in memory: a restart comes back empty (the topics are created
+  again) and every record not yet consumed is lost, which is logged as an ERROR. The consumers
+  lose their group's committed offsets with it and read the new logs from their start; a sink
+  that stores its own positions finds them past the new logs' end and resets them to the
+  start (`cxruntime.consumer`).
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -46,6 +57,23 @@ class _Child:
     restarts: int = 0
     next_start: float = 0.0
     started_at: float = 0.0
+
+
+@dataclass
+class _Watched:
+    """An embedded server: how to tell it lives and how to start it again."""
+
+    name: str
+    alive: Callable[[], bool]
+    restart: Callable[[], None]
+    down: bool = False
+    restarts: int = 0
+    next_start: float = 0.0
+    started_at: float = 0.0
+
+
+def _backoff(restarts: int) -> float:
+    return min(RESTART_BACKOFF_MAX_S, 0.5 * 2.0**restarts)
 
 
 def cxloop_command() -> list[str]:
@@ -82,6 +110,7 @@ class Supervisor:
         self.kafka: EmbeddedKafka | None = None
         self.postgres: EmbeddedPostgres | None = None
         self.children = [_Child(s) for s in services]
+        self.servers: list[_Watched] = []
         self._stop = False
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
@@ -147,6 +176,7 @@ class Supervisor:
             dsn = self.postgres.start()
             log.info("embedded PostgreSQL in %s", data_dir / "postgres")
         asyncio.run(self._prepare_kafka(bootstrap))
+        self._watch_servers(bootstrap)
         applied = migrate(dsn)
         log.info("database migrated (%s)", ", ".join(applied))
         env["CX_KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
@@ -163,6 +193,30 @@ class Supervisor:
         )
         if created:
             log.info("created topics %s", ", ".join(created))
+
+    def _watch_servers(self, bootstrap: str) -> None:
+        """Register the embedded servers started here for `_restart_servers`."""
+        kafka, postgres = self.kafka, self.postgres
+        now = time.monotonic()
+        if kafka is not None:
+
+            def restart_kafka() -> None:
+                kafka.stop()
+                kafka.start()  # the same port: the services' bootstrap stays valid
+                asyncio.run(self._prepare_kafka(bootstrap))
+
+            self.servers.append(_Watched("broker", kafka.running, restart_kafka, started_at=now))
+        if postgres is not None:
+            url = postgres.url()
+
+            def restart_postgres() -> None:
+                if postgres.restart() != url:
+                    # The services were given the old URL; they could never reconnect.
+                    raise RuntimeError(f"PostgreSQL came back at {postgres.url()}, not {url}")
+
+            self.servers.append(
+                _Watched("PostgreSQL", postgres.running, restart_postgres, started_at=now)
+            )
 
     def _dev_key(self, dsn: str, data_dir: Path) -> str:
         """The development key kept in `<data dir>/dev-api-key`, made anew if gone or revoked."""
@@ -246,6 +300,8 @@ class Supervisor:
         with httpx.Client(timeout=0.5) as client:
             while not self._stop:
                 now = time.monotonic()
+                for server in self.servers:
+                    self._restart_server_if_dead(server, now)
                 for child in self.children:
                     self._restart_if_dead(child, env, now)
                 if pending:
@@ -257,12 +313,48 @@ class Supervisor:
                         pending = set()
                 time.sleep(0.2)
 
+    def _restart_server_if_dead(self, server: _Watched, now: float) -> None:
+        if not server.down:
+            if server.alive():
+                return
+            uptime = now - server.started_at
+            server.restarts = 0 if uptime > 60 else server.restarts + 1
+            server.down = True
+            server.next_start = now + _backoff(server.restarts)
+            if server.name == "broker":
+                log.error(
+                    "the embedded broker died after %.1fs; restarting it in %.1fs with empty "
+                    "topics: the records it held that were not yet consumed are lost",
+                    uptime,
+                    server.next_start - now,
+                )
+            else:
+                log.error(
+                    "embedded %s died after %.1fs; restarting it in %.1fs (its data is on disk)",
+                    server.name,
+                    uptime,
+                    server.next_start - now,
+                )
+        if now < server.next_start:
+            return
+        try:
+            server.restart()
+        except Exception as exc:
+            server.restarts += 1
+            delay = _backoff(server.restarts)
+            log.error("could not restart %s (%s); trying again in %.1fs", server.name, exc, delay)
+            server.next_start = time.monotonic() + delay
+            return
+        server.down = False
+        server.started_at = time.monotonic()
+        log.warning("restarted embedded %s", server.name)
+
     def _restart_if_dead(self, child: _Child, env: dict[str, str], now: float) -> None:
         proc = child.process
         if proc is not None and proc.poll() is not None:
             uptime = now - child.started_at
             child.restarts = 0 if uptime > 60 else child.restarts + 1
-            delay = min(RESTART_BACKOFF_MAX_S, 0.5 * 2**child.restarts)
+            delay = _backoff(child.restarts)
             log.warning(
                 "%s exited with %s after %.1fs; restarting in %.1fs",
                 child.service.name,

@@ -3,7 +3,8 @@
 
 A preflight carries no key, so it is answered for the union of the live publishable keys'
 origins (read from PostgreSQL, cached for a few seconds). The actual request is then checked
-against its own key's origins by the gate (403 otherwise).
+against its own key's origins by the gate (403 otherwise). While the database is unreachable the
+last list read is kept for `auth.STALE_IF_ERROR_S`, like the keys themselves.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.datastructures import MutableHeaders
 from starlette.types import Message, Scope, Send
 
+from cxruntime.auth import STALE_IF_ERROR_S
 from cxruntime.ops import raw_header
 from cxruntime.orm import ApiKeyRow
+from cxruntime.problems import database_unreachable
 
 CORS_PATHS: Final = ("/v1/feedback", "/v1/feedback/batch")
 ALLOW_HEADERS: Final = "authorization, content-type, x-api-key"
@@ -32,18 +35,27 @@ class OriginAllowList:
         self._ttl_s = ttl_s
         self._origins: frozenset[str] = frozenset()
         self._loaded_at = float("-inf")
+        self._tried_at = float("-inf")
 
     async def allows(self, origin: str) -> bool:
         """True when some live publishable key lists `origin`."""
-        if time.monotonic() - self._loaded_at >= self._ttl_s:
-            async with self._sessions() as session:
-                rows = await session.scalars(
-                    select(ApiKeyRow.origins).where(
-                        ApiKeyRow.publishable.is_(True), ApiKeyRow.revoked_at.is_(None)
+        now = time.monotonic()
+        if now - self._tried_at >= self._ttl_s:
+            self._tried_at = now
+            try:
+                async with self._sessions() as session:
+                    rows = await session.scalars(
+                        select(ApiKeyRow.origins).where(
+                            ApiKeyRow.publishable.is_(True), ApiKeyRow.revoked_at.is_(None)
+                        )
                     )
-                )
-                self._origins = frozenset(o for origins in rows for o in origins or ())
-            self._loaded_at = time.monotonic()
+                    self._origins = frozenset(o for origins in rows for o in origins or ())
+                self._loaded_at = now
+            except Exception as exc:
+                if not database_unreachable(exc):
+                    raise
+                if now - self._loaded_at >= STALE_IF_ERROR_S:
+                    self._origins = frozenset()
         return origin in self._origins
 
 
