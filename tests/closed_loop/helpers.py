@@ -42,9 +42,11 @@ def enriched(
     sentiment: float = 0.0,
     event_id: str | None = None,
     source: str = "test",
+    occurred_at: datetime | None = None,
 ) -> FeedbackEnriched:
-    """An enriched event with sensible defaults."""
-    now = datetime.now(UTC)
+    """An enriched event with sensible defaults; it occurred and was received at `occurred_at`
+    (now when not given)."""
+    now = occurred_at or datetime.now(UTC)
     scores = {k: v for k, v in {"nps": nps, "csat": csat, "ces": ces}.items() if v is not None}
     payload: dict[str, Any] = {
         "id": event_id or uuid.uuid4().hex,

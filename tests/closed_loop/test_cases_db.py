@@ -3,6 +3,7 @@ with a controllable clock, quiet hours."""
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,7 +17,9 @@ from cxloop_closed_loop.clock import ManualClock
 from cxloop_closed_loop.config import RoutingConfig, parse_config
 from cxloop_closed_loop.lifecycle import ActionInput
 from cxloop_closed_loop.orm import CaseFeedbackRow, CaseRow, CaseTimerRow, DeliveryRow
+from cxloop_closed_loop.processor import CaseProcessor
 from cxloop_closed_loop.timers import SlaWorker
+from cxruntime.consumer import Consumed, Decoded
 from cxschema import FeedbackEnriched
 from tests.closed_loop.helpers import SECRET, enriched
 
@@ -143,7 +146,8 @@ async def test_feedback_within_14_days_of_resolution_reopens(
             now=MONDAY_10 + timedelta(hours=1),
         )
     ten_days = MONDAY_10 + timedelta(days=10)
-    assert await feed(db_sessions, config, enriched(customer="c", nps=2), ten_days) == "reopened"
+    event = enriched(customer="c", nps=2, occurred_at=ten_days)
+    assert await feed(db_sessions, config, event, ten_days) == "reopened"
     reopened = await only_case(db_sessions)
     assert (reopened.status, reopened.reopen_count, reopened.root_cause) == ("open", 1, None)
     async with db_sessions() as session, session.begin():
@@ -161,7 +165,8 @@ async def test_feedback_within_14_days_of_resolution_reopens(
                 now=ten_days + timedelta(hours=1),
             )
     much_later = ten_days + timedelta(days=15)
-    assert await feed(db_sessions, config, enriched(customer="c", nps=2), much_later) == "opened"
+    event = enriched(customer="c", nps=2, occurred_at=much_later)
+    assert await feed(db_sessions, config, event, much_later) == "opened"
     assert await count(db_sessions, select(func.count()).select_from(CaseRow)) == 2
 
 
@@ -269,3 +274,148 @@ async def test_quiet_hours_delay_but_never_drop(
     assert rows["team-hook"].status == "pending"
     assert rows["all"].next_attempt_at == night
     assert (await only_case(db_sessions)).status == "open"
+
+
+async def resolve(
+    sessions: async_sessionmaker[AsyncSession], config: RoutingConfig, now: datetime
+) -> None:
+    case = await only_case(sessions)
+    async with sessions() as session, session.begin():
+        await transition(
+            session,
+            case_id=case.id,
+            action="resolve",
+            actor="t",
+            config=config,
+            data=ActionInput(note="sent a voucher", root_cause="delivery_delay"),
+            now=now,
+        )
+
+
+async def test_a_reopened_case_whose_severity_rises_counts_from_the_reopening(
+    db_sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    config = make_config()
+    await feed(db_sessions, config, enriched(customer="c", nps=3, occurred_at=MONDAY_10), MONDAY_10)
+    await resolve(db_sessions, config, MONDAY_10 + timedelta(hours=1))
+    reopened_at = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)  # Thursday, ten days on
+    event = enriched(customer="c", nps=4, occurred_at=reopened_at)
+    assert await feed(db_sessions, config, event, reopened_at) == "reopened"
+    worse = reopened_at + timedelta(minutes=5)
+    event = enriched(customer="c", nps=0, occurred_at=worse)
+    assert await feed(db_sessions, config, event, worse) == "updated"
+    case = await only_case(db_sessions)
+    assert case.severity == "high"
+    assert case.sla_started_at == reopened_at
+    # high: 30m to acknowledge, 2h to resolve, from the reopening (not from 23 November)
+    assert case.acknowledge_due_at == reopened_at + timedelta(minutes=30)
+    assert case.resolve_due_at == reopened_at + timedelta(hours=2)
+    clock = ManualClock(worse + timedelta(seconds=1))
+    worker = SlaWorker(sessions=db_sessions, config=lambda: config, clock=clock, interval_s=1)
+    assert await worker.tick() == 0
+    assert (await only_case(db_sessions)).escalation_level == 0
+    clock.set(reopened_at + timedelta(minutes=31))
+    assert await worker.tick() == 1
+
+
+async def test_a_reopened_case_reopened_by_a_person_counts_from_that_reopening(
+    db_sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    config = make_config()
+    await feed(db_sessions, config, enriched(customer="c", nps=3, occurred_at=MONDAY_10), MONDAY_10)
+    await resolve(db_sessions, config, MONDAY_10 + timedelta(hours=1))
+    reopened_at = MONDAY_10 + timedelta(days=1)
+    case = await only_case(db_sessions)
+    async with db_sessions() as session, session.begin():
+        await transition(
+            session,
+            case_id=case.id,
+            action="reopen",
+            actor="t",
+            config=config,
+            data=ActionInput(),
+            now=reopened_at,
+        )
+    worse = reopened_at + timedelta(minutes=10)
+    event = enriched(customer="c", nps=1, occurred_at=worse)
+    assert await feed(db_sessions, config, event, worse) == "updated"
+    case = await only_case(db_sessions)
+    assert case.acknowledge_due_at == reopened_at + timedelta(minutes=30)
+
+
+async def test_a_severity_rise_of_a_case_never_reopened_counts_from_its_opening(
+    db_sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    config = make_config()
+    await feed(db_sessions, config, enriched(customer="c", nps=3, occurred_at=MONDAY_10), MONDAY_10)
+    later = MONDAY_10 + timedelta(minutes=20)
+    assert await feed(db_sessions, config, enriched(customer="c", nps=0, occurred_at=later), later)
+    case = await only_case(db_sessions)
+    assert (case.severity, case.sla_started_at) == ("high", MONDAY_10)
+    assert case.acknowledge_due_at == MONDAY_10 + timedelta(minutes=30)
+    assert case.resolve_due_at == MONDAY_10 + timedelta(hours=2)
+
+
+async def test_feedback_older_than_the_age_limit_opens_and_reopens_nothing(
+    db_sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    config = make_config()
+    old = enriched(customer="c", nps=0, occurred_at=MONDAY_10 - timedelta(days=15))
+    assert await feed(db_sessions, config, old, MONDAY_10) == "skipped"
+    assert await count(db_sessions, select(func.count()).select_from(CaseRow)) == 0
+    assert await deliveries(db_sessions) == []
+    recent = enriched(customer="c", nps=3, occurred_at=MONDAY_10 - timedelta(days=13))
+    assert await feed(db_sessions, config, recent, MONDAY_10) == "opened"
+    await resolve(db_sessions, config, MONDAY_10 + timedelta(hours=1))
+    # within the reopen window of the resolution, but it happened a year ago: nothing
+    year_ago = enriched(customer="c", nps=1, occurred_at=MONDAY_10 - timedelta(days=365))
+    assert await feed(db_sessions, config, year_ago, MONDAY_10 + timedelta(hours=2)) == "skipped"
+    case = await only_case(db_sessions)
+    assert (case.status, case.feedback_count) == ("resolved", 1)
+    # the limit is configurable, and null lifts it
+    unlimited = make_config(max_feedback_age_days=None)
+    old = enriched(customer="d", nps=0, occurred_at=MONDAY_10 - timedelta(days=15))
+    assert await feed(db_sessions, unlimited, old, MONDAY_10) == "opened"
+
+
+async def test_the_reopen_window_counts_to_when_the_feedback_occurred(
+    db_sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    config = make_config()
+    await feed(db_sessions, config, enriched(customer="c", nps=3, occurred_at=MONDAY_10), MONDAY_10)
+    resolved_at = MONDAY_10 + timedelta(hours=1)
+    await resolve(db_sessions, config, resolved_at)
+    # occurred 13 days after the resolution, processed 3 days later (a consumer backlog)
+    occurred = resolved_at + timedelta(days=13)
+    late = enriched(customer="c", nps=2, occurred_at=occurred)
+    assert await feed(db_sessions, config, late, occurred + timedelta(days=3)) == "reopened"
+    await resolve(db_sessions, config, occurred + timedelta(days=3, hours=1))
+    # occurred 15 days after that resolution, processed at once: a new case
+    second = occurred + timedelta(days=3, hours=1) + timedelta(days=15)
+    fresh = enriched(customer="c", nps=2, occurred_at=second)
+    assert await feed(db_sessions, config, fresh, second) == "opened"
+
+
+async def test_skipped_feedback_is_counted_by_reason_and_logged_once_a_batch(
+    db_sessions: async_sessionmaker[AsyncSession], caplog: pytest.LogCaptureFixture
+) -> None:
+    config = make_config()
+    processor = CaseProcessor(
+        sessions=db_sessions, config=lambda: config, clock=ManualClock(MONDAY_10)
+    )
+    sample = ("cx_closed_loop_feedback_skipped_total", {"reason": "too_old"})
+    before = REGISTRY.get_sample_value(*sample) or 0.0
+    month_ago = MONDAY_10 - timedelta(days=30)
+    events = [enriched(customer=f"c{i}", nps=1, occurred_at=month_ago) for i in range(3)]
+    events.append(enriched(customer="fresh", nps=1, occurred_at=MONDAY_10))
+    batch = [
+        Decoded(record=Consumed("t", 0, i, None, b"", (), 0), value=event)
+        for i, event in enumerate(events)
+    ]
+    with caplog.at_level(logging.DEBUG, logger="cxloop_closed_loop"):
+        await processor.handle(batch, {})
+    assert REGISTRY.get_sample_value(*sample) == before + 3
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    [line] = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert line == "left 3 of 4 events alone (too_old: 3)"
+    assert await count(db_sessions, select(func.count()).select_from(CaseRow)) == 1

@@ -61,7 +61,7 @@ def test_illegal_moves_conflict(action: str, current: str) -> None:
         ("resolve", ActionInput(root_cause="other"), "note"),
         ("close", ActionInput(), "contact_outcome"),
         ("close", ActionInput(contact_outcome="shrug"), "contact_outcome"),
-        ("assign", ActionInput(), "assignee"),
+        ("assign", ActionInput(assignee="  "), "assignee"),
         ("notes", ActionInput(note="  "), "text"),
     ],
 )

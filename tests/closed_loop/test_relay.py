@@ -238,6 +238,7 @@ async def test_email_over_smtp(
     assert "case opened" in message["Subject"]
     [row] = await rows(db_sessions)
     assert message["Message-ID"] == f"<{row.id}@cxloop>"
+    assert message["Date"]  # RFC 5322 requires it
     assert row.status == "delivered"
 
 

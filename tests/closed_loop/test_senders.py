@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
+from email.utils import format_datetime, parsedate_to_datetime
+from zoneinfo import ZoneInfo
 
 import httpx
 import orjson
@@ -12,7 +13,14 @@ from pydantic import SecretStr
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from cxloop_closed_loop.config import Receiver, new_webhook_secret
-from cxloop_closed_loop.senders import parse_retry_after, send_slack, send_webhook
+from cxloop_closed_loop.notifications import detail_text
+from cxloop_closed_loop.senders import (
+    email_message,
+    parse_retry_after,
+    send,
+    send_slack,
+    send_webhook,
+)
 from tests.closed_loop.helpers import SECRET
 
 NEW_SECRET = new_webhook_secret()
@@ -142,3 +150,64 @@ def test_retry_after_as_seconds_or_http_date() -> None:
     )
     assert parse_retry_after("soon") is None
     assert parse_retry_after(None) is None
+
+
+def test_email_carries_date_and_message_id() -> None:
+    receiver = Receiver(name="m", type="email", to=["desk@example.com"], sender="cx@example.com")
+    at = datetime(2026, 11, 23, 10, 0, 5, tzinfo=UTC)
+    message = email_message(receiver, delivery_id="msg_1", body=BODY, now=at)
+    assert parsedate_to_datetime(message["Date"]) == at
+    assert message["Date"] == "Mon, 23 Nov 2026 10:00:05 +0000"
+    assert message["Message-ID"] == "<msg_1@cxloop>"
+    current = email_message(receiver, delivery_id="msg_1", body=BODY)
+    assert abs(parsedate_to_datetime(current["Date"]) - datetime.now(UTC)) < timedelta(minutes=1)
+
+
+def deadline_body(status: str) -> dict[str, object]:
+    return {
+        "type": "case.escalated",
+        "data": {
+            "id": "c1",
+            "status": status,
+            "team": "logistics",
+            "acknowledge_due_at": "2026-11-23T10:00:00+00:00",
+            "resolve_due_at": "2026-07-01T15:30:00+00:00",
+        },
+    }
+
+
+def test_deadlines_are_shown_in_the_team_zone_with_the_offset() -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    text = detail_text(deadline_body("open"), zone=berlin)
+    assert "acknowledge by: Mon 2026-11-23 11:00 +01:00 (Europe/Berlin)" in text
+    assert "resolve by" not in text
+    for status in ("acknowledged", "contacted"):
+        text = detail_text(deadline_body(status), zone=berlin)
+        assert "resolve by: Wed 2026-07-01 17:30 +02:00 (Europe/Berlin)" in text  # summer time
+        assert "acknowledge by" not in text
+    assert "by:" not in detail_text(deadline_body("resolved"), zone=berlin)
+    assert "acknowledge by: Mon 2026-11-23 10:00 +00:00 (UTC)" in detail_text(deadline_body("open"))
+
+
+async def test_slack_shows_deadlines_in_the_team_zone() -> None:
+    posted: list[dict[str, object]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        posted.append(orjson.loads(request.content))
+        return httpx.Response(200, text="ok")
+
+    receiver = Receiver(name="s", type="slack", url="https://hooks.slack.test/x")
+    zones = {"logistics": ZoneInfo("America/New_York")}
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        result = await send(
+            client,
+            receiver,
+            delivery_id="m",
+            body=orjson.dumps(deadline_body("open")).decode(),
+            timeout_s=1,
+            zone_of=zones.__getitem__,
+        )
+    assert result.delivered
+    assert "acknowledge by: Mon 2026-11-23 05:00 -05:00 (America/New_York)" in str(
+        posted[0]["blocks"]
+    )

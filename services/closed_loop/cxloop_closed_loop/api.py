@@ -100,6 +100,55 @@ TeamFilter = Annotated[
 SeverityFilter = Annotated[
     list[Severity], BeforeValidator(_split_commas), _several("only cases of this severity")
 ]
+CustomerFilter = Annotated[
+    list[Annotated[str, StringConstraints(min_length=1, max_length=200), NoNul]],
+    BeforeValidator(_split_commas),
+    _several("only cases of this customer id"),
+]
+AssigneeFilter = Annotated[
+    list[Annotated[str, StringConstraints(min_length=1, max_length=200), NoNul]],
+    BeforeValidator(_split_commas),
+    _several("only cases assigned to this person"),
+]
+
+
+def _invalid(field: str, message: str) -> Problem:
+    return Problem(
+        422,
+        "Invalid request",
+        message,
+        errors=[{"field": field, "message": message, "type": "value_error"}],
+    )
+
+
+def _refuse_unknown(allowed: frozenset[str], request: Request) -> None:
+    # FastAPI drops parameters it does not know without a word, so a misspelt filter would
+    # answer with every case.
+    for name in dict.fromkeys(request.query_params.keys()):
+        if name not in allowed:
+            shown = name[:100]
+            raise _invalid(
+                f"query.{shown}",
+                f"unknown query parameter {shown!r}; this endpoint takes {sorted(allowed)}",
+            )
+
+
+CASE_PARAMETERS: Final = frozenset(
+    {"status", "team", "severity", "customer", "assignee", "limit", "offset"}
+)
+DELIVERY_PARAMETERS: Final = frozenset({"status", "limit", "offset"})
+
+
+async def _case_parameters(request: Request, _key: CasesKey) -> None:
+    """Refuse unknown query parameters of the case list (after the key: a caller without
+    one learns nothing about the parameters)."""
+    _refuse_unknown(CASE_PARAMETERS, request)
+
+
+async def _delivery_parameters(request: Request, _key: AdminKey) -> None:
+    """Refuse unknown query parameters of the delivery list (after the key)."""
+    _refuse_unknown(DELIVERY_PARAMETERS, request)
+
 
 router = APIRouter(prefix="/v1", tags=["cases"])
 
@@ -115,35 +164,51 @@ def _case_id(case_id: str) -> uuid.UUID:
         raise Problem(404, "Not found", f"no case {case_id}") from None
 
 
-def _team_filter(key: ApiKey, teams: list[str]) -> list[str]:
+def _team_filter(key: ApiKey, teams: list[str], configured: list[str]) -> list[str]:
     if key.team is None:
+        unknown = [team for team in dict.fromkeys(teams) if team not in configured]
+        if unknown:
+            raise _invalid(
+                "query.team", f"unknown team(s) {unknown}; the configured teams are {configured}"
+            )
         return teams
     if any(team != key.team for team in teams):
         raise Problem(403, "Forbidden", f"the key {key.name!r} may only see team {key.team!r}")
     return [key.team]
 
 
-@router.get("/cases", summary="List cases", response_model=CaseList)
+@router.get(
+    "/cases",
+    summary="List cases",
+    response_model=CaseList,
+    dependencies=[Depends(_case_parameters)],
+)
 async def list_cases(  # noqa: PLR0917 (FastAPI query parameters)
     key: CasesKey,
     state: StateDep,
     status: StatusFilter,
     team: TeamFilter,
     severity: SeverityFilter,
+    customer: CustomerFilter,
+    assignee: AssigneeFilter,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> CaseList:
     """Cases, newest first; a team-bound key sees only its team's cases.
 
     Each filter takes several values, comma-separated or repeated (`status=open,acknowledged`
-    or `status=open&status=acknowledged`): a case matches when it has any of them.
+    or `status=open&status=acknowledged`): a case matches when it has any of them. Unknown
+    parameters and teams that are not configured answer 422.
     """
+    configured = [t.name for t in state.config().teams]
     async with state.sessions() as session:
         rows, total = await repository.list_cases(
             session,
             status=status,
-            team=_team_filter(key, team),
+            team=_team_filter(key, team, configured),
             severity=severity,
+            customer=customer,
+            assignee=assignee,
             limit=limit,
             offset=offset,
         )
@@ -258,9 +323,9 @@ async def reopen(
     return await _act(state, key, case_id, "reopen", ActionInput(note=note))
 
 
-@router.post("/cases/{case_id}/assign", summary="Assign the case to a person")
+@router.post("/cases/{case_id}/assign", summary="Assign the case to a person, or unassign it")
 async def assign(case_id: str, body: AssignBody, key: CasesKey, state: StateDep) -> CaseView:
-    """Set the assignee."""
+    """Set the assignee; `{"assignee": null}` removes it."""
     data = ActionInput(note=body.note, assignee=body.assignee)
     return await _act(state, key, case_id, "assign", data)
 
@@ -299,7 +364,11 @@ def _delivery_view(row: DeliveryRow) -> DeliveryView:
     )
 
 
-@deliveries_router.get("/deliveries", summary="List notifications (dead letters: status=dead)")
+@deliveries_router.get(
+    "/deliveries",
+    summary="List notifications (dead letters: status=dead)",
+    dependencies=[Depends(_delivery_parameters)],
+)
 async def list_deliveries(
     key: AdminKey,
     state: StateDep,

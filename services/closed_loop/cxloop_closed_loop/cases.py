@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 SYSTEM = "system"
 MAX_LEVEL = 2
-Outcome = Literal["opened", "updated", "reopened", "ignored", "duplicate"]
+Outcome = Literal["opened", "updated", "reopened", "ignored", "duplicate", "skipped"]
 
 
 class CaseNotFound(Exception):
@@ -55,6 +55,8 @@ class FeedbackResult:
     outcome: Outcome
     case_id: uuid.UUID | None = None
     deliveries: int = 0
+    reason: str | None = None
+    """Why a `skipped` event was left alone (`too_old`)."""
 
 
 _STAGED = "cxloop_closed_loop.staged"
@@ -264,7 +266,8 @@ async def apply_batch(
 
     Detection is pure and runs first; only events that call for a case touch the database:
     one query for uids already attached, one for the active cases of the batch's customers,
-    one for recently resolved ones, then the writes in one flush.
+    one for recently resolved ones, then the writes in one flush. Events that occurred longer
+    than `max_feedback_age_days` ago are skipped: they touch no case.
     """
     results: list[FeedbackResult | None] = [None] * len(events)
     wanted: list[tuple[int, FeedbackEnriched, str, Finding]] = []
@@ -272,15 +275,23 @@ async def apply_batch(
         finding = detect(event, config.detection, config.severity)
         if finding is None:
             results[index] = FeedbackResult("ignored")
+        elif too_old(event, max_age_days=config.max_feedback_age_days, now=now):
+            log.debug(
+                "feedback %s from %s occurred at %s: too old for a case",
+                event.id,
+                event.source,
+                event.occurred_at.isoformat(),
+            )
+            results[index] = FeedbackResult("skipped", reason="too_old")
         else:
             wanted.append((index, event, feedback_uid(event.source, event.id), finding))
     seen = await repository.feedback_seen(session, [uid for _, _, uid, _ in wanted])
     keys = {(_customer_key(event, uid), event.touchpoint) for _, event, uid, _ in wanted}
     active = await repository.active_cases(session, keys)
+    window = timedelta(days=config.reopen_within_days)
+    earliest = min((_reopen_basis(event, now) for _, event, _, _ in wanted), default=now)
     reopenable = await repository.reopenable_cases(
-        session,
-        keys - active.keys(),
-        resolved_since=now - timedelta(days=config.reopen_within_days),
+        session, keys - active.keys(), resolved_since=earliest - window
     )
     for index, event, uid, finding in wanted:
         if uid in seen:
@@ -298,7 +309,7 @@ async def apply_batch(
                 config=config,
                 now=now,
             )
-        elif key in reopenable:
+        elif _reopens(reopenable.get(key), event, window=window, now=now):
             case = reopenable.pop(key)
             results[index] = _reopen_with(
                 session,
@@ -316,6 +327,27 @@ async def apply_batch(
             active[key] = case
     await flush_staged(session)
     return [r if r is not None else FeedbackResult("ignored") for r in results]
+
+
+def too_old(event: FeedbackEnriched, *, max_age_days: int | None, now: datetime) -> bool:
+    """Whether the event occurred longer than `max_age_days` ago (None: no limit)."""
+    return max_age_days is not None and now - event.occurred_at > timedelta(days=max_age_days)
+
+
+def _reopen_basis(event: FeedbackEnriched, now: datetime) -> datetime:
+    # The reopen window counts to when the feedback occurred, not to when it is processed, so
+    # a consumer backlog or a replay decides nothing differently. Never later than now: a
+    # sender's clock running ahead must not stretch the window.
+    return min(event.occurred_at, now)
+
+
+def _reopens(
+    case: CaseRow | None, event: FeedbackEnriched, *, window: timedelta, now: datetime
+) -> bool:
+    """Whether the event reopens `case`: it occurred within `window` of the resolution."""
+    if case is None or case.resolved_at is None:
+        return False
+    return case.resolved_at >= _reopen_basis(event, now) - window
 
 
 def _customer_key(event: FeedbackEnriched, uid: str) -> str:
@@ -340,7 +372,10 @@ async def _update(
         details["severity"] = {"from": before, "to": case.severity}
         await _cancel_timers(session, case_id=case.id, kinds=("acknowledge", "resolve"), now=now)
         kinds = ("acknowledge", "resolve") if case.status == "open" else ("resolve",)
-        schedule_sla(session, config=config, case=case, start=case.opened_at, now=now, kinds=kinds)
+        # From the start of the current SLA period: for a reopened case that is the reopening,
+        # and counting from the original opening would put both deadlines in the past.
+        start = case.sla_started_at
+        schedule_sla(session, config=config, case=case, start=start, now=now, kinds=kinds)
     n = _feedback_changed(
         session,
         case=case,
@@ -445,6 +480,7 @@ def _open(
         feedback_count=0,
         reopen_count=0,
         opened_at=now,
+        sla_started_at=now,
         updated_at=now,
     )
     session.add(case)
@@ -480,6 +516,7 @@ def _open(
 
 def _reopen(case: CaseRow, *, now: datetime) -> None:
     case.status = "open"
+    case.sla_started_at = now
     case.reopen_count += 1
     case.escalation_level = 0
     case.acknowledged_at = None
@@ -522,7 +559,7 @@ async def transition(
         case.acknowledged_at = now
         await _cancel_timers(session, case_id=case.id, kinds=("acknowledge",), now=now)
         TIME_TO_ACKNOWLEDGE.labels(case.severity).observe(
-            max(0.0, (now - case.opened_at).total_seconds())
+            max(0.0, (now - case.sla_started_at).total_seconds())
         )
     elif action == "contact":
         case.contacted_at = now

@@ -254,6 +254,10 @@ class RoutingConfig(_Model):
         default_factory=lambda: ["reached"]
     )
     reopen_within_days: int = Field(14, ge=0)
+    """Feedback that occurred within this many days of a case's resolution reopens it."""
+    max_feedback_age_days: int | None = Field(14, ge=1)
+    """Feedback that occurred longer ago than this opens, reopens or updates no case (an
+    imported history must not page anyone today); null: no limit."""
 
     def team(self, name: str) -> Team:
         """The team called `name` (validated to exist)."""

@@ -79,8 +79,8 @@ def next_status(
         raise InvalidRequest(
             f"closing needs contact_outcome, one of: {', '.join(contact_outcomes)}"
         )
-    if action == "assign" and not (data.assignee and data.assignee.strip()):
-        raise InvalidRequest("assigning needs an assignee")
+    if action == "assign" and data.assignee is not None and not data.assignee.strip():
+        raise InvalidRequest("assigning needs an assignee (or null to unassign)")
     if action == "notes" and not (data.note and data.note.strip()):
         raise InvalidRequest("a note needs text")
     return target

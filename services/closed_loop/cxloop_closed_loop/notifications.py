@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, Final
+from zoneinfo import ZoneInfo
 
 import orjson
 
 from cxloop_closed_loop.orm import CaseRow
+
+UTC_ZONE: Final = ZoneInfo("UTC")
 
 EVENT_TYPES: Final = (
     "case.opened",
@@ -89,8 +92,20 @@ def summary_line(body: dict[str, Any]) -> str:
     )
 
 
-def detail_text(body: dict[str, Any]) -> str:
-    """A few lines describing the case event for people."""
+def local_time(value: str, zone: ZoneInfo) -> str:
+    """An ISO timestamp as people read it: in `zone`, with the UTC offset and the zone's name
+    (`Mon 2026-11-23 11:00 +01:00 (Europe/Berlin)`); anything unparsable as it is."""
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    local = when.astimezone(zone)
+    offset = local.strftime("%z")
+    return f"{local:%a %Y-%m-%d %H:%M} {offset[:3]}:{offset[3:]} ({zone.key})"
+
+
+def detail_text(body: dict[str, Any], *, zone: ZoneInfo = UTC_ZONE) -> str:
+    """A few lines describing the case event for people; deadlines in `zone` (the team's)."""
     data = body.get("data", {})
     lines = [summary_line(body), f"case id: {data.get('id')}"]
     if data.get("reasons"):
@@ -98,8 +113,11 @@ def detail_text(body: dict[str, Any]) -> str:
     feedback = data.get("feedback") or {}
     if feedback.get("comment"):
         lines.append(f"comment: {feedback['comment']}")
-    if data.get("acknowledge_due_at") and data.get("status") == "open":
-        lines.append(f"acknowledge by: {data['acknowledge_due_at']}")
+    status = data.get("status")
+    if status == "open" and data.get("acknowledge_due_at"):
+        lines.append(f"acknowledge by: {local_time(data['acknowledge_due_at'], zone)}")
+    elif status in ("acknowledged", "contacted") and data.get("resolve_due_at"):
+        lines.append(f"resolve by: {local_time(data['resolve_due_at'], zone)}")
     if data.get("escalation_level"):
         lines.append(f"escalation level: {data['escalation_level']}")
     return "\n".join(lines)

@@ -51,6 +51,9 @@ class CaseRow(_Base):
     feedback_count: Mapped[int] = mapped_column(Integer, default=0)
     reopen_count: Mapped[int] = mapped_column(Integer, default=0)
     opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    sla_started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    """Start of the current SLA period: the opening, or the latest reopening. Deadlines
+    recomputed within the period (a severity rise) count from here, not from `opened_at`."""
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     contacted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 from pydantic import ValidationError
@@ -10,9 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from cxloop_closed_loop.cases import apply_batch
 from cxloop_closed_loop.clock import Clock
 from cxloop_closed_loop.config import RoutingConfig
-from cxloop_closed_loop.telemetry import FEEDBACK
+from cxloop_closed_loop.telemetry import FEEDBACK, FEEDBACK_SKIPPED
 from cxruntime.consumer import Consumed, Decoded, InvalidMessage, Positions, Produce
 from cxschema import FeedbackEnriched, decode_enriched
+
+log = logging.getLogger(__name__)
 
 
 class CaseProcessor:
@@ -57,10 +61,21 @@ class CaseProcessor:
                 config=self._config(),
                 now=self._clock.now(),
             )
-        outcomes = [r.outcome for r in results]
         deliveries = sum(r.deliveries for r in results)
-        for outcome in outcomes:
-            FEEDBACK.labels(outcome).inc()
+        skipped: Counter[str] = Counter()
+        for result in results:
+            FEEDBACK.labels(result.outcome).inc()
+            if result.reason is not None:
+                FEEDBACK_SKIPPED.labels(result.reason).inc()
+                skipped[result.reason] += 1
+        if skipped:
+            # One line a batch, not one per event: an imported history skips thousands.
+            log.info(
+                "left %s of %d events alone (%s)",
+                sum(skipped.values()),
+                len(results),
+                ", ".join(f"{reason}: {n}" for reason, n in sorted(skipped.items())),
+            )
         if deliveries:
             self._on_committed()
         return []

@@ -3,7 +3,9 @@
 Rows are claimed with `FOR UPDATE SKIP LOCKED` and leased, so several replicas share the work
 and a crash only delays rows until their lease expires. Each retry keeps the row id as
 webhook-id; failures back off exponentially with jitter, honouring Retry-After; after
-`max_attempts`, or on a permanent error, the row becomes a dead letter until re-sent.
+`max_attempts`, or on a permanent error, the row becomes a dead letter until re-sent. A pass
+that fails as a whole (the database is down) is retried with its own backoff, and the outage
+is logged once, not once a pass.
 """
 
 from __future__ import annotations
@@ -15,20 +17,26 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Final
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cxloop_closed_loop import repository
 from cxloop_closed_loop.breaker import CircuitBreakers, backoff_delay
+from cxloop_closed_loop.cases import team_of
 from cxloop_closed_loop.clock import Clock
 from cxloop_closed_loop.config import RoutingConfig
 from cxloop_closed_loop.orm import DeliveryAttemptRow, DeliveryRow
+from cxloop_closed_loop.outage import OutageLog, PassBackoff
 from cxloop_closed_loop.senders import SendResult, send
 from cxloop_closed_loop.settings import ClosedLoopSettings
 from cxloop_closed_loop.telemetry import BREAKER_OPEN, DELIVERIES, DELIVERY_SECONDS
 
 log = logging.getLogger(__name__)
+
+OUTAGE_REMINDER_S: Final = 60.0
+"""While relay passes keep failing, a one-line reminder at most this often."""
 
 
 class ResendConflict(Exception):
@@ -60,6 +68,7 @@ class Relay:
         )
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._lease = timedelta(seconds=settings.closed_loop_delivery_timeout_s * 2 + 10)
+        self._outage = OutageLog(remind_every_s=OUTAGE_REMINDER_S)  # shared by the loops
 
     def wake(self) -> None:
         """New rows are waiting: look now rather than at the next poll."""
@@ -81,17 +90,50 @@ class Relay:
 
     async def _loop(self, wake: asyncio.Event) -> None:
         interval = self._settings.closed_loop_relay_interval_s
+        backoff = PassBackoff(
+            base_s=interval, max_s=max(interval, self._settings.closed_loop_relay_backoff_max_s)
+        )
         while not self._stopping.is_set():
             wake.clear()
             try:
                 sent = await self.deliver_due()
-            except Exception:
-                log.exception("relay pass failed; retrying")
-                sent = 0
+            except Exception as exc:
+                self._pass_failed(exc)
+                # Only stop() cuts the wait short: a wake() is no sign the database is back.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), timeout=backoff.failure())
+                continue
+            backoff.success()
+            self._pass_worked()
             if sent >= self._settings.closed_loop_relay_batch:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=interval)
+
+    def _pass_failed(self, exc: Exception) -> None:
+        """Log an outage's first failure with its traceback, then a line now and then."""
+        report = self._outage.failure(time.monotonic())
+        if report == "first":
+            log.error(
+                "relay pass failed; retrying with backoff up to %.0f s, quietly until it works "
+                "(a reminder every %.0f s)",
+                self._settings.closed_loop_relay_backoff_max_s,
+                OUTAGE_REMINDER_S,
+                exc_info=exc,
+            )
+        elif report == "reminder":
+            log.warning(
+                "relay passes still failing (%d failed passes so far): %s: %s",
+                self._outage.failures,
+                type(exc).__name__,
+                str(exc)[:200],
+            )
+
+    def _pass_worked(self) -> None:
+        ended = self._outage.success(time.monotonic())
+        if ended is not None:
+            seconds, failures = ended
+            log.info("relay passes work again after %.1f s and %d failed passes", seconds, failures)
 
     async def deliver_due(self) -> int:
         """One pass: claim due rows, send them concurrently, record results; returns rows."""
@@ -133,6 +175,7 @@ class Relay:
                         delivery_id=row.id,
                         body=row.body,
                         timeout_s=self._settings.closed_loop_delivery_timeout_s,
+                        zone_of=lambda team: team_of(config, team).zone,
                     ),
                     timeout=self._settings.closed_loop_delivery_timeout_s + 5,
                 )

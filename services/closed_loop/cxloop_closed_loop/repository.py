@@ -100,6 +100,8 @@ async def list_cases(
     status: Collection[str] = (),
     team: Collection[str] = (),
     severity: Collection[str] = (),
+    customer: Collection[str] = (),
+    assignee: Collection[str] = (),
     limit: int,
     offset: int,
 ) -> tuple[list[CaseRow], int]:
@@ -113,6 +115,11 @@ async def list_cases(
             (CaseRow.status, status),
             (CaseRow.team, team),
             (CaseRow.severity, severity),
+            # A known customer's key is their id: the key's index finds the rows, the id
+            # keeps out anonymous cases whose key happens to look like one.
+            (CaseRow.customer_key, customer),
+            (CaseRow.customer_id, customer),
+            (CaseRow.assignee, assignee),
         )
         if values
     ]

@@ -123,11 +123,11 @@ class CloseBody(BaseModel):
 
 
 class AssignBody(BaseModel):
-    """Who works on the case."""
+    """Who works on the case; null (given explicitly) unassigns it."""
 
     model_config = ConfigDict(extra="forbid")
 
-    assignee: Person
+    assignee: Person | None
     note: Note | None = None
 
 

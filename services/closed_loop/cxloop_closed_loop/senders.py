@@ -7,11 +7,12 @@ Each sender returns a `SendResult` saying whether it arrived, and if not, whethe
 from __future__ import annotations
 
 import email.utils
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any, Final
+from zoneinfo import ZoneInfo
 
 import aiosmtplib
 import httpx
@@ -19,10 +20,21 @@ import orjson
 from standardwebhooks.webhooks import Webhook
 
 from cxloop_closed_loop.config import Receiver
-from cxloop_closed_loop.notifications import detail_text, summary_line
+from cxloop_closed_loop.notifications import UTC_ZONE, detail_text, summary_line
 
 USER_AGENT: Final = "cxloop-closed-loop/0.1"
 _RETRYABLE_HTTP: Final = frozenset({408, 425, 429})
+
+ZoneOf = Callable[[str], ZoneInfo]
+"""A team's time zone by the team's name: deadlines in Slack and e-mail are shown in it."""
+
+
+def _utc(team: str) -> ZoneInfo:
+    return UTC_ZONE
+
+
+def _team_zone(body: dict[str, Any], zone_of: ZoneOf) -> ZoneInfo:
+    return zone_of(str((body.get("data") or {}).get("team", "")))
 
 
 @dataclass(frozen=True)
@@ -105,9 +117,9 @@ async def send_webhook(
     return await _post(client, receiver.url, content=body.encode(), headers=headers)
 
 
-def slack_message(body: dict[str, Any]) -> dict[str, Any]:
-    """A Slack incoming-webhook payload for a case event."""
-    text = detail_text(body)
+def slack_message(body: dict[str, Any], *, zone: ZoneInfo = UTC_ZONE) -> dict[str, Any]:
+    """A Slack incoming-webhook payload for a case event, deadlines in `zone`."""
+    text = detail_text(body, zone=zone)
     return {
         "text": summary_line(body),
         "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text[:2900]}}],
@@ -115,33 +127,55 @@ def slack_message(body: dict[str, Any]) -> dict[str, Any]:
 
 
 async def send_slack(
-    client: httpx.AsyncClient, receiver: Receiver, *, delivery_id: str, body: str
+    client: httpx.AsyncClient,
+    receiver: Receiver,
+    *,
+    delivery_id: str,
+    body: str,
+    zone_of: ZoneOf = _utc,
 ) -> SendResult:
     """POST the event to a Slack incoming webhook."""
     assert receiver.url is not None
-    payload = orjson.dumps(slack_message(orjson.loads(body)))
+    parsed = orjson.loads(body)
+    payload = orjson.dumps(slack_message(parsed, zone=_team_zone(parsed, zone_of)))
     headers = {"content-type": "application/json", "user-agent": USER_AGENT}
     return await _post(client, receiver.url, content=payload, headers=headers)
 
 
-def email_message(receiver: Receiver, *, delivery_id: str, body: str) -> EmailMessage:
-    """The e-mail for a case event; Message-ID derives from the delivery, so retries match."""
+def email_message(
+    receiver: Receiver,
+    *,
+    delivery_id: str,
+    body: str,
+    zone_of: ZoneOf = _utc,
+    now: datetime | None = None,
+) -> EmailMessage:
+    """The e-mail for a case event; Message-ID derives from the delivery, so retries match.
+
+    `Date` (required by RFC 5322) is when this attempt is made, `now` or the current time.
+    """
     parsed = orjson.loads(body)
     message = EmailMessage()
     message["From"] = receiver.sender
     message["To"] = ", ".join(receiver.to)
+    message["Date"] = email.utils.format_datetime((now or datetime.now(UTC)).astimezone(UTC))
     message["Subject"] = summary_line(parsed)
     message["Message-ID"] = f"<{delivery_id}@cxloop>"
     message["X-Cxloop-Event"] = str(parsed.get("type", ""))
-    message.set_content(detail_text(parsed) + "\n")
+    message.set_content(detail_text(parsed, zone=_team_zone(parsed, zone_of)) + "\n")
     return message
 
 
 async def send_email(
-    receiver: Receiver, *, delivery_id: str, body: str, timeout_s: float
+    receiver: Receiver,
+    *,
+    delivery_id: str,
+    body: str,
+    timeout_s: float,
+    zone_of: ZoneOf = _utc,
 ) -> SendResult:
     """Send the event by SMTP."""
-    message = email_message(receiver, delivery_id=delivery_id, body=body)
+    message = email_message(receiver, delivery_id=delivery_id, body=body, zone_of=zone_of)
     password = receiver.smtp_password.get_secret_value() if receiver.smtp_password else None
     try:
         await aiosmtplib.send(
@@ -171,10 +205,15 @@ async def send(
     delivery_id: str,
     body: str,
     timeout_s: float,
+    zone_of: ZoneOf = _utc,
 ) -> SendResult:
-    """Deliver to a receiver of any type."""
+    """Deliver to a receiver of any type; `zone_of` gives the team's zone for Slack and e-mail."""
     if receiver.type == "webhook":
         return await send_webhook(client, receiver, delivery_id=delivery_id, body=body)
     if receiver.type == "slack":
-        return await send_slack(client, receiver, delivery_id=delivery_id, body=body)
-    return await send_email(receiver, delivery_id=delivery_id, body=body, timeout_s=timeout_s)
+        return await send_slack(
+            client, receiver, delivery_id=delivery_id, body=body, zone_of=zone_of
+        )
+    return await send_email(
+        receiver, delivery_id=delivery_id, body=body, timeout_s=timeout_s, zone_of=zone_of
+    )

@@ -22,6 +22,9 @@ class ClosedLoopSettings(CommonSettings):
     """Earlier secrets of the default webhook, still signed with while its receiver moves to
     the new one (a JSON list)."""
     closed_loop_relay_interval_s: float = 0.5
+    closed_loop_relay_backoff_max_s: float = 30.0
+    """While relay passes fail (the database is down), the wait between them doubles from
+    `closed_loop_relay_interval_s` up to this."""
     closed_loop_relay_batch: int = 50
     closed_loop_relay_concurrency: int = 32
     closed_loop_relay_workers: int = 4

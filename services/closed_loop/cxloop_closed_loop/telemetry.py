@@ -21,7 +21,7 @@ SLA_BREACHES = Counter(
 )
 TIME_TO_ACKNOWLEDGE = Histogram(
     "cx_closed_loop_time_to_acknowledge_seconds",
-    "Wall-clock time from a case opening to its acknowledgement.",
+    "Wall-clock time from a case opening (or its latest reopening) to its acknowledgement.",
     ["severity"],
     buckets=(60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 604800),
 )
@@ -47,8 +47,15 @@ BREAKER_OPEN = Gauge(
 )
 FEEDBACK = Counter(
     "cx_closed_loop_feedback_total",
-    "Enriched events seen, by what they did (opened, updated, reopened, ignored, duplicate).",
+    "Enriched events seen, by what they did (opened, updated, reopened, ignored, duplicate, "
+    "skipped).",
     ["outcome"],
+)
+FEEDBACK_SKIPPED = Counter(
+    "cx_closed_loop_feedback_skipped_total",
+    "Events that called for a case but were left alone, by reason (too_old: occurred longer "
+    "than max_feedback_age_days ago).",
+    ["reason"],
 )
 CONFIG_RELOADS = Counter(
     "cx_closed_loop_config_reloads_total", "routing.yaml reloads by outcome.", ["outcome"]
