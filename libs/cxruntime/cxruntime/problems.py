@@ -101,6 +101,16 @@ def field_errors(errors: Any) -> list[dict[str, Any]]:
     return out
 
 
+def invalid_parameter(field: str, message: str) -> Problem:
+    """The 422 for one bad request parameter, named in `errors` as FastAPI names its own."""
+    return Problem(
+        422,
+        "Invalid request",
+        message,
+        errors=[{"field": field, "message": message, "type": "value_error"}],
+    )
+
+
 def database_unreachable(exc: BaseException) -> bool:
     """True when `exc` says the database cannot be reached (rather than that a query is wrong)."""
     if isinstance(exc, _UNREACHABLE):

@@ -40,6 +40,7 @@ from cxloop_closed_loop.schemas import (
 from cxruntime.apikeys import ApiKey
 from cxruntime.auth import AdminKey, CasesKey
 from cxruntime.problems import Problem
+from cxruntime.problems import invalid_parameter as _invalid
 from cxschema.events import NoNul
 
 
@@ -110,15 +111,6 @@ AssigneeFilter = Annotated[
     BeforeValidator(_split_commas),
     _several("only cases assigned to this person"),
 ]
-
-
-def _invalid(field: str, message: str) -> Problem:
-    return Problem(
-        422,
-        "Invalid request",
-        message,
-        errors=[{"field": field, "message": message, "type": "value_error"}],
-    )
 
 
 def _refuse_unknown(allowed: frozenset[str], request: Request) -> None:

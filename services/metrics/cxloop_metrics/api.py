@@ -20,7 +20,8 @@ from cxloop_metrics.reports import Metric, ReportContext, Slice
 from cxloop_metrics.repository import Filters
 from cxloop_metrics.schemas import ComparisonReport, KpiReport, TimeSeriesReport
 from cxruntime.auth import ReadKey
-from cxruntime.problems import Problem, problem_response
+from cxruntime.problems import invalid_parameter as _problem
+from cxruntime.problems import problem_response
 from cxschema import CHANNELS, JOURNEY_STAGES
 
 Window = Literal["1h", "24h", "7d", "28d", "90d"]
@@ -70,15 +71,6 @@ def _known(field: str, values: frozenset[str], dimension: str | None = None) -> 
     if allowed is not None and unknown:
         raise _problem(field, f"unknown {dimension or field} {unknown}; one of {list(allowed)}")
     return values
-
-
-def _problem(field: str, message: str) -> Problem:
-    return Problem(
-        422,
-        "Invalid request",
-        message,
-        errors=[{"field": field, "message": message, "type": "value_error"}],
-    )
 
 
 def install_report_error_handler(app: FastAPI) -> None:
