@@ -353,7 +353,7 @@ async def test_a_delivery_id_with_a_nul_is_not_found(
 @pytest.mark.parametrize(
     ("path", "key", "params", "field"),
     [
-        ("/v1/cases", "agent", {"sort": "opened_at"}, "query.sort"),
+        ("/v1/cases", "agent", {"order": "opened_at"}, "query.order"),
         ("/v1/cases", "agent", {"status": "open", "teams": "logistics"}, "query.teams"),
         ("/v1/cases", "logistics-agent", {"customer_id": "c1"}, "query.customer_id"),
         ("/v1/deliveries", "admin", {"state": "dead"}, "query.state"),

@@ -3,6 +3,7 @@ with a controllable clock, quiet hours."""
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -198,7 +199,12 @@ async def test_sla_escalates_team_then_lead_then_owner_in_business_hours(
     assert case.escalation_level == 1
     escalated = [r for r in await deliveries(db_sessions) if r.event_type == "case.escalated"]
     assert sorted(r.receiver for r in escalated) == ["all", "lead-hook", "team-hook"]
-    assert case.acknowledge_due_at == datetime(2026, 11, 30, 10, 31, tzinfo=UTC)
+    # The case keeps its SLA deadline and records the breach; the lead's rung is a timer.
+    assert case.acknowledge_due_at == datetime(2026, 11, 30, 9, 30, tzinfo=UTC)
+    assert case.acknowledge_breached_at == datetime(2026, 11, 30, 9, 30, tzinfo=UTC)
+    assert case.resolve_breached_at is None
+    [rung] = [e for e in escalated if e.receiver == "lead-hook"]
+    assert json.loads(rung.body)["data"]["details"]["next_due_at"] == "2026-11-30T10:31:00+00:00"
 
     clock.advance(timedelta(hours=1))
     assert await worker().tick() == 1
@@ -209,7 +215,14 @@ async def test_sla_escalates_team_then_lead_then_owner_in_business_hours(
 
     clock.advance(timedelta(hours=5))  # resolve deadline passed too; top rung stays
     assert await worker().tick() == 1
-    assert (await only_case(db_sessions)).escalation_level == 2
+    case = await only_case(db_sessions)
+    assert case.escalation_level == 2
+    assert (
+        case.resolve_breached_at
+        == case.resolve_due_at
+        == datetime(2026, 11, 30, 12, 30, tzinfo=UTC)
+    )
+    assert case.acknowledge_breached_at == datetime(2026, 11, 30, 9, 30, tzinfo=UTC)
     breaches = REGISTRY.get_sample_value(
         "cx_closed_loop_sla_breaches_total",
         {"kind": "acknowledge", "severity": "normal", "team": "logistics"},

@@ -12,6 +12,7 @@ from cxloop_closed_loop.business_time import add_business_time
 from cxloop_closed_loop.config import (
     DEFAULT_WEBHOOK,
     SECRET_FILE,
+    WEEKDAYS,
     Team,
     interpolate,
     load_config,
@@ -154,3 +155,19 @@ def test_teams_without_business_hours_work_monday_to_friday_nine_to_five_in_thei
     assert add_business_time(
         monday_night, timedelta(minutes=30), nowhere.business_hours, nowhere.zone
     ) == datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
+
+
+def test_business_hours_may_end_at_midnight_or_run_overnight() -> None:
+    team = {"name": "t", "timezone": "Europe/Berlin"}
+    always = Team.model_validate(
+        team | {"business_hours": {"start": "00:00", "end": "24:00", "days": list(WEEKDAYS)}}
+    )
+    assert (always.business_hours.start, always.business_hours.end) == (time(0), time(0))
+    assert always.business_hours.overnight
+    nights = Team.model_validate(team | {"business_hours": {"start": "22:00", "end": "06:00"}})
+    assert nights.business_hours.overnight
+    late = Team.model_validate(team | {"business_hours": {"start": "09:00", "end": "24:00"}})
+    assert late.business_hours.end == time(0)
+    assert not Team.model_validate(team).business_hours.overnight
+    with pytest.raises(ValueError, match="end"):
+        Team.model_validate(team | {"business_hours": {"end": "24:30"}})

@@ -126,7 +126,7 @@ def _refuse_unknown(allowed: frozenset[str], request: Request) -> None:
 
 
 CASE_PARAMETERS: Final = frozenset(
-    {"status", "team", "severity", "customer", "assignee", "limit", "offset"}
+    {"status", "team", "severity", "customer", "assignee", "breached", "sort", "limit", "offset"}
 )
 DELIVERY_PARAMETERS: Final = frozenset({"status", "limit", "offset"})
 
@@ -183,14 +183,24 @@ async def list_cases(  # noqa: PLR0917 (FastAPI query parameters)
     severity: SeverityFilter,
     customer: CustomerFilter,
     assignee: AssigneeFilter,
+    breached: Annotated[
+        bool | None,
+        Query(description="only cases whose SLA of the current period is (not) breached"),
+    ] = None,
+    sort: Annotated[
+        repository.CaseSort,
+        Query(description="opened_at or due (the earliest open deadline); `-` reverses"),
+    ] = "-opened_at",
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> CaseList:
-    """Cases, newest first; a team-bound key sees only its team's cases.
+    """Cases, newest first unless `sort` says otherwise; a team-bound key sees only its team's
+    cases.
 
     Each filter takes several values, comma-separated or repeated (`status=open,acknowledged`
     or `status=open&status=acknowledged`): a case matches when it has any of them. Unknown
-    parameters and teams that are not configured answer 422.
+    parameters and teams that are not configured answer 422. `sort=due` puts the earliest
+    deadline still to meet first, cases without one last.
     """
     configured = [t.name for t in state.config().teams]
     async with state.sessions() as session:
@@ -201,6 +211,9 @@ async def list_cases(  # noqa: PLR0917 (FastAPI query parameters)
             severity=severity,
             customer=customer,
             assignee=assignee,
+            breached=breached,
+            now=state.clock.now(),
+            sort=sort,
             limit=limit,
             offset=offset,
         )

@@ -18,8 +18,17 @@ def _instant(day: date, at: time, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, at, tzinfo=zone).astimezone(UTC)
 
 
-def _working(day: date, hours: BusinessHours) -> bool:
-    return WEEKDAYS[day.weekday()] in hours.days and day not in hours.holidays
+def _window(day: date, hours: BusinessHours, zone: ZoneInfo) -> tuple[datetime, datetime] | None:
+    """The working window that starts on `day` (UTC instants), or None when there is none.
+
+    The window belongs to the day it starts on, so a weekday or holiday of `day` decides an
+    overnight window too. Both ends go through the zone separately: a window across a
+    daylight-saving change is an hour shorter or longer, and `00:00`-`24:00` windows abut.
+    """
+    if WEEKDAYS[day.weekday()] not in hours.days or day in hours.holidays:
+        return None
+    closing_day = day + timedelta(days=1) if hours.overnight else day
+    return _instant(day, hours.start, zone), _instant(closing_day, hours.end, zone)
 
 
 def add_business_time(
@@ -28,11 +37,12 @@ def add_business_time(
     """The instant when `duration` of business time has passed since `start` (UTC)."""
     current = start.astimezone(UTC)
     remaining = duration
-    day = current.astimezone(zone).date()
+    # From the day before: an overnight window opened yesterday may still be open.
+    day = current.astimezone(zone).date() - timedelta(days=1)
     for _ in range(_MAX_DAYS):
-        if _working(day, hours):
-            opens = _instant(day, hours.start, zone)
-            closes = _instant(day, hours.end, zone)
+        window = _window(day, hours, zone)
+        if window is not None:
+            opens, closes = window
             current = max(current, opens)
             if current < closes:
                 available = closes - current
@@ -50,12 +60,13 @@ def business_time_between(
     total = timedelta()
     if end <= start:
         return total
-    day = start.astimezone(zone).date()
+    day = start.astimezone(zone).date() - timedelta(days=1)
     last = end.astimezone(zone).date()
     while day <= last:
-        if _working(day, hours):
-            opens = max(_instant(day, hours.start, zone), start)
-            closes = min(_instant(day, hours.end, zone), end)
+        window = _window(day, hours, zone)
+        if window is not None:
+            opens = max(window[0], start)
+            closes = min(window[1], end)
             if closes > opens:
                 total += closes - opens
         day += timedelta(days=1)

@@ -176,6 +176,14 @@ def record(
     )
 
 
+def sla_deadline(config: RoutingConfig, case: CaseRow, *, kind: str, start: datetime) -> datetime:
+    """When `kind` (acknowledge or resolve) falls due, in business time of the case's team."""
+    team = team_of(config, case.team)
+    targets = config.sla[case.severity]  # type: ignore[index]
+    allowed = targets.acknowledge if kind == "acknowledge" else targets.resolve
+    return add_business_time(start, allowed, team.business_hours, team.zone)
+
+
 def schedule_sla(
     session: AsyncSession,
     *,
@@ -186,11 +194,8 @@ def schedule_sla(
     kinds: tuple[str, ...] = ("acknowledge", "resolve"),
 ) -> None:
     """Set the case's deadlines (business time of its team) and their timers."""
-    team = team_of(config, case.team)
-    targets = config.sla[case.severity]  # type: ignore[index]
     for kind in kinds:
-        allowed = targets.acknowledge if kind == "acknowledge" else targets.resolve
-        due = add_business_time(start, allowed, team.business_hours, team.zone)
+        due = sla_deadline(config, case, kind=kind, start=start)
         if kind == "acknowledge":
             case.acknowledge_due_at = due
         else:
@@ -519,6 +524,9 @@ def _reopen(case: CaseRow, *, now: datetime) -> None:
     case.sla_started_at = now
     case.reopen_count += 1
     case.escalation_level = 0
+    # A new SLA period starts unbreached; the `escalated` history keeps the earlier breach.
+    case.acknowledge_breached_at = None
+    case.resolve_breached_at = None
     case.acknowledged_at = None
     case.contacted_at = None
     case.resolved_at = None
@@ -633,6 +641,11 @@ async def fire_due_timers(
         timer.fired_at = now
         fired += 1
         SLA_BREACHES.labels(timer.kind, case.severity, case.team).inc()
+        # The first timer of a period is the SLA deadline itself; later ones are rungs.
+        if timer.kind == "acknowledge" and case.acknowledge_breached_at is None:
+            case.acknowledge_breached_at = timer.due_at
+        elif timer.kind == "resolve" and case.resolve_breached_at is None:
+            case.resolve_breached_at = timer.due_at
         previous_level = case.escalation_level
         case.escalation_level = min(MAX_LEVEL, previous_level + 1)
         case.updated_at = now
@@ -643,6 +656,20 @@ async def fire_due_timers(
             "level": case.escalation_level,
             "rung": ("team", "lead", "owner")[case.escalation_level],
         }
+        if case.escalation_level < MAX_LEVEL:
+            # The next rung waits the same business time again. Its deadline goes to a timer
+            # and the history only: the case keeps its SLA deadline, so it still shows as
+            # breached.
+            next_due = sla_deadline(config, case, kind=timer.kind, start=now)
+            details["next_due_at"] = next_due.isoformat()
+            _stage(
+                session,
+                CaseTimerRow,
+                case_id=case.id,
+                kind=timer.kind,
+                due_at=next_due,
+                created_at=now,
+            )
         record(
             session,
             case=case,
@@ -663,7 +690,5 @@ async def fire_due_timers(
             receivers=receivers,
             details=details,
         )
-        if case.escalation_level < MAX_LEVEL:
-            schedule_sla(session, config=config, case=case, start=now, now=now, kinds=(timer.kind,))
     await flush_staged(session)
     return fired

@@ -61,20 +61,32 @@ def _workweek() -> list[Weekday]:
 
 
 class BusinessHours(_Model):
-    """When a team works, in its own time zone; SLA clocks run only then."""
+    """When a team works, in its own time zone; SLA clocks run only then.
+
+    One window a day on each of `days` that is not a holiday. `end` `24:00` is the end of the
+    day (`00:00`-`24:00`: around the clock); an `end` at or before `start` makes an overnight
+    window, running into the next day. A window belongs to the day it starts on: `days` and
+    `holidays` name that day (`22:00`-`06:00` on `fri` runs from Friday 22:00 to Saturday
+    06:00, and a holiday on Friday cancels it).
+    """
 
     days: list[Weekday] = Field(default_factory=_workweek)
     start: time = time(9, 0)
     end: time = time(17, 0)
+    """Stored as `00:00` for `24:00`: both end the window at the next midnight."""
     holidays: list[date] = Field(default_factory=list)
 
-    @field_validator("end")
+    @field_validator("end", mode="before")
     @classmethod
-    def _end_after_start(cls, end: time, info: Any) -> time:
-        start = info.data.get("start")
-        if start is not None and end <= start:
-            raise ValueError("business hours must end after they start")
+    def _end_of_day(cls, end: Any) -> Any:
+        if isinstance(end, str) and end.strip() in ("24:00", "24:00:00"):
+            return time(0, 0)
         return end
+
+    @property
+    def overnight(self) -> bool:
+        """Whether each window ends on the day after it starts (`24:00` included)."""
+        return self.end <= self.start
 
 
 class QuietHours(_Model):

@@ -55,6 +55,8 @@ def case_data(case: CaseRow) -> dict[str, Any]:
         "closed_at": _iso(case.closed_at),
         "acknowledge_due_at": _iso(case.acknowledge_due_at),
         "resolve_due_at": _iso(case.resolve_due_at),
+        "acknowledge_breached_at": _iso(case.acknowledge_breached_at),
+        "resolve_breached_at": _iso(case.resolve_breached_at),
         "root_cause": case.root_cause,
         "resolution_note": case.resolution_note,
         "contact_outcome": case.contact_outcome,

@@ -61,6 +61,12 @@ class CaseRow(_Base):
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     acknowledge_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     resolve_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """The SLA deadlines of the current period; an escalation does not move them (the next
+    rung's deadline lives in `case_timers` and in the `escalated` history)."""
+    acknowledge_breached_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resolve_breached_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When a deadline of the current SLA period passed unmet (the deadline itself); cleared by
+    a reopening, while the history keeps the earlier breach."""
     root_cause: Mapped[str | None] = mapped_column(String(100))
     resolution_note: Mapped[str | None] = mapped_column(Text)
     contact_outcome: Mapped[str | None] = mapped_column(String(100))

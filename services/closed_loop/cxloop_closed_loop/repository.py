@@ -6,8 +6,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
+from typing import Any, Literal
 
-from sqlalchemy import func, or_, select, tuple_, update
+from sqlalchemy import and_, func, not_, or_, select, tuple_, update
+from sqlalchemy import case as sql_case
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cxloop_closed_loop.lifecycle import ACTIVE
@@ -94,6 +96,49 @@ async def get_case(
     return result.first()
 
 
+CaseSort = Literal["opened_at", "-opened_at", "due", "-due"]
+
+
+def _open_deadline() -> Any:
+    """The earliest deadline a case still has to meet: acknowledge or resolve while open,
+    resolve while acknowledged or contacted, none once resolved."""
+    return sql_case(
+        (CaseRow.status == "open", func.least(CaseRow.acknowledge_due_at, CaseRow.resolve_due_at)),
+        (CaseRow.status.in_(("acknowledged", "contacted")), CaseRow.resolve_due_at),
+        else_=None,
+    )
+
+
+def _breached(now: datetime) -> Any:
+    """A breach recorded in the current SLA period, or a deadline still to meet that has
+    passed (the SLA worker records it on its next tick)."""
+    return or_(
+        CaseRow.acknowledge_breached_at.is_not(None),
+        CaseRow.resolve_breached_at.is_not(None),
+        and_(
+            CaseRow.status == "open",
+            CaseRow.acknowledge_due_at.is_not(None),
+            CaseRow.acknowledge_due_at <= now,
+        ),
+        and_(
+            CaseRow.status.in_(ACTIVE),
+            CaseRow.resolve_due_at.is_not(None),
+            CaseRow.resolve_due_at <= now,
+        ),
+    )
+
+
+def _order(sort: CaseSort) -> list[Any]:
+    if sort == "opened_at":
+        return [CaseRow.opened_at.asc(), CaseRow.id]
+    if sort == "-opened_at":
+        return [CaseRow.opened_at.desc(), CaseRow.id]
+    due = _open_deadline()
+    # Cases without a deadline to meet come last either way.
+    first = due.asc().nulls_last() if sort == "due" else due.desc().nulls_last()
+    return [first, CaseRow.opened_at.desc(), CaseRow.id]
+
+
 async def list_cases(
     session: AsyncSession,
     *,
@@ -102,12 +147,17 @@ async def list_cases(
     severity: Collection[str] = (),
     customer: Collection[str] = (),
     assignee: Collection[str] = (),
+    breached: bool | None = None,
+    now: datetime | None = None,
+    sort: CaseSort = "-opened_at",
     limit: int,
     offset: int,
 ) -> tuple[list[CaseRow], int]:
-    """Cases matching the filters, newest first, and how many match in all.
+    """Cases matching the filters in the order `sort` asks for, and how many match in all.
 
     Each filter is a set of values a case may have any of; an empty one filters nothing.
+    `breached` keeps only cases whose SLA of the current period is (True) or is not (False)
+    breached at `now`.
     """
     conditions = [
         column.in_(sorted(set(values)))
@@ -123,13 +173,14 @@ async def list_cases(
         )
         if values
     ]
+    if breached is not None:
+        if now is None:
+            raise ValueError("the breached filter needs now")
+        condition = _breached(now)
+        conditions.append(condition if breached else not_(condition))
     total = await session.scalar(select(func.count()).select_from(CaseRow).where(*conditions))
     rows = await session.scalars(
-        select(CaseRow)
-        .where(*conditions)
-        .order_by(CaseRow.opened_at.desc(), CaseRow.id)
-        .limit(limit)
-        .offset(offset)
+        select(CaseRow).where(*conditions).order_by(*_order(sort)).limit(limit).offset(offset)
     )
     return list(rows), int(total or 0)
 

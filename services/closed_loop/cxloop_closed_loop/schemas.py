@@ -50,7 +50,11 @@ class CaseView(BaseModel):
     resolved_at: datetime | None
     closed_at: datetime | None
     acknowledge_due_at: datetime | None
+    """The SLA deadline of the current period (an escalation does not move it)."""
     resolve_due_at: datetime | None
+    acknowledge_breached_at: datetime | None
+    """When the acknowledge deadline of the current period passed unmet; null: not breached."""
+    resolve_breached_at: datetime | None
     root_cause: str | None
     resolution_note: str | None
     contact_outcome: str | None
