@@ -109,3 +109,32 @@ def test_list_and_replay_against_the_broker(
     assert "must be at least 0, not -3" in capsys.readouterr().err
     assert main(["dead-letters", "list", "--since", "yesterday"]) == 2
     assert "not an ISO 8601 time" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+def test_every_dead_letter_of_one_batch_is_read(kafka: EmbeddedKafka) -> None:
+    # An enricher dead-letters a batch's invalid records together; the embedded broker then
+    # reports the partition's end as that batch's first offset plus one.
+    async def write_and_read() -> tuple[list[DeadLetter], int]:
+        producer = make_producer(kafka.bootstrap, client_id="test")
+        await producer.start()
+        try:
+            sent = []
+            for i in range(3):
+                headers = invalid_headers(
+                    ORIGINAL_HEADERS,
+                    reason=f"bad {i}",
+                    stage="enricher",
+                    topic=RAW,
+                    partition=0,
+                    offset=i,
+                )
+                sent.append(await producer.send(INVALID, b"x", partition=0, headers=headers))
+            await asyncio.gather(*sent)
+        finally:
+            await producer.stop()
+        return await read_dead_letters(kafka.bootstrap)
+
+    letters, total = asyncio.run(write_and_read())
+    assert total == 3
+    assert sorted(letter.reason for letter in letters) == ["bad 0", "bad 1", "bad 2"]

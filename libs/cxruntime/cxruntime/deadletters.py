@@ -100,6 +100,23 @@ class Selection:
         return self.since is None or letter.time >= self.since
 
 
+async def _true_ends(
+    consumer: AIOKafkaConsumer, starts: dict[TopicPartition, int], ends: dict[TopicPartition, int]
+) -> dict[TopicPartition, int]:
+    """Each partition's end, read from its last batch: the embedded broker reports the end as
+    the last batch's first offset plus one, short of the true end by the batch's size less
+    one (Kafka reports it exactly, and the read confirms it)."""
+    true = dict(ends)
+    for tp, end in ends.items():
+        if end <= starts[tp]:
+            continue
+        consumer.seek(tp, end - 1)
+        records = (await consumer.getmany(tp, timeout_ms=2000)).get(tp, [])
+        if records:
+            true[tp] = max(end, records[-1].offset + 1)
+    return true
+
+
 async def read_dead_letters(
     bootstrap: str,
     keep: Callable[[DeadLetter], bool] | None = None,
@@ -120,7 +137,7 @@ async def read_dead_letters(
         partitions = await _partitions(consumer, topic)
         consumer.assign(partitions)
         starts = await consumer.beginning_offsets(partitions)
-        ends = await consumer.end_offsets(partitions)
+        ends = await _true_ends(consumer, starts, await consumer.end_offsets(partitions))
         for tp in partitions:
             consumer.seek(tp, starts[tp])
         remaining = {tp for tp in partitions if ends[tp] > starts[tp]}
