@@ -54,6 +54,32 @@ TABLE: list[tuple[dict[str, Any], str, str | None]] = [
     ({"channel": "app", "context": {"app_screen": "OrderTracking"}}, "delivery.tracking", None),
     ({"channel": "app", "context": {"app_screen": "CartScreen"}}, "app.checkout", "app-checkout"),
     ({"channel": "app", "context": {"app_screen": "home"}}, "app", "app-any"),
+    # A place that says nothing specific gives way to what the words are about.
+    (
+        {"context": {"url": "https://shop.example/"}, "comment": "Das Paket kam nie an."},
+        "delivery",
+        "delivery",
+    ),
+    (
+        {"channel": "app", "context": {"app_screen": "Home"}, "comment": "Die App stürzt ab"},
+        "app.performance",
+        "app-crash",
+    ),
+    (
+        {
+            "channel": "contact_centre",
+            "context": {"ivr_queue": "general"},
+            "comment": "Rechnung doppelt abgebucht",
+        },
+        "billing.payment",
+        "billing-payment",
+    ),
+    # A specific place still wins over the words.
+    (
+        {"context": {"url": "https://shop.example/checkout"}, "comment": "Paket kam nie an"},
+        "online.checkout",
+        "url-checkout",
+    ),
     (
         {"context": {"url": "https://shop.example/checkout?step=2"}, "comment": "zu teuer"},
         "online.checkout",
