@@ -156,6 +156,12 @@ def test_hint_wins_and_says_so(tagger: TouchpointTagger) -> None:
     assert "delivery" in tagging.explain()
 
 
+def test_hints_with_umlauts_name_their_aliases(tagger: TouchpointTagger) -> None:
+    for hint, expected in (("Kündigung", "cancellation"), ("Rücksendung", "returns")):
+        tagging = tagger.tag(submission(touchpoint=hint, comment="Alles gut"))
+        assert (tagging.touchpoint.id, tagging.via) == (expected, "hint"), hint
+
+
 def test_unknown_hint_falls_through_to_rules(tagger: TouchpointTagger) -> None:
     tagging = tagger.tag(submission(touchpoint="marketing-2026", comment="Rechnung falsch"))
     assert (tagging.touchpoint.id, tagging.via) == ("billing.invoice", "rule")
