@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from cxloop_enricher.sentiment import SentimentAnalyzer, lexicon
-from cxloop_enricher.sentiment.cli import format_report, register_sentiment
+from cxloop_enricher.sentiment.cli import format_report, language_code, register_sentiment
 from cxloop_enricher.sentiment.evaluation import (
     bootstrap_interval,
     folds,
@@ -522,3 +522,15 @@ def test_a_trained_model_answers_in_its_own_labels() -> None:
         _biased(("mixed", "negative", "neutral", "positive"), [2.0, 1.0, 0.0, 1.0])
     )
     assert labelled.analyze("Gut und schlecht zugleich.", "de").label == "mixed"
+
+
+@pytest.mark.parametrize("flag", ["--language", "--hint"])
+def test_language_options_take_only_known_codes(
+    flag: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for bad in ("english", "xx", ""):
+        with pytest.raises(SystemExit) as stopped:
+            _run(["sentiment", "score", flag, bad])
+        assert stopped.value.code == 2
+        assert "not a language code cxloop knows" in capsys.readouterr().err
+    assert language_code("DE-at") == "de"

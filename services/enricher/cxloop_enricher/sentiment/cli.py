@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from cxloop_enricher.language import detect_language
+from cxloop_enricher.language import LANGUAGES, detect_language
 from cxloop_enricher.sentiment.analyzer import SentimentAnalyzer
 from cxloop_enricher.sentiment.embedding import USE_MULTILINGUAL
 from cxloop_enricher.sentiment.evaluation import (
@@ -37,6 +37,16 @@ TSV_HELP = (
 )
 
 
+def language_code(value: str) -> str:
+    """An argparse type: an ISO 639-1 code the detector knows ("de", also "DE" or "de-AT")."""
+    code = value.strip().lower().replace("_", "-").split("-")[0]
+    if code not in LANGUAGES:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a language code cxloop knows; use one of {', '.join(LANGUAGES)}"
+        )
+    return code
+
+
 def register_sentiment(commands: Any) -> None:
     """Add `sentiment` with its sub-commands to the `cxloop` sub-parser collection."""
     parser = commands.add_parser("sentiment", help="score, evaluate and train sentiment models")
@@ -44,8 +54,12 @@ def register_sentiment(commands: Any) -> None:
 
     scorer = sub.add_parser("score", help="stdin: one text per line; stdout: one JSON line each")
     scorer.add_argument("--model", default=None, help="a model from `cxloop sentiment train`")
-    scorer.add_argument("--language", default=None, help="ISO 639-1 code (default: detect)")
-    scorer.add_argument("--hint", default=None, help="language hint for detection")
+    scorer.add_argument(
+        "--language", type=language_code, default=None, help="ISO 639-1 code (default: detect)"
+    )
+    scorer.add_argument(
+        "--hint", type=language_code, default=None, help="language hint for detection"
+    )
     scorer.add_argument(
         "--batch",
         type=at_least(1),
@@ -65,13 +79,17 @@ def register_sentiment(commands: Any) -> None:
     evaluator = sub.add_parser("eval", help="macro-F1 against a labelled TSV file")
     evaluator.add_argument("file", help=TSV_HELP)
     evaluator.add_argument("--model", default=None, help="a model (default: shipped tagger)")
-    evaluator.add_argument("--language", default=None, help="ISO 639-1 code (default: detect)")
+    evaluator.add_argument(
+        "--language", type=language_code, default=None, help="ISO 639-1 code (default: detect)"
+    )
     evaluator.set_defaults(handler=_eval)
 
     trainer = sub.add_parser("train", help="train a model on labelled comments")
     trainer.add_argument("--data", required=True, help=TSV_HELP)
     trainer.add_argument("--out", required=True, help="where to write the model")
-    trainer.add_argument("--language", default=None, help="ISO 639-1 code (default: detect)")
+    trainer.add_argument(
+        "--language", type=language_code, default=None, help="ISO 639-1 code (default: detect)"
+    )
     trainer.add_argument(
         "--epochs",
         type=at_least(1),
