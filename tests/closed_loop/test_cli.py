@@ -204,3 +204,20 @@ def test_deliveries_list_and_resend(
     assert asyncio.run(status_of(dead)) == "pending"
     assert main(["deliveries", "resend", dead]) == 1  # still pending: nothing to re-send
     assert main(["deliveries", "resend", "msg_unknown"]) == 1
+
+
+def test_listen_refuses_a_bad_or_busy_port_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    for bad in ("99999", "0", "-1"):
+        with pytest.raises(SystemExit) as stopped:
+            main(["webhooks", "listen", "--port", bad, "--secret", SECRET])
+        assert stopped.value.code == 2
+        assert "a port is 1 to 65535" in capsys.readouterr().err
+    busy = make_server("127.0.0.1", free_port(), SECRET)
+    try:
+        port = busy.server_address[1]
+        assert main(["webhooks", "listen", "--port", str(port), "--secret", SECRET]) == 2
+        err = capsys.readouterr().err
+        assert f"cannot listen on 127.0.0.1:{port}" in err
+        assert "Traceback" not in err
+    finally:
+        busy.server_close()

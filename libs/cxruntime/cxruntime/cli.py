@@ -126,6 +126,17 @@ def _keys(args: argparse.Namespace) -> int:
         return 2
 
 
+def port_number(value: str) -> int:
+    """An argparse `type`: a TCP port, 1 to 65535."""
+    number = int(value)
+    if not 1 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 1 to 65535, not {number}")
+    return number
+
+
+port_number.__name__ = "integer"  # argparse names the type in its "invalid integer value" error
+
+
 def at_least(minimum: int) -> Callable[[str], int]:
     """An argparse `type`: an integer of at least `minimum`, else a clear usage error."""
 

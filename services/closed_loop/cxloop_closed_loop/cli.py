@@ -24,7 +24,7 @@ from cxloop_closed_loop.listen import listen
 from cxloop_closed_loop.relay import ResendConflict, resend
 from cxloop_closed_loop.routing import route
 from cxloop_closed_loop.settings import ClosedLoopSettings
-from cxruntime.cli import at_least, field_errors, utf8_text
+from cxruntime.cli import at_least, field_errors, port_number, utf8_text
 from cxruntime.db import make_engine, make_sessionmaker
 from cxschema import FeedbackEnriched, FeedbackSubmission
 
@@ -52,7 +52,7 @@ def register(commands: Any) -> None:
     webhooks = commands.add_parser("webhooks", help="Standard Webhooks tools")
     webhooks_sub = webhooks.add_subparsers(dest="webhooks_command", required=True)
     lis = webhooks_sub.add_parser("listen", help="a development receiver printing webhooks")
-    lis.add_argument("--port", type=int, default=9000)
+    lis.add_argument("--port", type=port_number, default=9000)
     lis.add_argument("--host", default="127.0.0.1")
     lis.add_argument(
         "--secret",
@@ -203,4 +203,11 @@ def _webhooks_listen(args: argparse.Namespace) -> int:
             else str((settings.data_dir / SECRET_FILE).resolve())
         )
     print(f"verifying signatures with the secret from {source}", flush=True)
-    return listen(args.host, args.port, secret)
+    try:
+        return listen(args.host, args.port, secret)
+    except OSError as exc:  # the port is taken, or the host is not an address of this machine
+        print(
+            f"cxloop: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return 2
