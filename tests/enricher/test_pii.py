@@ -38,6 +38,10 @@ REDACTED: list[tuple[str, str, dict[str, int]]] = [
     # phone: German national and international formats
     ("Ruf mich an: 0171 1234567", "Ruf mich an: [PHONE]", {"phone": 1}),
     ("Tel. 030/12345678", "Tel. [PHONE]", {"phone": 1}),
+    # Written against "Tel." with no space.
+    ("Tel.+4930123456", "Tel.[PHONE]", {"phone": 1}),
+    ("Tel.030 1234567", "Tel.[PHONE]", {"phone": 1}),
+    ("TEL.+49 30 123456", "TEL.[PHONE]", {"phone": 1}),
     ("erreichbar unter (0171) 123 45 67", "erreichbar unter [PHONE]", {"phone": 1}),
     ("unter 089-1234567 tagsüber", "unter [PHONE] tagsüber", {"phone": 1}),
     ("+49 (0) 30 12345678", "[PHONE]", {"phone": 1}),

@@ -78,7 +78,11 @@ _SPELLED_EMAIL_RE: Final = re.compile(
     re.IGNORECASE,
 )
 _IBAN_RE: Final = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]){11,32}")
-_NUMBER_RUN_RE: Final = re.compile(r"(?<![\w#@.,/+-])\+?\(?\+?\d[\d ()\-./]*\d\)?(?![\w])")
+# Not right after a letter, digit or one of #@.,/+- (inside a decimal, a version, a path), but
+# right after "Tel." with no space ("Tel.+49 30 123456").
+_NUMBER_RUN_RE: Final = re.compile(
+    r"(?:(?<![\w#@.,/+-])|(?<=[Tt]el\.)|(?<=TEL\.))\+?\(?\+?\d[\d ()\-./]*\d\)?(?![\w])"
+)
 _GROUP_RE: Final = re.compile(r"[+(]*\d+\)?")
 _DATE_RE: Final = re.compile(
     r"(?<!\d)(?:\d{1,2}\.\d{1,2}\.(?:\d{4}|\d{2})?|\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{2,4})"
