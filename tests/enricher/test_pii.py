@@ -38,6 +38,8 @@ REDACTED: list[tuple[str, str, dict[str, int]]] = [
     # phone: German national and international formats
     ("Ruf mich an: 0171 1234567", "Ruf mich an: [PHONE]", {"phone": 1}),
     ("Tel. 030/12345678", "Tel. [PHONE]", {"phone": 1}),
+    ("IBAN DE89-3704-0044-0532-0130-00 bitte", "IBAN [IBAN] bitte", {"iban": 1}),
+    ("IBAN DE89-3704-0044-0532-0130-01 bitte", "IBAN DE89-3704-0044-0532-0130-01 bitte", {}),
     # Written against "Tel." with no space.
     ("Tel.+4930123456", "Tel.[PHONE]", {"phone": 1}),
     ("Tel.030 1234567", "Tel.[PHONE]", {"phone": 1}),

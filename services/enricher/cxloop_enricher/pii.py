@@ -77,7 +77,7 @@ _SPELLED_EMAIL_RE: Final = re.compile(
     rf"{_SPELLED_DOT}[^\W\d_]{{2,}}(?![\w-])",
     re.IGNORECASE,
 )
-_IBAN_RE: Final = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]){11,32}")
+_IBAN_RE: Final = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}(?:[ -]?[A-Za-z0-9]){11,32}")
 # Not right after a letter, digit or one of #@.,/+- (inside a decimal, a version, a path), but
 # right after "Tel." with no space ("Tel.+49 30 123456").
 _NUMBER_RUN_RE: Final = re.compile(
@@ -212,7 +212,7 @@ _MAX_DIGITS: Final = 19
 
 def iban_valid(candidate: str) -> bool:
     """True for an IBAN of its country's length whose ISO 7064 mod-97 check holds."""
-    iban = candidate.replace(" ", "").upper()
+    iban = candidate.replace(" ", "").replace("-", "").upper()
     if IBAN_LENGTHS.get(iban[:2]) != len(iban) or not iban.isalnum():
         return False
     rearranged = iban[4:] + iban[:4]
@@ -585,7 +585,7 @@ def _iban_spans(text: str) -> tuple[list[tuple[int, int]], list[tuple[int, int]]
         taken = 0
         end = found.end()
         for pos, ch in enumerate(found.group(0)):
-            if ch != " ":
+            if ch not in " -":  # grouped with spaces or hyphens
                 taken += 1
             if taken == length:
                 end = found.start() + pos + 1
