@@ -77,7 +77,7 @@ def test_list_and_replay_against_the_broker(
     assert total == 3
     assert [letter.stage for letter in letters] == ["enricher", "enricher", "metrics"]
 
-    assert main(["dead-letters", "list", "--stage", "enricher"]) == 0
+    assert main(["dead-letters", "list", "--stage", "Enricher"]) == 0
     captured = capsys.readouterr()
     lines = captured.out.splitlines()
     assert len(lines) == 2
@@ -98,11 +98,20 @@ def test_list_and_replay_against_the_broker(
     assert asyncio.run(read_dead_letters(bootstrap, topic=RAW)) == ([], 0)
 
     assert main(["dead-letters", "replay", "--reason", "enrichment failed", "--yes"]) == 0
-    assert "replayed 1 dead letters" in capsys.readouterr().out
+    assert "replayed 1 dead letter to" in capsys.readouterr().out
     [replayed], total = asyncio.run(read_dead_letters(bootstrap, topic=RAW))
     assert total == 1
     assert (replayed.key, replayed.value) == (b"crm-1", b'{"ok": 1}')
     assert list(replayed.headers) == ORIGINAL_HEADERS  # the cx_error_* headers are gone
+
+    # A misspelt stage is a usage error, not an empty selection; the command's spelling works.
+    with pytest.raises(SystemExit):
+        main(["dead-letters", "list", "--stage", "enrichr"])
+    assert "'enrichr' is not a stage; one of enricher, metrics, closed_loop" in (
+        capsys.readouterr().err
+    )
+    assert main(["dead-letters", "replay", "--stage", "closed-loop"]) == 0
+    assert "nothing to replay: none of the 3 dead letters matches" in capsys.readouterr().out
 
     with pytest.raises(SystemExit):
         main(["dead-letters", "list", "--limit", "-3"])

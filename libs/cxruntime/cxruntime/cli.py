@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
@@ -126,6 +126,23 @@ def _keys(args: argparse.Namespace) -> int:
         return 2
 
 
+DEAD_LETTER_STAGES: Final = ("enricher", "metrics", "closed_loop")
+
+
+def _stage(value: str) -> str:
+    """An argparse `type`: a consuming stage ("closed-loop", as the command is spelled, too)."""
+    stage = value.strip().lower().replace("-", "_")
+    if stage not in DEAD_LETTER_STAGES:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a stage; one of {', '.join(DEAD_LETTER_STAGES)}"
+        )
+    return stage
+
+
+def _letters(n: int) -> str:
+    return f"{n} dead letter" + ("" if n == 1 else "s")
+
+
 def port_number(value: str) -> int:
     """An argparse `type`: a TCP port, 1 to 65535."""
     number = int(value)
@@ -224,21 +241,24 @@ def _dead_letters(args: argparse.Namespace) -> int:
                     f"{letter.stage or '-':<12} {letter.source:<30} {reason}"
                 )
         print(
-            f"{len(letters)} of {total} dead letters selected"
+            f"{len(letters)} of {_letters(total)} selected"
             + (f", the last {len(shown)} shown" if len(shown) < len(letters) else ""),
             file=sys.stderr,
         )
         return 0
     if not args.yes:
+        if not letters:
+            print(f"nothing to replay: none of the {_letters(total)} matches the selection")
+            return 0
         targets = sorted({letter.source_topic or "(no source topic)" for letter in letters})
         print(
-            f"would replay {len(letters)} of {total} dead letters to {', '.join(targets) or '-'}; "
+            f"would replay {len(letters)} of {_letters(total)} to {', '.join(targets)}; "
             "run again with --yes to do it"
         )
         return 0
     replayed, skipped = asyncio.run(deadletters.replay(bootstrap, letters))
     print(
-        f"replayed {replayed} dead letters to their source topics"
+        f"replayed {_letters(replayed)} to their source topics"
         + (f"; skipped {skipped} without a source topic" if skipped else "")
     )
     return 0
@@ -326,7 +346,12 @@ def build_parser(*, extensions: bool = True) -> argparse.ArgumentParser:
         help="write the selected dead letters to their source topics again (after a fix)",
     )
     for sub_parser in (dead_list, dead_replay):
-        sub_parser.add_argument("--stage", default=None, help="enricher, metrics, closed_loop")
+        sub_parser.add_argument(
+            "--stage",
+            type=_stage,
+            default=None,
+            help="the consumer that dead-lettered: enricher, metrics, closed_loop",
+        )
         sub_parser.add_argument("--reason", default=None, help="a part of the reason, any case")
         sub_parser.add_argument("--topic", default=None, help="the source topic")
         sub_parser.add_argument(
