@@ -57,9 +57,20 @@ TABLE: list[tuple[dict[str, Any], str, str | None]] = [
     # A place that says nothing specific gives way to what the words are about.
     (
         {"context": {"url": "https://shop.example/"}, "comment": "Das Paket kam nie an."},
-        "delivery",
-        "delivery",
+        "delivery.delay",
+        "delivery-delay",
     ),
+    # Words that are late or waiting about something other than a parcel are no delay, and
+    # "Lieferzeit" alone is no complaint.
+    (
+        {"channel": "app", "comment": "Die App funktioniert immer noch nicht nach dem Update"},
+        "app",
+        "app",
+    ),
+    ({"comment": "Lieferzeit super, schon am nächsten Tag da!"}, "delivery", "delivery"),
+    ({"comment": "Ich warte immer noch auf mein Paket"}, "delivery", "delivery"),
+    ({"comment": "Ich möchte die Jacke zurückgeben"}, "returns", "returns"),
+    ({"comment": "I want to return this jacket"}, "returns", "returns"),
     (
         {"channel": "app", "context": {"app_screen": "Home"}, "comment": "Die App stürzt ab"},
         "app.performance",
