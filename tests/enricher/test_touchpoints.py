@@ -51,6 +51,16 @@ TABLE: list[tuple[dict[str, Any], str, str | None]] = [
         "service.contact_centre",
         "ivr-any",
     ),
+    (
+        {"channel": "contact_centre", "context": {"ivr_queue": "DE_App_Hilfe"}},
+        "service.contact_centre.technical",
+        "ivr-technical",
+    ),
+    (
+        {"channel": "contact_centre", "context": {"ivr_queue": "DE_Appointments"}},
+        "service.contact_centre",
+        "ivr-any",
+    ),
     ({"channel": "app", "context": {"app_screen": "OrderTracking"}}, "delivery.tracking", None),
     ({"channel": "app", "context": {"app_screen": "CartScreen"}}, "app.checkout", "app-checkout"),
     ({"channel": "app", "context": {"app_screen": "home"}}, "app", "app-any"),
