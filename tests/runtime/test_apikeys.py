@@ -41,8 +41,16 @@ def test_key_format_and_hash() -> None:
                 "publishable": True,
                 "origins": ["https://a.b"],
             },
-            "only have scope ingest",
+            "only have the scope ingest",
         ),
+        (
+            {"scopes": ["ingest"], "publishable": True, "origins": ["https://a.b"]},
+            r"only post on the channel web \(--channels web\)",
+        ),
+        ({"scopes": ["ingest"], "origins": ["https://a.b"]}, "for publishable keys"),
+        ({"name": "   ", "scopes": ["read"]}, "without white space at either end"),
+        ({"name": " k", "scopes": ["read"]}, "without white space at either end"),
+        ({"name": "tab\tname", "scopes": ["read"]}, "control characters"),
         (
             {
                 "scopes": ["ingest"],

@@ -101,8 +101,12 @@ def validate_request(
     publishable: bool,
 ) -> None:
     """Raise `ApiKeyRequestError` with a clear message when the requested key makes no sense."""
-    if not name or len(name) > 200:
-        raise ApiKeyRequestError("a key needs a name of 1 to 200 characters")
+    if not name or len(name) > 200 or name != name.strip():
+        raise ApiKeyRequestError(
+            "a key needs a name of 1 to 200 characters, without white space at either end"
+        )
+    if not name.isprintable():
+        raise ApiKeyRequestError("a key's name must not hold control characters (tab, newline)")
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown or not scopes:
         raise ApiKeyRequestError(
@@ -113,9 +117,15 @@ def validate_request(
         raise ApiKeyRequestError(
             f"unknown channels {', '.join(bad_channels)}; known: {', '.join(CHANNELS)}"
         )
+    if not publishable and origins:
+        raise ApiKeyRequestError("allowed origins are for publishable keys (--publishable)")
     if publishable:
-        if set(scopes) != {"ingest"} or set(channels) != {"web"}:
-            raise ApiKeyRequestError("a publishable key may only have scope ingest and channel web")
+        if set(scopes) != {"ingest"}:
+            raise ApiKeyRequestError("a publishable key may only have the scope ingest")
+        if set(channels) != {"web"}:
+            raise ApiKeyRequestError(
+                "a publishable key may only post on the channel web (--channels web)"
+            )
         if not origins:
             raise ApiKeyRequestError(
                 "a publishable key needs at least one allowed origin (--origins)"
