@@ -208,6 +208,18 @@ def test_without_an_opinion_word_a_polar_answer_needs_the_models_majority() -> N
     assert label(complaint, "en") == "negative"
 
 
+def test_one_or_two_english_words_get_the_engines_answer() -> None:
+    # The model learned "top" from complaints about lids and leans negative on "Top" alone.
+    for text in ("Top", "Top Service", "Wrong size", "Works fine"):
+        assert analyzer.analyze(text, "en") == label_lexicon(score_text(text, "en")), text
+    assert label("Top Service", "en") != "negative"
+    # Without an opinion word the model still decides (and the majority rule applies).
+    probabilities, _ = shipped_models()["en"].predict("It arrived.", "en")
+    assert analyzer.analyze("It arrived.", "en").score == round(
+        probabilities[2] - probabilities[0], 4
+    )
+
+
 def test_mixed_is_the_engines_call_in_english_too() -> None:
     text = "Great product, terrible delivery."
     probabilities, _ = shipped_models()["en"].predict(text, "en")

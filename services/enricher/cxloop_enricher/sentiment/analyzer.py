@@ -3,6 +3,7 @@ model for English) or a model trained with `cxloop sentiment train`."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cache
 from importlib import resources
@@ -32,6 +33,16 @@ MIXED_RATIO = 0.5
 # A shipped model's polar answer for a text without an opinion word in the lexicon needs more
 # than this probability (else neutral).
 UNSURE = 0.5
+# A shipped model's text of at most this many words that holds an opinion word gets the lexicon
+# engine's answer (5-fold CV on the Amazon snippets: 0.6224 against 0.6239; tweets 0.7162
+# against 0.7155).
+SHORT_WORDS = 2
+_WORD = re.compile(r"[^\W\d_]+")
+
+
+def _at_most_words(text: str, limit: int) -> bool:
+    """True when `text` has at most `limit` words (cheap for long texts)."""
+    return text.count(" ") <= 2 * limit + 2 and len(_WORD.findall(text)) <= limit
 
 
 Predict = Callable[[str, str], tuple[Iterable[float], LexiconScore | None]]
@@ -191,6 +202,10 @@ class SentimentAnalyzer:
         probabilities, lexical = predict(text, language)
         if lexical is None:
             lexical = score_text(text, language)
+        if (lexical.positive or lexical.negative) and _at_most_words(text, SHORT_WORDS):
+            # One or two words ("Top", "Top Service", "Wrong size"): too little for the model,
+            # which learned "top" from complaints about lids; the engine's word decides.
+            return label_lexicon(lexical)
         result = _likeliest(classes, probabilities)
         if _is_mixed(lexical):
             return SentimentResult("mixed", result.score)
