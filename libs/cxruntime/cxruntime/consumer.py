@@ -44,6 +44,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from prometheus_client import Counter, Gauge, Histogram
 
 from cxruntime.framing import Framer
+from cxruntime.kafka import read_to_end
 from cxschema import INVALID, Headers, invalid_headers
 
 log = logging.getLogger(__name__)
@@ -558,10 +559,8 @@ class ConsumerRunner(Generic[T]):
         group = self._config.group_id
         for tp, stored in positions.items():
             start, end = starts[tp], ends[tp]
-            if stored > end:
-                # The embedded broker reports the end as the last batch's first offset plus
-                # one, short of the true end by the batch's size less one: read that batch.
-                end = await _reaches(self._config.bootstrap, tp, max(end - 1, start), stored)
+            if stored > end:  # the reported end may be short of the last batch's records
+                end = await _true_end(self._config.bootstrap, tp, end, start, stored)
             if start <= stored <= end:
                 continue
             reason = "after_end" if stored > end else "before_start"
@@ -619,23 +618,17 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         await self._runner.on_assigned(assigned)
 
 
-async def _reaches(bootstrap: str, tp: TopicPartition, offset: int, target: int) -> int:
-    """One past the last offset of `tp` read from `offset` on, reading no further than it
-    takes to pass `target` (`offset` if nothing is there)."""
+async def _true_end(
+    bootstrap: str, tp: TopicPartition, reported_end: int, start: int, until: int
+) -> int:
+    """`read_to_end` with a reader of its own: the runner's consumer is in its rebalance."""
     reader = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, client_id="cxloop-log-end"
     )
     await reader.start()
     try:
         reader.assign([tp])
-        reader.seek(tp, offset)
-        end = offset
-        while end < target:
-            records = (await reader.getmany(tp, timeout_ms=1000)).get(tp, [])
-            if not records:
-                break
-            end = records[-1].offset + 1
-        return end
+        return await read_to_end(reader, tp, reported_end, start, until=until)
     finally:
         await reader.stop()
 

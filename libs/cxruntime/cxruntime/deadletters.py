@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from cxruntime.kafka import make_producer
+from cxruntime.kafka import make_producer, read_to_end
 from cxschema import ERROR_HEADER_PREFIX, INVALID, Headers, header_value, without_error_headers
 
 READ_TIMEOUT_S = 30.0
@@ -103,17 +103,11 @@ class Selection:
 async def _true_ends(
     consumer: AIOKafkaConsumer, starts: dict[TopicPartition, int], ends: dict[TopicPartition, int]
 ) -> dict[TopicPartition, int]:
-    """Each partition's end, read from its last batch: the embedded broker reports the end as
-    the last batch's first offset plus one, short of the true end by the batch's size less
-    one (Kafka reports it exactly, and the read confirms it)."""
+    """Each partition's end, read from its last batch (see `read_to_end`)."""
     true = dict(ends)
     for tp, end in ends.items():
-        if end <= starts[tp]:
-            continue
-        consumer.seek(tp, end - 1)
-        records = (await consumer.getmany(tp, timeout_ms=2000)).get(tp, [])
-        if records:
-            true[tp] = max(end, records[-1].offset + 1)
+        if end > starts[tp]:
+            true[tp] = await read_to_end(consumer, tp, end, starts[tp], until=end, timeout_ms=2000)
     return true
 
 

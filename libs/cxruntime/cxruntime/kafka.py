@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Iterable
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
@@ -99,3 +99,28 @@ class KafkaProbe(CachedProbe):
 
     async def check(self) -> None:
         await self._producer.client.fetch_all_metadata()
+
+
+async def read_to_end(
+    consumer: AIOKafkaConsumer,
+    tp: TopicPartition,
+    reported_end: int,
+    start: int,
+    *,
+    until: int,
+    timeout_ms: int = 1000,
+) -> int:
+    """One past the last offset of `tp` (assigned to `consumer`), reading its log from just
+    before `reported_end` no further than past `until`; `reported_end` if nothing is there.
+
+    The embedded broker reports a partition's end as its last batch's first offset plus one,
+    short of the true end by the batch's size less one; Kafka reports it exactly, and the read
+    confirms it."""
+    end = offset = max(reported_end - 1, start)
+    consumer.seek(tp, offset)
+    while end < until:
+        records = (await consumer.getmany(tp, timeout_ms=timeout_ms)).get(tp, [])
+        if not records:
+            break
+        end = records[-1].offset + 1
+    return max(end, reported_end)
