@@ -101,15 +101,12 @@ TeamFilter = Annotated[
 SeverityFilter = Annotated[
     list[Severity], BeforeValidator(_split_commas), _several("only cases of this severity")
 ]
+_Name = Annotated[str, StringConstraints(min_length=1, max_length=200), NoNul]
 CustomerFilter = Annotated[
-    list[Annotated[str, StringConstraints(min_length=1, max_length=200), NoNul]],
-    BeforeValidator(_split_commas),
-    _several("only cases of this customer id"),
+    list[_Name], BeforeValidator(_split_commas), _several("only cases of this customer id")
 ]
 AssigneeFilter = Annotated[
-    list[Annotated[str, StringConstraints(min_length=1, max_length=200), NoNul]],
-    BeforeValidator(_split_commas),
-    _several("only cases assigned to this person"),
+    list[_Name], BeforeValidator(_split_commas), _several("only cases assigned to this person")
 ]
 
 

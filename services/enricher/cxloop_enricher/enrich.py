@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Protocol
 
-from cxloop_enricher.pii import Redactor
+from cxloop_enricher.pii import Redactor, add_counts
 from cxloop_enricher.touchpoints import Tagging, TouchpointTagger
 from cxschema import (
     FeedbackContext,
@@ -148,7 +148,7 @@ def redact_event(redactor: Redactor, event: FeedbackSubmission) -> RedactedEvent
         redacted = redactor.redact(comment)
         comment = readable_comment = redacted.text[:MAX_COMMENT_CHARS]
         if redacted.counts:
-            _add(redactions, redacted.counts)
+            add_counts(redactions, redacted.counts)
             readable_comment = redactor.unmarked(comment)
     context = readable_context = event.context
     changes: dict[str, str] = {}
@@ -156,20 +156,15 @@ def redact_event(redactor: Redactor, event: FeedbackSubmission) -> RedactedEvent
         redacted = redactor.redact(context.subject)
         if redacted.counts:
             changes["subject"] = redacted.text[:_MAX_SUBJECT_CHARS]
-            _add(redactions, redacted.counts)
+            add_counts(redactions, redacted.counts)
     if "@" in context.url or "?" in context.url:
         redacted = redactor.redact_url(context.url)
         if redacted.counts:
             changes["url"] = redacted.text[:_MAX_URL_CHARS]
-            _add(redactions, redacted.counts)
+            add_counts(redactions, redacted.counts)
     if changes:
         context = context.model_copy(update=changes)
         readable_context = context.model_copy(
             update={key: redactor.unmarked(value) for key, value in changes.items()}
         )
     return comment, context, redactions, readable_comment, readable_context
-
-
-def _add(total: dict[str, int], counts: dict[str, int]) -> None:
-    for kind, n in counts.items():
-        total[kind] = total.get(kind, 0) + n

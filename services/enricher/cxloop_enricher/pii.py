@@ -435,7 +435,7 @@ class Redactor:
             elif "@" in given:
                 inner = self.redact_emails(given)
                 value = inner.text
-                _merge(counts, inner.counts)
+                add_counts(counts, inner.counts)
             changed = changed or value != given
             pairs.append((name, value))
         if not changed:
@@ -458,7 +458,8 @@ data their value is."""
 _NOT_ALNUM: Final = re.compile(r"[\W_]+")
 
 
-def _merge(total: dict[str, int], counts: dict[str, int]) -> None:
+def add_counts(total: dict[str, int], counts: dict[str, int]) -> None:
+    """Add redaction counts by kind into `total`."""
     for kind, n in counts.items():
         total[kind] = total.get(kind, 0) + n
 
