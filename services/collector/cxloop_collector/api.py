@@ -27,6 +27,7 @@ from cxloop_collector.intake import (
     status_of,
     too_many,
 )
+from cxloop_collector.publisher import Record
 from cxloop_collector.telemetry import count_event
 from cxruntime.apikeys import ApiKey
 from cxruntime.ops import RequestRoute
@@ -260,17 +261,22 @@ async def post_cloudevents(request: Request) -> Response:
         raise refusal(parsed, what="CloudEvent")
     gate.check_channel(key, parsed.submission["channel"])
     try:
-        record = accept(
-            parsed.submission,
-            source=parsed.source,
-            received_at=received_at,
-            event_id=parsed.id,
-            occurred_at=parsed.time,
-        )
+        record = _accept_cloudevent(parsed, received_at)
     except Refused as exc:
         count_event(parsed.submission["channel"], "rejected")
         raise refusal(_in_data(exc.errors), what="CloudEvent") from None
     return await gate.publish_one(record, decision)
+
+
+def _accept_cloudevent(parsed: ce.CloudEvent, received_at: datetime) -> Record:
+    """`accept` of a CloudEvent's native event under its attributes (id, source, time)."""
+    return accept(
+        parsed.submission,
+        source=parsed.source,
+        received_at=received_at,
+        event_id=parsed.id,
+        occurred_at=parsed.time,
+    )
 
 
 def _in_data(errors: Errors) -> Errors:
@@ -321,12 +327,6 @@ def _admit_cloudevent(
         )
         return
     try:
-        batch.records[index] = accept(
-            parsed.submission,
-            source=parsed.source,
-            received_at=received_at,
-            event_id=parsed.id,
-            occurred_at=parsed.time,
-        )
+        batch.records[index] = _accept_cloudevent(parsed, received_at)
     except Refused as exc:
         batch.reject(index, _in_data(exc.errors), channel)
