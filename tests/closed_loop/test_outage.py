@@ -12,9 +12,9 @@ import pytest
 
 from cxloop_closed_loop.clock import SystemClock
 from cxloop_closed_loop.config import parse_config
-from cxloop_closed_loop.outage import OutageLog, PassBackoff
 from cxloop_closed_loop.relay import Relay
 from cxloop_closed_loop.settings import ClosedLoopSettings
+from cxruntime.outage import OutageLog, PassBackoff
 
 
 def test_backoff_doubles_up_to_the_cap_and_a_success_resets_it() -> None:

@@ -22,7 +22,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cxruntime import apikeys
 from cxruntime.apikeys import ApiKey
-from cxruntime.problems import OutageLog, Problem, database_unreachable, unavailable_problem
+from cxruntime.problems import (
+    Problem,
+    UnreachableLog,
+    database_unreachable,
+    unavailable_problem,
+)
 
 _BEARER = "bearer "
 STALE_IF_ERROR_S: Final = 600.0
@@ -64,7 +69,7 @@ class Authenticator:
         self._stale_if_error_s = stale_if_error_s
         self._max_entries = max_entries
         self._cache: dict[str, tuple[float, ApiKey | None]] = {}
-        self._outages = OutageLog()
+        self._outages = UnreachableLog()
         self._unreachable_until = float("-inf")
 
     def cached(self, key: str) -> tuple[bool, ApiKey | None]:

@@ -17,6 +17,8 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from cxruntime.outage import OutageLog
+
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
@@ -123,18 +125,17 @@ def unavailable_problem(detail: str) -> Problem:
     return Problem(503, "Service unavailable", detail, headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
-class OutageLog:
-    """Logs an outage's errors once per `interval_s` (with how many were refused in between)."""
+class UnreachableLog:
+    """Logs requests refused for an unreachable database once per `interval_s` (with how many
+    were refused in between); when to log is `outage.OutageLog`'s decision."""
 
     def __init__(self, *, interval_s: float = OUTAGE_LOG_INTERVAL_S) -> None:
-        self._interval_s = interval_s
-        self._logged_at = float("-inf")
+        self._outage = OutageLog(remind_every_s=interval_s)
         self._suppressed = 0
 
     def report(self, exc: BaseException) -> None:
         """Count `exc`; log it if nothing was logged within the interval."""
-        now = time.monotonic()
-        if now - self._logged_at < self._interval_s:
+        if self._outage.failure(time.monotonic()) is None:
             self._suppressed += 1
             return
         log.error(
@@ -144,13 +145,12 @@ class OutageLog:
             exc,
             self._suppressed,
         )
-        self._logged_at = now
         self._suppressed = 0
 
 
 def install_problem_handlers(app: FastAPI) -> None:
     """Make every error of `app` an RFC 9457 problem; an unreachable database answers 503."""
-    outages = OutageLog()
+    outages = UnreachableLog()
 
     async def on_problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Problem)

@@ -28,10 +28,10 @@ from cxloop_closed_loop.cases import team_of
 from cxloop_closed_loop.clock import Clock
 from cxloop_closed_loop.config import RoutingConfig
 from cxloop_closed_loop.orm import DeliveryAttemptRow, DeliveryRow
-from cxloop_closed_loop.outage import OutageLog, PassBackoff
 from cxloop_closed_loop.senders import SendResult, send
 from cxloop_closed_loop.settings import ClosedLoopSettings
 from cxloop_closed_loop.telemetry import BREAKER_OPEN, DELIVERIES, DELIVERY_SECONDS
+from cxruntime.outage import OutageLog, PassBackoff
 
 log = logging.getLogger(__name__)
 
