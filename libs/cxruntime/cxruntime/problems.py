@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Collection
 from typing import Any, Final
 
 import asyncpg
@@ -110,6 +111,15 @@ def invalid_parameter(field: str, message: str) -> Problem:
         "Invalid request",
         message,
         errors=[{"field": field, "message": message, "type": "value_error"}],
+    )
+
+
+def unknown_parameter(name: str, allowed: Collection[str], *, field: str | None = None) -> Problem:
+    """The 422 for a query parameter an endpoint does not take (FastAPI would drop it without a
+    word, and a misspelt filter would answer for everything); `field` defaults to the name."""
+    shown = name[:100]
+    return invalid_parameter(
+        field or shown, f"unknown query parameter {shown!r}; this endpoint takes {sorted(allowed)}"
     )
 
 

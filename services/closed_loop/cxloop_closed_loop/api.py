@@ -39,7 +39,7 @@ from cxloop_closed_loop.schemas import (
 )
 from cxruntime.apikeys import ApiKey
 from cxruntime.auth import AdminKey, CasesKey
-from cxruntime.problems import Problem
+from cxruntime.problems import Problem, unknown_parameter
 from cxruntime.problems import invalid_parameter as _invalid
 from cxschema.events import NoNul
 
@@ -115,11 +115,7 @@ def _refuse_unknown(allowed: frozenset[str], request: Request) -> None:
     # answer with every case.
     for name in dict.fromkeys(request.query_params.keys()):
         if name not in allowed:
-            shown = name[:100]
-            raise _invalid(
-                f"query.{shown}",
-                f"unknown query parameter {shown!r}; this endpoint takes {sorted(allowed)}",
-            )
+            raise unknown_parameter(name, allowed, field=f"query.{name[:100]}")
 
 
 CASE_PARAMETERS: Final = frozenset(

@@ -21,7 +21,7 @@ from cxloop_metrics.repository import Filters
 from cxloop_metrics.schemas import ComparisonReport, KpiReport, TimeSeriesReport
 from cxruntime.auth import ReadKey
 from cxruntime.problems import invalid_parameter as _problem
-from cxruntime.problems import problem_response
+from cxruntime.problems import problem_response, unknown_parameter
 from cxschema import CHANNELS, JOURNEY_STAGES
 
 Window = Literal["1h", "24h", "7d", "28d", "90d"]
@@ -96,9 +96,7 @@ def _only(*names: str) -> Callable[..., Coroutine[Any, Any, None]]:
         counts = Counter(key[:100] for key, _ in request.query_params.multi_items())
         for key, count in counts.items():
             if key not in allowed:
-                raise _problem(
-                    key, f"unknown query parameter {key!r}; this endpoint takes {sorted(allowed)}"
-                )
+                raise unknown_parameter(key, allowed)
             if count > 1:
                 raise _problem(key, f"give `{key}` once; separate several values with commas")
 
